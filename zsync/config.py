@@ -1,0 +1,136 @@
+"""Settings: flags > environment > --env-file > defaults.
+
+This is the only module that reads ``os.environ``. It also owns key redaction: every
+text that may have touched the server or the key passes through :func:`redact` before it
+is stored or shown.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from zsync.errors import ConfigError, UsageError
+
+DEFAULT_API_BASE = "http://localhost:8080/api"
+DEFAULT_LEDGER = "zsync.db"
+DEFAULT_WAIT_BUDGET = 120.0
+# The emulator's documented development key; it only ever opens the local emulator.
+DEV_API_KEY = "zsync-dev-key"
+
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_base: str = DEFAULT_API_BASE
+    api_key: str | None = field(default=None, repr=False)
+    ledger_path: Path = Path(DEFAULT_LEDGER)
+    wait_budget: float = DEFAULT_WAIT_BUDGET
+    allow_insecure_http: bool = False
+
+    def require_key(self) -> str:
+        if not self.api_key:
+            raise ConfigError(
+                "ZENTRIK_API_KEY is not set: create a key in Zentrik under "
+                "Settings → API Keys and export it (or put it in --env-file)"
+            )
+        return self.api_key
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.api_key)
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; blank lines and ``#`` comments skipped; one layer of quotes stripped."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"--env-file {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--env-file {path}: cannot read ({type(exc).__name__})") from None
+    values: dict[str, str] = {}
+    for line in raw.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip()
+        if key.startswith("export "):
+            key = key[len("export ") :].strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if key:
+            values[key] = value
+    return values
+
+
+def load(
+    *,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    ledger: str | Path | None = None,
+    env_file: Path | None = None,
+    allow_insecure_http: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    if env_file is not None:
+        # The environment wins over the file, as in Zentrik's template.
+        for key, value in parse_env_file(env_file).items():
+            env.setdefault(key, value)
+
+    base = (api_base or env.get("ZENTRIK_API_BASE") or DEFAULT_API_BASE).strip().rstrip("/")
+    key = (api_key or env.get("ZENTRIK_API_KEY") or "").strip() or None
+    ledger_path = Path(ledger or env.get("ZSYNC_LEDGER") or DEFAULT_LEDGER)
+    insecure = allow_insecure_http or env.get("ZSYNC_ALLOW_INSECURE_HTTP", "") in {"1", "true"}
+    wait_budget = _wait_budget(env.get("EVAL_API_WAIT_SECONDS") or env.get("ZSYNC_WAIT_SECONDS"))
+    check_api_base(base, insecure)
+    return Settings(
+        api_base=base,
+        api_key=key,
+        ledger_path=ledger_path,
+        wait_budget=wait_budget,
+        allow_insecure_http=insecure,
+    )
+
+
+def _wait_budget(raw: str | None) -> float:
+    if raw is None or not raw.strip():
+        return DEFAULT_WAIT_BUDGET
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        raise ConfigError(f"EVAL_API_WAIT_SECONDS={raw!r} is not a number of seconds") from None
+
+
+def check_api_base(base: str, allow_insecure_http: bool) -> None:
+    parts = urlsplit(base)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(f"ZENTRIK_API_BASE {base!r} is not an http(s) URL")
+    if parts.username or parts.password:
+        raise ConfigError("ZENTRIK_API_BASE must not carry credentials; use ZENTRIK_API_KEY")
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
+        raise ConfigError(
+            f"ZENTRIK_API_BASE uses plain http to {parts.hostname}: the key would travel "
+            "unencrypted; use https (or --allow-insecure-http if you really mean it)"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+
+
+_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Remove the key (and any bearer token) from ``text``."""
+    if secret:
+        text = text.replace(secret, "***")
+    return _BEARER.sub(r"\1***", text)

@@ -1,0 +1,133 @@
+"""The one exception tree and exit-code enum of zsync.
+
+Callers catch a whole layer at once; ``cli.py`` is the single place that turns an
+exception into a message and an exit code.
+
+    ZsyncError                      (exit_code on the class)
+    ├── UsageError                  2  bad flags or arguments
+    ├── ConfigError                 3  missing key, bad base URL, wrong workspace
+    │   └── AuthError               3  the API refused the key (401/403)
+    ├── ApiUnavailable              4  readyz not ready, API unreachable at preflight
+    ├── LedgerError                 5  ledger unusable (corrupt, newer schema, unwritable)
+    │   └── LedgerLocked            5  another run holds the lease
+    ├── InputError                  1  an input file cannot be read at all
+    └── ApiError                    -  one request failed; the engine decides the item's fate
+        ├── TransientError             worth retrying with the same body and key
+        │   ├── TransportError           connection refused/reset, timeout
+        │   ├── RateLimited              429 (carries retry_after seconds, may be None)
+        │   ├── ServerUnavailable        500/502/503/504
+        │   └── WarmingUp                GET 404 with the web front end's index.html
+        └── PermanentError             retrying the same request cannot help
+            ├── Rejected                 other 4xx (carries status and a short reason)
+            ├── Conflict                 409: reconcile, never a new key
+            ├── RedirectRefused          3xx: never followed
+            └── MalformedResponse        2xx whose body is not what the API promises
+
+No message in this tree ever contains the API key: ``config.redact`` is applied to every
+server-provided text before it is stored in an exception.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    ITEMS_FAILED = 1
+    USAGE = 2
+    CONFIG = 3
+    UNAVAILABLE = 4
+    LEDGER = 5
+    PENDING = 75
+    INTERRUPTED = 130
+
+
+class ZsyncError(Exception):
+    exit_code: ExitCode = ExitCode.ITEMS_FAILED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(ZsyncError):
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(ZsyncError):
+    exit_code = ExitCode.CONFIG
+
+
+class AuthError(ConfigError):
+    pass
+
+
+class ApiUnavailable(ZsyncError):
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class LedgerError(ZsyncError):
+    exit_code = ExitCode.LEDGER
+
+
+class LedgerLocked(LedgerError):
+    pass
+
+
+class InputError(ZsyncError):
+    exit_code = ExitCode.ITEMS_FAILED
+
+
+class ApiError(ZsyncError):
+    """One request failed. ``status`` is the HTTP status, or None for transport failures."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TransientError(ApiError):
+    pass
+
+
+class TransportError(TransientError):
+    pass
+
+
+class RateLimited(TransientError):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message, status=429)
+        self.retry_after = retry_after
+
+
+class ServerUnavailable(TransientError):
+    pass
+
+
+class WarmingUp(TransientError):
+    pass
+
+
+class PermanentError(ApiError):
+    pass
+
+
+class Rejected(PermanentError):
+    pass
+
+
+class Conflict(PermanentError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=409)
+
+
+class RedirectRefused(PermanentError):
+    pass
+
+
+class MalformedResponse(PermanentError):
+    pass
