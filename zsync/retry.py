@@ -1,0 +1,181 @@
+"""The one retry policy: what is retried, how long to wait, when to give up.
+
+Only :class:`~zsync.errors.TransientError` is retried, always with the same request (same body,
+same Idempotency-Key). A ``Retry-After`` from the server wins over our own backoff; otherwise
+the wait is full-jitter exponential. A call gives up when its attempts are spent, when the next
+wait would carry it past its time budget, or when the stop event is set (SIGTERM), and then
+re-raises the last real error so the caller sees what actually went wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from zsync.errors import TransientError
+
+T = TypeVar("T")
+
+OnRetry = Callable[[TransientError, int, float], None]
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header, or None when it says nothing usable.
+
+    Accepts delta-seconds (fractions tolerated) and HTTP-dates; a date in the past means 0.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+        return None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        # RFC 9110 dates are always GMT; a "-0000" zone parses as naive.
+        when = when.replace(tzinfo=UTC)
+    try:
+        target = when.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, target - current)
+
+
+class _StopBeforeBudget(stop_base):
+    """tenacity's ``stop_before_delay``, measured in policy time.
+
+    Policy time is the real time spent outside waits plus the waits as requested, so a policy
+    whose sleep does not really sleep (tests) takes exactly the decisions a real one would.
+    """
+
+    def __init__(self, budget: float, call: _CallState) -> None:
+        self.budget = budget
+        self.call = call
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        spent = retry_state.seconds_since_start or 0.0
+        elapsed = spent - self.call.real_slept + retry_state.idle_for
+        return elapsed + retry_state.upcoming_sleep >= self.budget
+
+
+class _StopOnEvent(stop_base):
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.event.is_set()
+
+
+class _Wait(wait_base):
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        return self.policy.wait_for(error, retry_state.attempt_number)
+
+
+@dataclass
+class _CallState:
+    last: TransientError | None = None
+    real_slept: float = 0.0
+
+
+@dataclass
+class RetryPolicy:
+    budget: float = 120.0
+    max_attempts: int = 12
+    initial: float = 0.5
+    maximum: float = 10.0
+    min_wait: float = 0.05
+    stop_event: threading.Event | None = None
+    sleep: Callable[[float], None] | None = None
+    # Waits the instant policy would have done; only filled by :meth:`instant`.
+    slept: list[float] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.min_wait < 0 or self.initial < 0 or self.maximum < 0 or self.budget < 0:
+            raise ValueError("retry times must not be negative")
+
+    @classmethod
+    def instant(cls, **kw: Any) -> RetryPolicy:
+        """Same decisions as a real policy, but waits are only recorded in ``.slept``."""
+        if "sleep" in kw:
+            raise TypeError("instant() records its own waits; do not pass sleep")
+        policy = cls(**kw)
+        policy.sleep = policy.slept.append
+        return policy
+
+    def wait_for(self, error: BaseException | None, attempt_number: int) -> float:
+        """Seconds to wait after failed attempt ``attempt_number`` (1-based) with ``error``."""
+        retry_after = getattr(error, "retry_after", None)
+        if isinstance(retry_after, int | float) and retry_after >= 0:
+            return max(float(retry_after), self.min_wait)
+        ceiling = min(self.maximum, self.initial * 2.0 ** min(attempt_number - 1, 60))
+        return random.uniform(self.min_wait, max(self.min_wait, ceiling))
+
+    def call(self, fn: Callable[[], T], *, on_retry: OnRetry | None = None) -> T:
+        """Run ``fn`` until it succeeds, a non-transient error occurs, or retrying is over."""
+        state = _CallState()
+
+        def before_sleep(retry_state: RetryCallState) -> None:
+            outcome = retry_state.outcome
+            error = outcome.exception() if outcome is not None else None
+            if not isinstance(error, TransientError):  # only transient errors are retried
+                return
+            state.last = error
+            if on_retry is not None:
+                on_retry(error, retry_state.attempt_number, retry_state.upcoming_sleep)
+
+        def sleep(seconds: float) -> None:
+            started = time.monotonic()
+            try:
+                if self.sleep is not None:
+                    self.sleep(seconds)
+                elif self.stop_event is not None:
+                    self.stop_event.wait(seconds)
+                else:
+                    time.sleep(seconds)
+            finally:
+                state.real_slept += time.monotonic() - started
+            if self.stop_event is not None and self.stop_event.is_set() and state.last:
+                # Stopped while waiting: no further attempt, the caller gets the real error.
+                raise state.last
+
+        stop = stop_after_attempt(self.max_attempts) | _StopBeforeBudget(self.budget, state)
+        if self.stop_event is not None:
+            stop = stop | _StopOnEvent(self.stop_event)
+        retrying = Retrying(
+            retry=retry_if_exception_type(TransientError),
+            wait=_Wait(self),
+            stop=stop,
+            before_sleep=before_sleep,
+            sleep=sleep,
+            reraise=True,
+        )
+        return retrying(fn)
