@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from zsync.config import DEV_API_KEY
+from zsync.emulator.testing import emulator_fixture
+
+# Named apart from the shared `emulator` fixture so a top-level conftest can import that one
+# without the two shadowing each other.
+emu = emulator_fixture(name="emu")
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {DEV_API_KEY}"
+    yield session
+    session.close()

@@ -1,0 +1,116 @@
+"""`zsync emulator` as a user runs it: flags, the listening line, port file, clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from zsync.emulator.command import emulator_command
+
+# The command is registered on the main group by cli.py; run it standalone so these tests
+# depend on nothing but the emulator.
+LAUNCH = "from zsync.emulator.command import emulator_command; emulator_command()"
+
+
+def test_help_shows_an_example() -> None:
+    result = CliRunner().invoke(emulator_command, ["--help"])
+    assert result.exit_code == 0
+    assert "zsync emulator --port 8080" in result.output
+    assert "--drop-after-commit-rate" in result.output
+
+
+def test_non_loopback_host_is_refused_without_allow_remote() -> None:
+    result = CliRunner().invoke(emulator_command, ["--host", "0.0.0.0"])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0
+    assert "--allow-remote" in result.output
+
+
+def test_out_of_range_rate_is_a_usage_error() -> None:
+    result = CliRunner().invoke(emulator_command, ["--error-rate", "1.5"])
+    assert result.exit_code == 2
+
+
+def _launch(
+    tmp_path: Path, *args: str, key: str | None = None
+) -> tuple[subprocess.Popen[str], int]:
+    port_file = tmp_path / "port"
+    env = {k: v for k, v in os.environ.items() if k != "ZENTRIK_API_KEY"}
+    if key is not None:
+        env["ZENTRIK_API_KEY"] = key
+    process = subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, "--port", "0", "--port-file", str(port_file), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 10
+    while not port_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"emulator did not start: {process.communicate()}")
+        time.sleep(0.02)
+    return process, int(port_file.read_text())
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_serves_on_a_free_port_and_stops_cleanly(tmp_path: Path, stop_signal: int) -> None:
+    process, port = _launch(tmp_path, "--inspect")
+    try:
+        ready = requests.get(f"http://127.0.0.1:{port}/api/readyz", timeout=5)
+        assert ready.status_code == 200
+        assert requests.get(f"http://127.0.0.1:{port}/__emulator/state", timeout=5).ok
+    finally:
+        process.send_signal(stop_signal)
+        stdout, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert stdout.strip() == (
+        f"zsync emulator listening on http://127.0.0.1:{port}/api (key: zsync-dev-key)"
+    )
+    assert "Traceback" not in stderr
+
+
+def test_key_from_environment_is_required_and_not_shown(tmp_path: Path) -> None:
+    process, port = _launch(tmp_path, key="env-secret-key")
+    try:
+        url = f"http://127.0.0.1:{port}/api/external/v1/auth/context"
+        dev = requests.get(url, headers={"Authorization": "Bearer zsync-dev-key"}, timeout=5)
+        env = requests.get(url, headers={"Authorization": "Bearer env-secret-key"}, timeout=5)
+    finally:
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=10)
+    assert dev.status_code == 401
+    assert env.status_code == 200
+    assert "(key: custom key)" in stdout
+    assert "env-secret-key" not in stdout + stderr
+
+
+def test_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+    process, port = _launch(tmp_path)
+    try:
+        second = subprocess.run(
+            [sys.executable, "-c", LAUNCH, "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    assert second.returncode == 1
+    assert second.stderr.strip().count("\n") == 0
+    assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
+
+
+@pytest.mark.skip(reason="the Zentrik template run lives with the integration tests")
+def test_zentrik_template_runs_unchanged() -> None:
+    raise AssertionError("not run")
