@@ -1,5 +1,441 @@
+"""The zsync command line: options -> one library call -> render.
+
+This is the only module (with the emulator's own command) that imports click, prints or
+exits. Every exception becomes one line and a documented exit code here; ``--debug``
+shows the traceback as well.
+"""
+
 from __future__ import annotations
 
+import json
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
 
-def main() -> None:  # replaced by the real command group
-    raise SystemExit(0)
+import click
+
+from zsync import __version__, config, operations, report
+from zsync.engine import Event, RunOptions, RunResult
+from zsync.errors import ExitCode, ZsyncError
+from zsync.plan import PlanOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Per-item problems shown on stderr before the rest are only counted (cron mail stays short).
+_MAX_ITEM_LINES = 20
+
+
+class State:
+    def __init__(self) -> None:
+        self.debug = False
+        self.verbose = 0
+        self.quiet = False
+        self.secret: str | None = None
+
+
+def common_options(fn: F) -> F:
+    options = [
+        click.option(
+            "--ledger",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Ledger file (env ZSYNC_LEDGER; default ./zsync.db).",
+        ),
+        click.option(
+            "--env-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="KEY=VALUE file for ZENTRIK_API_BASE/ZENTRIK_API_KEY; the environment wins.",
+        ),
+        click.option("--api-base", help="API base URL including /api (env ZENTRIK_API_BASE)."),
+        click.option(
+            "--allow-insecure-http",
+            is_flag=True,
+            help="Allow a plain http:// base that is not on this machine.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def run_options(fn: F) -> F:
+    options = [
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 64),
+            default=8,
+            show_default=True,
+            help="Requests in flight at once.",
+        ),
+        click.option(
+            "--rate",
+            type=click.FloatRange(min=0, min_open=True),
+            help="Cap on requests per second (creates and polls together).",
+        ),
+        click.option(
+            "--poll-seconds",
+            type=click.FloatRange(min=0),
+            default=300.0,
+            show_default=True,
+            help="Total time to wait for processing to finish.",
+        ),
+        click.option(
+            "--poll-interval",
+            type=click.FloatRange(min=0.1),
+            default=6.0,
+            show_default=True,
+            help="Longest gap between two polls of one signal.",
+        ),
+        click.option(
+            "--max-duration",
+            type=click.FloatRange(min=0, min_open=True),
+            help="Stop starting new work after this many seconds (exit 75).",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _settings(
+    state: State,
+    ledger: Path | None,
+    env_file: Path | None,
+    api_base: str | None,
+    allow_insecure_http: bool,
+) -> config.Settings:
+    settings = config.load(
+        api_base=api_base,
+        ledger=ledger,
+        env_file=env_file,
+        allow_insecure_http=allow_insecure_http,
+    )
+    state.secret = settings.api_key
+    return settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zsync")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("-v", "--verbose", count=True, help="Show each item's outcome.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors and the summary.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
+    """Sync records into Zentrik Signals, exactly once, with a local SQLite ledger.
+
+    \b
+    Example:
+      export ZENTRIK_API_KEY=...
+      zsync push --input examples/signals.json
+      zsync status
+    """
+    state = ctx.ensure_object(State)
+    state.debug, state.verbose, state.quiet = debug, verbose, quiet
+
+
+def _emitter(state: State) -> Callable[[Event], None]:
+    shown = {"n": 0, "hidden": 0}
+    attention = {"invalid", "duplicate", "rejected", "conflict", "error", "failed"}
+    lock = threading.Lock()
+
+    def emit(event: Event) -> None:
+        if event.kind == "would-send":
+            click.echo(event.message)
+            return
+        if event.kind in attention and not state.quiet:
+            with lock:
+                if shown["n"] >= _MAX_ITEM_LINES and state.verbose == 0:
+                    shown["hidden"] += 1
+                    return
+                shown["n"] += 1
+            who = f"{event.external_id}: " if event.external_id and event.kind != "invalid" else ""
+            message = config.redact(event.message, state.secret)
+            click.echo(f"{event.kind}: {who}{message}", err=True)
+        elif state.verbose and event.kind not in ("polling",):
+            if event.kind == "retry" and state.verbose < 2:
+                return
+            who = f"{event.external_id} " if event.external_id else ""
+            click.echo(f"{event.kind}: {who}{config.redact(event.message, state.secret)}", err=True)
+
+    emit.hidden = shown  # type: ignore[attr-defined]
+    return emit
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """First Ctrl-C/SIGTERM: finish in-flight requests, record them, exit 130. Second: now."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("stopping: finishing requests in flight (Ctrl-C again to abort)", err=True)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _render(state: State, result: RunResult, as_json: bool, emit: Callable[[Event], None]) -> None:
+    hidden = getattr(emit, "hidden", {}).get("hidden", 0)
+    if hidden:
+        click.echo(f"... and {hidden} more item problems (see zsync status)", err=True)
+    if not state.quiet:
+        for line in report.dropped_warnings(result):
+            click.echo(line, err=True)
+    if result.fatal is not None:
+        click.echo(f"zsync: error: {config.redact(str(result.fatal), state.secret)}", err=True)
+    if as_json:
+        click.echo(json.dumps(report.summary_json(result), indent=2, sort_keys=True))
+    else:
+        click.echo(report.summary_text(result), err=result.command == "push" and _dry(result))
+    sys.exit(int(result.exit_code))
+
+
+def _dry(result: RunResult) -> bool:
+    return result.run_id is None
+
+
+def _run_opts(
+    concurrency: int,
+    rate: float | None,
+    poll_seconds: float,
+    poll_interval: float,
+    max_duration: float | None,
+    **extra: Any,
+) -> RunOptions:
+    return RunOptions(
+        concurrency=concurrency,
+        rate=rate,
+        poll_seconds=poll_seconds,
+        poll_interval=poll_interval,
+        max_duration=max_duration,
+        **extra,
+    )
+
+
+@cli.command()
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    required=True,
+    help="Input file (repeatable); - reads stdin.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "jsonl", "ndjson"]),
+    help="Input format (default: by extension, else sniffed).",
+)
+@click.option(
+    "--derive-external-id",
+    is_flag=True,
+    help="Give records without externalId one derived from their content.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print each body that would be sent as a JSON line; send and write nothing.",
+)
+@click.option("--skip-readyz", is_flag=True, help="Skip the GET /readyz preflight.")
+@click.option("--no-poll", is_flag=True, help="Do not wait for processed/failed.")
+@click.option(
+    "--delay-ms",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Minimum gap between requests in ms (the template's pacing).",
+)
+@click.option("--limit", type=click.IntRange(min=0), help="Send at most N records this run.")
+@run_options
+@common_options
+@click.pass_obj
+def push(
+    state: State,
+    /,
+    inputs: tuple[str, ...],
+    fmt: str | None,
+    derive_external_id: bool,
+    dry_run: bool,
+    skip_readyz: bool,
+    no_poll: bool,
+    delay_ms: int,
+    limit: int | None,
+    as_json: bool,
+    ledger: Path | None,
+    env_file: Path | None,
+    api_base: str | None,
+    allow_insecure_http: bool,
+    **run: Any,
+) -> None:
+    """Send new and unfinished records; skip what the ledger already has.
+
+    \b
+    Example:
+      zsync push --input tickets.jsonl --no-poll
+    """
+    settings = _settings(state, ledger, env_file, api_base, allow_insecure_http)
+    emit = _emitter(state)
+    ctx = operations.Context(settings, emit=emit)
+    plan = PlanOptions(
+        inputs=inputs, fmt=fmt, derive_external_id=derive_external_id, limit=limit, dry_run=dry_run
+    )
+    options = _run_opts(poll=not no_poll, delay_ms=delay_ms, **run)
+    with _stop_on_signals(ctx.stop_event):
+        result = operations.push(ctx, plan, options, skip_readyz=skip_readyz)
+    _render(state, result, as_json, emit)
+
+
+@cli.command()
+@run_options
+@common_options
+@click.pass_obj
+def reconcile(
+    state: State,
+    /,
+    as_json: bool,
+    ledger: Path | None,
+    env_file: Path | None,
+    api_base: str | None,
+    allow_insecure_http: bool,
+    **run: Any,
+) -> None:
+    """Poll every submitted item, resend pending/error ones, recheck conflicts.
+
+    \b
+    Example:
+      zsync reconcile --poll-seconds 600
+    """
+    settings = _settings(state, ledger, env_file, api_base, allow_insecure_http)
+    emit = _emitter(state)
+    ctx = operations.Context(settings, emit=emit)
+    with _stop_on_signals(ctx.stop_event):
+        result = operations.reconcile(ctx, _run_opts(**run))
+    _render(state, result, as_json, emit)
+
+
+@cli.command("retry-failed")
+@click.option("--include-rejected", is_flag=True, help="Also resend items the API rejected.")
+@click.option("--preview", is_flag=True, help="List what would be retried; change nothing.")
+@click.option("--no-poll", is_flag=True, help="Do not wait for processed/failed.")
+@run_options
+@common_options
+@click.pass_obj
+def retry_failed(
+    state: State,
+    /,
+    include_rejected: bool,
+    preview: bool,
+    no_poll: bool,
+    as_json: bool,
+    ledger: Path | None,
+    env_file: Path | None,
+    api_base: str | None,
+    allow_insecure_http: bool,
+    **run: Any,
+) -> None:
+    """Re-queue signals whose processing failed and resend items that errored.
+
+    \b
+    Example:
+      zsync retry-failed --preview
+    """
+    settings = _settings(state, ledger, env_file, api_base, allow_insecure_http)
+    if preview:
+        items = operations.retry_candidates(settings, include_rejected).items
+        if as_json:
+            click.echo(json.dumps({"would_retry": items}, indent=2))
+        else:
+            for item in items:
+                action = "re-queue" if item["status"] == "failed" else "resend"
+                click.echo(
+                    f"{action} {item['external_id']} ({item['status']}): {item.get('error') or ''}"
+                )
+            click.echo(f"{len(items)} item(s) would be retried")
+        return
+    emit = _emitter(state)
+    ctx = operations.Context(settings, emit=emit)
+    with _stop_on_signals(ctx.stop_event):
+        result = operations.retry_failed(
+            ctx, _run_opts(poll=not no_poll, **run), include_rejected=include_rejected
+        )
+    _render(state, result, as_json, emit)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@common_options
+@click.pass_obj
+def status(
+    state: State,
+    /,
+    as_json: bool,
+    ledger: Path | None,
+    env_file: Path | None,
+    api_base: str | None,
+    allow_insecure_http: bool,
+) -> None:
+    """Counts per status, recent runs, the lock holder and items that need attention.
+
+    \b
+    Example:
+      zsync status --json
+    """
+    settings = _settings(state, ledger, env_file, api_base, allow_insecure_http)
+    info = operations.status(settings)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, sort_keys=True))
+    else:
+        click.echo(report.status_text(info))
+
+
+def _add_emulator() -> None:
+    from zsync.emulator.command import emulator_command
+
+    cli.add_command(emulator_command)
+
+
+_add_emulator()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one place turns every exception into a line and an exit code."""
+    state = State()
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="zsync", standalone_mode=False, obj=state)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("zsync: interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.USAGE)
+    except ZsyncError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"zsync: error: {config.redact(str(exc), state.secret)}", err=True)
+        sys.exit(int(exc.exit_code))
+    except KeyboardInterrupt:
+        click.echo("zsync: interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except Exception as exc:  # a bug: say so in one line, never leak a traceback unasked
+        if debug:
+            traceback.print_exc()
+        text = config.redact(f"{type(exc).__name__}: {exc}", state.secret)
+        click.echo(f"zsync: internal error: {text} (rerun with --debug for details)", err=True)
+        sys.exit(ExitCode.INTERNAL)

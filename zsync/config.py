@@ -32,6 +32,8 @@ class Settings:
     ledger_path: Path = Path(DEFAULT_LEDGER)
     wait_budget: float = DEFAULT_WAIT_BUDGET
     allow_insecure_http: bool = False
+    # Multiplies every retry backoff (not Retry-After); tests set it small. 1.0 in production.
+    retry_scale: float = 1.0
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -54,8 +56,8 @@ def parse_env_file(path: Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--env-file {path}: cannot read ({type(exc).__name__})") from None
     values: dict[str, str] = {}
-    for line in raw.splitlines():
-        line = line.strip()
+    for raw_line in raw.splitlines():
+        line = raw_line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, _, value = line.partition("=")
@@ -82,8 +84,8 @@ def load(
     env = dict(os.environ if environ is None else environ)
     if env_file is not None:
         # The environment wins over the file, as in Zentrik's template.
-        for key, value in parse_env_file(env_file).items():
-            env.setdefault(key, value)
+        for name, value in parse_env_file(env_file).items():
+            env.setdefault(name, value)
 
     base = (api_base or env.get("ZENTRIK_API_BASE") or DEFAULT_API_BASE).strip().rstrip("/")
     key = (api_key or env.get("ZENTRIK_API_KEY") or "").strip() or None
@@ -91,12 +93,17 @@ def load(
     insecure = allow_insecure_http or env.get("ZSYNC_ALLOW_INSECURE_HTTP", "") in {"1", "true"}
     wait_budget = _wait_budget(env.get("EVAL_API_WAIT_SECONDS") or env.get("ZSYNC_WAIT_SECONDS"))
     check_api_base(base, insecure)
+    try:
+        retry_scale = float(env.get("ZSYNC_RETRY_SCALE") or 1.0)
+    except ValueError:
+        raise ConfigError("ZSYNC_RETRY_SCALE must be a number") from None
     return Settings(
         api_base=base,
         api_key=key,
         ledger_path=ledger_path,
         wait_budget=wait_budget,
         allow_insecure_http=insecure,
+        retry_scale=max(0.0, retry_scale),
     )
 
 

@@ -40,6 +40,7 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 4
     LEDGER = 5
     PENDING = 75
+    INTERNAL = 70
     INTERRUPTED = 130
 
 

@@ -456,7 +456,10 @@ class Ledger:
             "WHERE external_id = ? ORDER BY id",
             (external_id,),
         )
-        return [dict(zip(("run_id", "at", "kind", "http_status", "detail"), r, strict=True)) for r in cur]
+        return [
+            dict(zip(("run_id", "at", "kind", "http_status", "detail"), r, strict=True))
+            for r in cur
+        ]
 
     # -- items: writes (each call is one transaction) ------------------------------------
 
@@ -490,9 +493,7 @@ class Ledger:
                 ],
             )
 
-    def record_invalid(
-        self, rows: Sequence[tuple[str | None, str, str]], run_id: int
-    ) -> None:
+    def record_invalid(self, rows: Sequence[tuple[str | None, str, str]], run_id: int) -> None:
         """(external_id or None, origin, message). A known item keeps its status."""
         if not rows:
             return

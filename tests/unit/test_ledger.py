@@ -1,4 +1,4 @@
-"""The ledger as a user meets it: a file that survives, refuses what it must, and keeps secrets out."""
+"""The ledger as a user meets it: a file that survives and refuses what it must."""
 
 from __future__ import annotations
 
@@ -35,10 +35,23 @@ def test_intent_then_outcomes_walk_the_lifecycle(tmp_path: Path) -> None:
     assert ledger.counts_by_status() == {"pending": 2}
     ledger.apply_outcomes(
         [
-            Outcome("a", "created", status="submitted", http_status=201, public_id="SIGNAL-1",
-                    job_id="job-1", attempts=1),
-            Outcome("b", "rejected", status="rejected", http_status=422,
-                    detail="422 validation_failed: text is required", attempts=1),
+            Outcome(
+                "a",
+                "created",
+                status="submitted",
+                http_status=201,
+                public_id="SIGNAL-1",
+                job_id="job-1",
+                attempts=1,
+            ),
+            Outcome(
+                "b",
+                "rejected",
+                status="rejected",
+                http_status=422,
+                detail="422 validation_failed: text is required",
+                attempts=1,
+            ),
         ],
         run_id=1,
     )
@@ -66,11 +79,17 @@ def test_reopening_keeps_everything(tmp_path: Path) -> None:
 def test_second_holder_is_refused_with_the_holder_named(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     child = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from zsync.ledger import Ledger;"
-         "l = Ledger.open(Path(sys.argv[1])); l.acquire_lease('push'); print('held', flush=True);"
-         "time.sleep(30)", str(path)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from zsync.ledger import Ledger;"
+            "l = Ledger.open(Path(sys.argv[1])); l.acquire_lease('push');"
+            "print('held', flush=True);"
+            "time.sleep(30)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "held"
@@ -126,7 +145,9 @@ def test_ledger_from_a_newer_zsync_is_refused(tmp_path: Path) -> None:
         Ledger.open(path)
 
 
-def test_failing_migration_rolls_back_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failing_migration_rolls_back_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     migrations = tmp_path / "migrations"
     migrations.mkdir()
     (migrations / "0001_ok.sql").write_text("CREATE TABLE a (x);\n")
@@ -146,9 +167,18 @@ def test_failing_migration_rolls_back_whole(tmp_path: Path, monkeypatch: pytest.
 def test_migrations_ship_inside_the_wheel(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path),
-         str(root)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(tmp_path),
+            str(root),
+        ],
+        check=True,
+        capture_output=True,
     )
     wheel = next(tmp_path.glob("zsync-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()

@@ -24,6 +24,7 @@ LIVE_FIELDS = frozenset(
         "not_ready",
         "process_seconds",
         "handle_ms",
+        "reject_external_ids",
     }
 )
 
@@ -56,9 +57,13 @@ class EmulatorConfig:
     # same key inside this window gets 409 request_in_progress, as when a client's timeout is
     # shorter than the server's work.
     handle_ms: float = 0.0
+    # externalIds the server refuses with 422 (a server-side rule the client cannot know);
+    # how tests and rehearsals produce a rejection for a record that passes local checks.
+    reject_external_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.scopes = tuple(self.scopes)
+        self.reject_external_ids = tuple(self.reject_external_ids)
         self.validate()
 
     def validate(self) -> None:

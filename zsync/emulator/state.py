@@ -211,6 +211,13 @@ class EmulatorState:
     def _create_unkeyed(self, raw: bytes) -> Answer:
         fields = parse_object(raw)
         check_create(fields)
+        if str(fields.get("externalId")) in self.config.reject_external_ids:
+            raise ApiFailure(
+                422,
+                "rejected_by_rule",
+                "this record is refused by a workspace rule",
+                field="externalId",
+            )
         identity = self._identity(fields)
         workspace = self.config.workspace_id
         with self.lock:

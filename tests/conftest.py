@@ -1,0 +1,58 @@
+"""Shared fixtures: every test runs in its own directory with a clean environment, so no
+test can read a real key or write a ledger outside its temp dir."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from zsync.cli import main
+from zsync.emulator.testing import emulator, emulator_fixture
+
+__all__ = ["CliResult", "emulator", "emulator_fixture", "run_cli"]
+
+TEST_KEY = "zsync-dev-key"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for name in list(os.environ):
+        if name.startswith(("ZENTRIK_", "ZSYNC_", "EVAL_API_")):
+            monkeypatch.delenv(name)
+    # Retries in tests wait milliseconds, not seconds (still real waits, still bounded).
+    monkeypatch.setenv("ZSYNC_RETRY_SCALE", "0.01")
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(
+    args: list[str], env: dict[str, str] | None = None, stdin: str | None = None
+) -> CliResult:
+    """Run the real entry point (exit-code mapping included) with captured output."""
+    runner = CliRunner()
+    code = 0
+    with runner.isolation(input=stdin, env=env) as (out, err, _mixed):
+        try:
+            main(args)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out_s = out.getvalue().decode()
+        err_s = err.getvalue().decode()
+    return CliResult(code, out_s, err_s)
+
+
+@pytest.fixture
+def api_env(emulator) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"ZENTRIK_API_BASE": emulator.url, "ZENTRIK_API_KEY": TEST_KEY}

@@ -1,0 +1,513 @@
+"""push / reconcile / retry-failed: plan against the ledger, send, poll, record.
+
+Threads: the caller's thread owns the ledger and does all planning and writing; worker
+threads only make HTTP requests and hand back :class:`~zsync.ledger.Outcome` objects.
+Intents are committed before their request is submitted to a worker, so a crash at any
+moment leaves every record either untouched, ``pending`` (resent with the same body and
+Idempotency-Key next run) or settled.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from zsync.client import Receipt, ZentrikClient
+from zsync.errors import (
+    ApiError,
+    ApiUnavailable,
+    AuthError,
+    Conflict,
+    ExitCode,
+    MalformedResponse,
+    RateLimited,
+    Rejected,
+    TransientError,
+    ZsyncError,
+)
+from zsync.ledger import ACCEPTED, UNSETTLED, Intent, Ledger, Outcome
+from zsync.retry import RetryPolicy
+
+ClientFactory = Callable[[], ZentrikClient]
+
+_FLUSH_EVERY = 200
+_FLUSH_SECONDS = 0.25
+_HEARTBEAT_SECONDS = 15.0
+TERMINAL = frozenset({"processed", "failed"})
+# Outcomes after which the run as a whole is not clean (exit 1).
+_FAILING = ("rejected", "failed", "invalid", "duplicate", "conflict")
+# Outcomes that mean "the next run has work to finish" (exit 75).
+_UNFINISHED = ("error", "pending", "deferred")
+
+
+@dataclass
+class Event:
+    """Something a person may want to see; the CLI decides how (or whether) to show it."""
+
+    kind: str
+    external_id: str | None = None
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Emit = Callable[[Event], None]
+
+
+def _ignore(_: Event) -> None:
+    pass
+
+
+@dataclass
+class RunOptions:
+    concurrency: int = 8
+    rate: float | None = None
+    delay_ms: int = 0
+    poll: bool = True
+    poll_seconds: float = 300.0
+    poll_interval: float = 6.0
+    first_poll: float = 0.5
+    max_duration: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendJob:
+    external_id: str
+    payload: bytes
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class PollJob:
+    external_id: str
+    public_id: str
+    interval: float
+
+
+@dataclass(frozen=True, slots=True)
+class RequeueJob:
+    external_id: str
+    public_id: str
+
+
+Job = SendJob | PollJob | RequeueJob
+
+
+@dataclass
+class RunResult:
+    command: str
+    run_id: int | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)
+    throttled: int = 0
+    interrupted: bool = False
+    timed_out: bool = False
+    polled: bool = True
+    duration: float = 0.0
+    fatal: ZsyncError | None = None
+    problems: list[str] = field(default_factory=list)
+    dropped_fields: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.fatal is not None:
+            return self.fatal.exit_code
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        if any(self.counts[k] for k in _FAILING):
+            return ExitCode.ITEMS_FAILED
+        if any(self.counts[k] for k in _UNFINISHED) or self.timed_out:
+            return ExitCode.PENDING
+        if self.polled and self.counts["submitted"]:
+            return ExitCode.PENDING
+        return ExitCode.OK
+
+    def note_problem(self, message: str, keep: int = 50) -> None:
+        if len(self.problems) < keep:
+            self.problems.append(message)
+
+
+class _Stopped(Exception):
+    """The run is stopping; the job was not (fully) attempted."""
+
+
+class Engine:
+    """Runs jobs from a feeder through a worker pool and records their outcomes."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        client_factory: ClientFactory,
+        options: RunOptions,
+        *,
+        retry: RetryPolicy | None = None,
+        stop_event: threading.Event | None = None,
+        emit: Emit = _ignore,
+        run_id: int,
+        result: RunResult,
+    ) -> None:
+        from zsync.pacing import Pacer
+
+        self.ledger = ledger
+        self.options = options
+        self.stop = stop_event or threading.Event()
+        self.retry = retry or RetryPolicy()
+        self.retry.stop_event = self.stop
+        rate = options.rate
+        if options.delay_ms > 0:
+            delay_rate = 1000.0 / options.delay_ms
+            rate = min(rate, delay_rate) if rate else delay_rate
+        self.pacer = Pacer(rate=rate, concurrency=options.concurrency, stop_event=self.stop)
+        self.emit = emit
+        self.run_id = run_id
+        self.result = result
+        self._factory = client_factory
+        self._local = threading.local()
+        self._clients: list[ZentrikClient] = []
+        self._clients_lock = threading.Lock()
+        self._polls: list[tuple[float, int, PollJob]] = []
+        self._seq = 0
+        self._poll_deadline = 0.0
+        self._buffer: list[Outcome] = []
+        self._last_flush = time.monotonic()
+        self._last_beat = time.monotonic()
+
+    # -- worker side (no ledger access here) ------------------------------------------
+
+    def _client(self) -> ZentrikClient:
+        client: ZentrikClient | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._factory()
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
+
+    def _on_retry(self, error: TransientError, attempt: int, wait_s: float) -> None:
+        if isinstance(error, RateLimited):
+            self.pacer.throttle()
+        self.emit(
+            Event(
+                "retry",
+                message=f"{error} (attempt {attempt}, next in {wait_s:.1f}s)",
+                data={"status": error.status},
+            )
+        )
+
+    def _request(self, fn: Callable[[], Any], counter: list[int]) -> Any:
+        def attempt() -> Any:
+            if not self.pacer.acquire():
+                raise _Stopped
+            counter[0] += 1
+            try:
+                value = fn()
+            except ApiError as exc:
+                self.result.requests[str(exc.status or "transport")] += 1
+                if isinstance(exc, RateLimited):
+                    self.pacer.throttle()
+                raise
+            self.pacer.success()
+            return value
+
+        return self.retry.call(attempt, on_retry=self._on_retry)
+
+    def _run_job(self, job: Job) -> Outcome | None:
+        counter = [0]
+        ext = job.external_id
+        try:
+            if isinstance(job, SendJob):
+                receipt: Receipt = self._request(
+                    lambda: self._client().create_signal(job.payload, job.idempotency_key),
+                    counter,
+                )
+                self.result.requests[str(receipt.http_status)] += 1
+                kind = "created" if receipt.http_status == 201 else "replayed"
+                return Outcome(
+                    ext,
+                    kind,
+                    status="submitted",
+                    http_status=receipt.http_status,
+                    public_id=receipt.public_id,
+                    job_id=receipt.job_id,
+                    detail=receipt.public_id,
+                    attempts=counter[0],
+                )
+            if isinstance(job, PollJob):
+                state = self._request(lambda: self._client().get_signal(job.public_id), counter)
+                self.result.requests["200"] += 1
+                if state.status in TERMINAL:
+                    return Outcome(
+                        ext,
+                        state.status,
+                        status=state.status,
+                        http_status=200,
+                        detail=state.error,
+                    )
+                return Outcome(ext, "polling", detail=state.status)
+            job_id = self._request(lambda: self._client().process_signal(job.public_id), counter)
+            self.result.requests["202"] += 1
+            return Outcome(ext, "requeued", status="submitted", job_id=job_id, attempts=counter[0])
+        except _Stopped:
+            return None
+        except TransientError as exc:
+            if isinstance(job, PollJob):
+                return Outcome(ext, "polling", detail=str(exc))
+            return Outcome(
+                ext,
+                "error",
+                status="error",
+                http_status=exc.status,
+                detail=str(exc),
+                attempts=counter[0],
+            )
+        except Conflict as exc:
+            return Outcome(
+                ext,
+                "conflict",
+                status="conflict",
+                http_status=409,
+                detail=str(exc),
+                attempts=counter[0],
+            )
+        except MalformedResponse as exc:
+            # The server may have created the signal: resend with the same key next run.
+            return Outcome(
+                ext,
+                "error",
+                status="error",
+                http_status=exc.status,
+                detail=str(exc),
+                attempts=counter[0],
+            )
+        except Rejected as exc:
+            if isinstance(job, PollJob):
+                return Outcome(ext, "poll-rejected", http_status=exc.status, detail=str(exc))
+            return Outcome(
+                ext,
+                "rejected",
+                status="rejected",
+                http_status=exc.status,
+                detail=str(exc),
+                attempts=counter[0],
+            )
+        except ApiError as exc:  # redirects and anything else permanent for this item
+            return Outcome(
+                ext,
+                "error",
+                status="error",
+                http_status=exc.status,
+                detail=str(exc),
+                attempts=counter[0],
+            )
+
+    # -- writer side -----------------------------------------------------------------
+
+    def schedule_poll(self, external_id: str, public_id: str, delay: float | None = None) -> None:
+        if not self.options.poll:
+            return
+        first = self.options.first_poll if delay is None else delay
+        self._push_poll(PollJob(external_id, public_id, first), time.monotonic() + first)
+        self._poll_deadline = max(self._poll_deadline, time.monotonic() + self.options.poll_seconds)
+
+    def _push_poll(self, job: PollJob, due: float) -> None:
+        self._seq += 1
+        heapq.heappush(self._polls, (due, self._seq, job))
+
+    def _record(self, outcome: Outcome) -> None:
+        counts = self.result.counts
+        if outcome.kind == "polling":
+            return
+        if outcome.kind == "poll-rejected":
+            self._buffer.append(outcome)
+            return
+        if outcome.kind in ("created", "replayed"):
+            counts[outcome.kind] += 1
+            counts["submitted"] += 1
+            if outcome.public_id:
+                self.schedule_poll(outcome.external_id, outcome.public_id)
+        elif outcome.kind == "requeued":
+            counts["requeued"] += 1
+            counts["submitted"] += 1
+            item = self.ledger.get_item(outcome.external_id)
+            if item and item.get("public_id"):
+                self.schedule_poll(outcome.external_id, str(item["public_id"]))
+        elif outcome.kind in TERMINAL:
+            counts[outcome.kind] += 1
+            if counts["submitted"] > 0:
+                counts["submitted"] -= 1
+        else:
+            counts[outcome.kind] += 1
+            self.result.note_problem(f"{outcome.external_id}: {outcome.kind}: {outcome.detail}")
+        self.emit(
+            Event(
+                outcome.kind,
+                outcome.external_id,
+                outcome.detail or "",
+                {"status": outcome.http_status},
+            )
+        )
+        self._buffer.append(outcome)
+
+    def flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._buffer and (
+            force or len(self._buffer) >= _FLUSH_EVERY or now - self._last_flush >= _FLUSH_SECONDS
+        ):
+            self.ledger.apply_outcomes(self._buffer, self.run_id)
+            self._buffer = []
+            self._last_flush = now
+            self._last_beat = now
+        elif now - self._last_beat >= _HEARTBEAT_SECONDS:
+            self.ledger.heartbeat()
+            self._last_beat = now
+
+    def run(self, feeder: Iterator[Job]) -> None:
+        """Drive jobs from ``feeder`` (which may plan and write intents) to completion."""
+        started = time.monotonic()
+        deadline = started + self.options.max_duration if self.options.max_duration else None
+        queue: list[Job] = []
+        feeder_done = False
+        inflight: dict[Future[Outcome | None], Job] = {}
+        pool = ThreadPoolExecutor(
+            max_workers=self.pacer.max_concurrency, thread_name_prefix="zsync-worker"
+        )
+        fatal: BaseException | None = None
+        try:
+            while True:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline and not self.result.timed_out:
+                    self.result.timed_out = True
+                    self.emit(Event("timeout", message="time budget reached"))
+                stopping = self.stop.is_set() or self.result.timed_out or fatal is not None
+                if not stopping:
+                    while len(inflight) < self.pacer.limit and not self.stop.is_set():
+                        job = self._next_job(queue, now)
+                        if job is None and not feeder_done and not queue:
+                            try:
+                                queue.extend(reversed(next_batch(feeder)))
+                            except StopIteration:
+                                feeder_done = True
+                            continue
+                        if job is None:
+                            break
+                        inflight[pool.submit(self._run_job, job)] = job
+                idle = feeder_done and not queue and not self._polls_alive(now)
+                if not inflight and (stopping or idle):
+                    break
+                timeout = self._wait_timeout(now)
+                done, _ = wait(list(inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    job = inflight.pop(fut)
+                    try:
+                        outcome = fut.result()
+                    except (AuthError, ApiUnavailable) as exc:
+                        fatal = fatal or exc
+                        self.stop.set()
+                        continue
+                    if outcome is None:
+                        continue
+                    if outcome.kind == "polling" and isinstance(job, PollJob):
+                        interval = min(job.interval * 2, self.options.poll_interval)
+                        self._push_poll(
+                            PollJob(job.external_id, job.public_id, interval),
+                            time.monotonic() + interval,
+                        )
+                    self._record(outcome)
+                self.flush()
+        except BaseException as exc:
+            fatal = fatal or exc
+            self.stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for fut, _job in list(inflight.items()):
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    outcome = fut.result()
+                    if outcome is not None:
+                        self._record(outcome)
+            self.flush(force=True)
+            for client in self._clients:
+                client.close()
+            self.result.throttled = self.pacer.throttled
+            # Jobs never started stay as they are in the ledger (pending/submitted).
+            self.result.counts["pending"] += sum(isinstance(j, SendJob) for j in queue)
+            if fatal is not None and isinstance(fatal, ZsyncError):
+                self.result.fatal = fatal
+            if self.stop.is_set() and fatal is None and not self.result.timed_out:
+                self.result.interrupted = True
+
+    def _polls_alive(self, now: float) -> bool:
+        if not self._polls:
+            return False
+        if now > self._poll_deadline:
+            self._polls.clear()  # budget spent: the rest stay 'submitted' for reconcile
+            return False
+        return True
+
+    def _next_job(self, queue: list[Job], now: float) -> Job | None:
+        # Due polls first: they finish work already started.
+        if self._polls and self._polls[0][0] <= now and now <= self._poll_deadline:
+            return heapq.heappop(self._polls)[2]
+        if queue:
+            return queue.pop()
+        return None
+
+    def _wait_timeout(self, now: float) -> float:
+        timeout = 0.5
+        if self._polls:
+            timeout = min(timeout, max(0.0, self._polls[0][0] - now))
+        return max(timeout, 0.005)
+
+
+def next_batch(feeder: Iterator[Job]) -> list[Job]:
+    """Feeders yield lists of jobs; an empty list means 'nothing to send in this batch'."""
+    batch: Any = next(feeder)
+    return list(batch)
+
+
+def ledger_feeder(
+    ledger: Ledger,
+    statuses: tuple[str, ...],
+    result: RunResult,
+    engine: Engine,
+    *,
+    include_rejected: bool = False,
+) -> Iterator[list[Job]]:
+    """Jobs for reconcile and retry-failed, read from the ledger in pages."""
+    batch: list[Job] = []
+    for item in ledger.iter_items(statuses):
+        job: Job | None = None
+        if (
+            item.status in UNSETTLED
+            or item.status == "conflict"
+            or (include_rejected and item.status == "rejected")
+        ):
+            if item.payload and item.idempotency_key:
+                job = SendJob(item.external_id, item.payload.encode(), item.idempotency_key)
+                result.counts["attempted"] += 1
+        elif item.status == "submitted" and item.public_id:
+            engine.schedule_poll(item.external_id, item.public_id, delay=0.0)
+        elif item.status == "failed" and item.public_id:
+            job = RequeueJob(item.external_id, item.public_id)
+            result.counts["attempted"] += 1
+        if job is not None:
+            batch.append(job)
+        if len(batch) >= 200:
+            yield batch
+            batch = []
+    yield batch
+
+
+__all__ = [
+    "ACCEPTED",
+    "Engine",
+    "Event",
+    "Intent",
+    "RunOptions",
+    "RunResult",
+]

@@ -1,0 +1,149 @@
+"""RunResult and status dicts -> what a person reads, or JSON a program reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zsync.engine import RunResult
+
+# The order a person wants to read outcomes in: good news, then what needs attention.
+ORDER = (
+    "created",
+    "replayed",
+    "requeued",
+    "processed",
+    "unchanged",
+    "submitted",
+    "changed",
+    "deferred",
+    "pending",
+    "error",
+    "conflict",
+    "failed",
+    "rejected",
+    "invalid",
+    "duplicate",
+)
+
+EXIT_MEANINGS = {
+    0: "all done or unchanged",
+    1: "some items failed, were rejected or invalid",
+    2: "usage error",
+    3: "configuration or authentication problem",
+    4: "API not ready or unreachable",
+    5: "ledger locked by another run, or unusable",
+    75: "work still pending; the next run continues it",
+    130: "interrupted; the next run resumes",
+}
+
+
+def ok_count(result: RunResult) -> int:
+    c = result.counts
+    if result.polled:
+        return c["processed"]
+    return c["created"] + c["replayed"] + c["requeued"]
+
+
+def summary_json(result: RunResult) -> dict[str, Any]:
+    return {
+        "command": result.command,
+        "run_id": result.run_id,
+        "counts": {k: v for k, v in sorted(result.counts.items()) if v},
+        "attempted": result.counts["attempted"],
+        "ok": ok_count(result),
+        "exit_code": int(result.exit_code),
+        "duration_s": round(result.duration, 3),
+        "requests": dict(sorted(result.requests.items())),
+        "throttled": result.throttled,
+        "interrupted": result.interrupted,
+        "timed_out": result.timed_out,
+        "problems": result.problems,
+        "error": None if result.fatal is None else str(result.fatal),
+    }
+
+
+def summary_text(result: RunResult) -> str:
+    c = result.counts
+    parts = [f"{c[k]} {k}" for k in ORDER if c[k]]
+    head = f"zsync {result.command}"
+    if result.run_id:
+        head += f" (run {result.run_id})"
+    body = ", ".join(parts) if parts else "nothing to do"
+    line = f"{head}: {body} in {result.duration:.1f}s"
+    if result.throttled:
+        line += f"; {result.throttled} rate-limited answers"
+    code = int(result.exit_code)
+    if code:
+        line += f" [exit {code}: {EXIT_MEANINGS.get(code, '')}]"
+    lines = [line]
+    if c["changed"]:
+        lines.append(
+            f"  {c['changed']} records changed since they were sent and were left as they are"
+        )
+    if c["submitted"] and result.polled:
+        lines.append(
+            f"  {c['submitted']} still processing on the server; `zsync reconcile` follows them up"
+        )
+    if c["error"] or c["pending"] or c["deferred"]:
+        lines.append("  unfinished items are retried automatically by the next push or reconcile")
+    return "\n".join(lines)
+
+
+def dropped_warnings(result: RunResult) -> list[str]:
+    return [
+        f"warning: field {name!r} is not sent ({n} record{'s' if n != 1 else ''}, first at {first})"
+        for name, (n, first) in sorted(result.dropped_fields.items())
+    ]
+
+
+def status_text(info: dict[str, Any]) -> str:
+    lines = [f"ledger {info['ledger']} (schema {info['schema']})"]
+    if info.get("workspace_id") or info.get("api_base"):
+        lines.append(
+            f"  bound to {info.get('api_base')} workspace {info.get('workspace_id') or '?'}"
+        )
+    counts: dict[str, int] = info["counts"]
+    total = sum(counts.values())
+    if total:
+        shown = ", ".join(f"{counts[k]} {k}" for k in _status_order(counts))
+        lines.append(f"  {total} items: {shown}")
+    else:
+        lines.append("  no items yet")
+    if info.get("oldest_unfinished"):
+        lines.append(f"  oldest unfinished item since {info['oldest_unfinished']}")
+    lines.append(f"  lock: {info['lock'] or 'free'}")
+    runs = info.get("recent_runs") or []
+    if runs:
+        lines.append("recent runs:")
+        for run in runs:
+            counts_s = ", ".join(f"{v} {k}" for k, v in sorted((run["counts"] or {}).items()) if v)
+            state = "running" if run["finished_at"] is None else f"exit {run['exit_code']}"
+            lines.append(
+                f"  #{run['id']} {run['started_at']} {run['command']}: {state}"
+                + (f" ({counts_s})" if counts_s else "")
+            )
+    attention = info.get("rejected") or []
+    if attention:
+        lines.append("needs attention:")
+        for item in attention:
+            where = f" at {item['origin']}" if item.get("origin") else ""
+            code = f" HTTP {item['http_status']}" if item.get("http_status") else ""
+            lines.append(
+                f"  {item['external_id']}: {item['status']}{code}{where}: {item.get('error') or ''}"
+            )
+    return "\n".join(lines)
+
+
+def _status_order(counts: dict[str, int]) -> list[str]:
+    known = [
+        "processed",
+        "submitted",
+        "pending",
+        "error",
+        "conflict",
+        "failed",
+        "rejected",
+        "invalid",
+        "deleted",
+    ]
+    return [k for k in known if counts.get(k)] + sorted(k for k in counts if k not in known)
