@@ -1,0 +1,384 @@
+"""Input record -> create body, validation, canonical JSON, payload hash, idempotency key.
+
+The body holds exactly the fields the Signals import template sends for the record's
+kind; anything else in the input is reported back in ``Prepared.dropped`` so the user is
+told, never silently ignored. The canonical JSON of the body is what the ledger stores
+and what is sent, so the same record always produces the same bytes, hash and key.
+
+This runs once per input record on every push, including re-runs where nothing changed,
+so the hot path avoids regexes, copies and serialising twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from zsync.sources import Problem, Record
+
+__all__ = [
+    "EXTERNAL_TEXT_FIELDS",
+    "KINDS",
+    "MAX_DEPTH",
+    "MAX_EXTERNAL_ID",
+    "MAX_TEXT_CHARS",
+    "RAW_SIGNAL_FIELDS",
+    "Invalid",
+    "Prepared",
+    "canonical_json",
+    "derive_external_id",
+    "idempotency_key",
+    "payload_hash",
+    "prepare",
+    "problem_to_invalid",
+]
+
+KINDS = ("external_text", "raw_signal")
+# Optional fields per kind, in the template's order (zentrik-api.md, "Create body").
+EXTERNAL_TEXT_FIELDS = (
+    "name",
+    "additionalContext",
+    "productId",
+    "productIds",
+    "accountId",
+    "occurredAt",
+    "externalId",
+)
+RAW_SIGNAL_FIELDS = (
+    "name",
+    "data",
+    "externalId",
+    "occurredAt",
+    "integrationId",
+    "context",
+    "insightIds",
+)
+MAX_EXTERNAL_ID = 256  # characters
+# [I] The API's real limit on text size is not documented; this keeps one record from
+# becoming a multi-megabyte request that the server is likely to refuse anyway.
+MAX_TEXT_CHARS = 1_000_000
+# A record nested deeper than this is refused: no real export needs it, and it keeps
+# serialisation far away from Python's recursion limit.
+MAX_DEPTH = 64
+
+_EXTERNAL_TEXT_KEYS = frozenset(("kind", "text", "signalType", *EXTERNAL_TEXT_FIELDS))
+_RAW_SIGNAL_KEYS = frozenset(("kind", "source", *RAW_SIGNAL_FIELDS))
+_CONTAINERS = (dict, list)
+
+# Reused: json.dumps builds a new encoder per call when given options.
+_encode = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_IDEMPOTENCY_PREFIX = b"zsync-idempotency-v1\0"
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    origin: str
+    external_id: str
+    body: dict[str, Any]  # the create body: the template's fields for the kind
+    canonical: bytes  # canonical_json(body)
+    payload_hash: str  # sha256 hex of canonical
+    dropped: tuple[str, ...]  # input keys that are not sent (besides "kind"), sorted
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    origin: str
+    external_id: str | None
+    field: str | None
+    message: str  # one line, starting with the origin
+
+
+def canonical_json(obj: Any) -> bytes:
+    return _encode(obj).encode()
+
+
+def payload_hash(canonical: bytes) -> str:
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def idempotency_key(canonical: bytes, nonce: str = "") -> str:
+    """Same body (and nonce) -> same key, so a re-send after a crash is a replay."""
+    h = hashlib.sha256(_IDEMPOTENCY_PREFIX)
+    h.update(nonce.encode())
+    h.update(b"\0")
+    h.update(canonical)
+    return "zsync-" + h.hexdigest()[:40]
+
+
+def derive_external_id(body: dict[str, Any]) -> str:
+    """A stable id for a record that has none: a hash of everything else it sends."""
+    rest = {k: v for k, v in body.items() if k != "externalId"}
+    return _derived(canonical_json(rest))
+
+
+def _derived(canonical_without_id: bytes) -> str:
+    return "zsync:" + hashlib.sha256(canonical_without_id).hexdigest()[:32]
+
+
+def problem_to_invalid(p: Problem) -> Invalid:
+    return Invalid(p.origin, None, None, f"{p.origin}: {p.message}")
+
+
+# -- field checks: each returns None when the value is fine, else what is wrong ----------
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _show(value: str, limit: int = 40) -> str:
+    """A short, one-line, quoted rendering of an input value for a message."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
+def _check_string(value: Any) -> str | None:
+    if type(value) is str:
+        return None
+    return f"must be a string, not {_describe(value)}"
+
+
+def _check_required_string(value: Any) -> str | None:
+    if type(value) is not str:
+        return f"must be a non-empty string, not {_describe(value)}"
+    if not value or value.isspace():
+        return "must be a non-empty string" if not value else "is only whitespace"
+    return None
+
+
+def _check_string_list(value: Any) -> str | None:
+    if type(value) is not list:
+        return f"must be a list of strings, not {_describe(value)}"
+    for i, item in enumerate(value):
+        if type(item) is not str:
+            return f"must be a list of strings; item [{i}] is {_describe(item)}"
+    return None
+
+
+def _check_object(value: Any) -> str | None:
+    if type(value) is dict:
+        return None
+    return f"must be an object, not {_describe(value)}"
+
+
+def _check_timestamp(value: Any) -> str | None:
+    if type(value) is not str:
+        return f"must be an ISO 8601 date-time string, not {_describe(value)}"
+    try:
+        # 3.11's fromisoformat takes a trailing "Z" and most ISO 8601 forms; the value
+        # is sent as written, this only catches what the server could not read.
+        datetime.fromisoformat(value)
+    except ValueError:
+        return f"is not an ISO 8601 date-time: {_show(value)}"
+    return None
+
+
+def _check_source(value: Any) -> str | None:
+    if type(value) is not dict:
+        return f'must be an object such as {{"type": "manual-text"}}, not {_describe(value)}'
+    kind = value.get("type")
+    if type(kind) is not str or not kind.strip():
+        return 'needs a non-empty string "type" (e.g. "manual-text")'
+    return None
+
+
+def _check_external_id(value: Any) -> str | None:
+    if type(value) is not str:
+        hint = f" (quote it: {json.dumps(str(value))})" if type(value) is int else ""
+        return f"must be a string, not {_describe(value)}{hint}"
+    if not value:
+        return "must not be empty"
+    if len(value) > MAX_EXTERNAL_ID:
+        return f"is {len(value):,} characters; at most {MAX_EXTERNAL_ID}"
+    if not value.isprintable():  # fast path: isprintable() is True for nearly every id
+        m = _CONTROL.search(value)
+        if m is not None:
+            return f"contains a control character (U+{ord(m.group()):04X})"
+    if value.isspace():
+        return "is only whitespace"
+    return None
+
+
+_Check = Callable[[Any], "str | None"]
+
+_EXTERNAL_TEXT_OPTIONAL: tuple[tuple[str, _Check], ...] = (
+    ("name", _check_string),
+    ("additionalContext", _check_string),
+    ("productId", _check_string),
+    ("productIds", _check_string_list),
+    ("accountId", _check_string),
+    ("occurredAt", _check_timestamp),
+)
+_RAW_SIGNAL_OPTIONAL: tuple[tuple[str, _Check], ...] = (
+    ("name", _check_string),
+    ("data", _check_object),
+    ("occurredAt", _check_timestamp),
+    ("integrationId", _check_string),
+    ("context", _check_object),
+    ("insightIds", _check_string_list),
+)
+
+
+def _too_deep(value: dict[str, Any] | list[Any]) -> bool:
+    """Is a container that sits at depth 2 (a field of the record) nested past MAX_DEPTH?
+
+    Iterative, and it stops at the first path that is too deep, so a hostile record
+    costs no more than MAX_DEPTH levels of work per path.
+    """
+    stack: list[tuple[Any, int]] = [(value, 2)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        depth += 1
+        for child in node.values() if type(node) is dict else node:
+            if type(child) in _CONTAINERS:
+                stack.append((child, depth))
+    return False
+
+
+# -- prepare ------------------------------------------------------------------------------
+
+
+def prepare(record: Record, *, derive_external_id: bool = False) -> Prepared | Invalid:
+    """Validate one record and build its create body; the first problem found wins."""
+    data = record.data
+    origin = record.origin
+    if type(data) is not dict:
+        return Invalid(
+            origin, None, None, f"{origin}: record is {_describe(data)}; expected an object"
+        )
+
+    raw_id = data.get("externalId")
+    id_error = None if raw_id is None else _check_external_id(raw_id)
+    external_id: str | None = raw_id if raw_id is not None and id_error is None else None
+
+    def invalid(field: str | None, message: str) -> Invalid:
+        where = f"field '{field}': " if field else ""
+        return Invalid(origin, external_id, field, f"{origin}: {where}{message}")
+
+    kind = data.get("kind")
+    if type(kind) is str and kind not in KINDS:
+        kind = kind.strip()  # the template strips it, so files made for it still work
+    if kind == "external_text":
+        allowed = _EXTERNAL_TEXT_KEYS
+        text: Any = data.get("text")
+        error = _check_required_string(text)
+        if error is not None:
+            return invalid("text", "missing; external_text needs it" if text is None else error)
+        if len(text) > MAX_TEXT_CHARS:
+            return invalid("text", f"is {len(text):,} characters; at most {MAX_TEXT_CHARS:,}")
+        signal_type = data.get("signalType")
+        error = _check_required_string(signal_type)
+        if error is not None:
+            if signal_type is None:
+                error = "missing; external_text needs it (e.g. transcript, support_ticket)"
+            return invalid("signalType", error)
+        body: dict[str, Any] = {"text": text, "signalType": signal_type}
+        optional = _EXTERNAL_TEXT_OPTIONAL
+    elif kind == "raw_signal":
+        allowed = _RAW_SIGNAL_KEYS
+        source = data.get("source")
+        if source is None:
+            return invalid(
+                "source", 'missing; raw_signal needs an object such as {"type": "manual-text"}'
+            )
+        error = _check_source(source)
+        if error is not None:
+            return invalid("source", error)
+        body = {"source": source}
+        optional = _RAW_SIGNAL_OPTIONAL
+    elif kind is None:
+        return invalid("kind", "missing; use external_text or raw_signal")
+    elif type(kind) is not str:
+        return invalid(
+            "kind", f"must be a string, not {_describe(kind)}; use external_text or raw_signal"
+        )
+    else:
+        return invalid("kind", f"unknown kind {_show(kind)}; use external_text or raw_signal")
+
+    for key, check in optional:
+        value = data.get(key)
+        if value is not None:
+            error = check(value)
+            if error is not None:
+                return invalid(key, error)
+            body[key] = value
+
+    if id_error is not None:
+        return invalid("externalId", id_error)
+
+    extra = data.keys() - allowed
+    dropped = tuple(sorted(extra)) if extra else ()
+
+    # Depth: only containers can be deep; the validated scalar fields cannot.
+    for key, value in data.items():
+        if type(value) in _CONTAINERS and value and _too_deep(value):
+            return invalid(key, f"nested deeper than {MAX_DEPTH} levels")
+
+    try:
+        if external_id is not None:
+            body["externalId"] = external_id
+            canonical = _encode(body).encode()
+        elif derive_external_id:
+            external_id, canonical = _with_derived_id(body)
+        else:
+            return invalid(
+                "externalId",
+                "missing; every record needs a stable externalId (or derive one from the"
+                " content with --derive-external-id)",
+            )
+    except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
+        field, message = _unserialisable(body, exc)
+        return invalid(field, message)
+
+    return Prepared(
+        origin, external_id, body, canonical, hashlib.sha256(canonical).hexdigest(), dropped
+    )
+
+
+def _with_derived_id(body: dict[str, Any]) -> tuple[str, bytes]:
+    """Derive the id and serialise the body with it, serialising each value once.
+
+    canonical_json of a dict is '{' + sorted '"key":value' parts joined by ',' + '}', so
+    the body without the id and the body with it share every part but one.
+    """
+    parts = {key: f'"{key}":{_encode(value)}' for key, value in body.items()}
+    external_id = _derived(("{" + ",".join(parts[k] for k in sorted(parts)) + "}").encode())
+    body["externalId"] = external_id
+    parts["externalId"] = f'"externalId":{_encode(external_id)}'
+    return external_id, ("{" + ",".join(parts[k] for k in sorted(parts)) + "}").encode()
+
+
+def _unserialisable(body: dict[str, Any], exc: Exception) -> tuple[str | None, str]:
+    """Which field cannot become JSON, and why (error path only)."""
+    for key, value in body.items():
+        try:
+            _encode(value).encode()
+        except UnicodeEncodeError as err:
+            char = err.object[err.start] if isinstance(err.object, str) else "?"
+            return key, f"contains an unpaired surrogate (U+{ord(char):04X}); not valid text"
+        except ValueError:
+            return key, "contains a number that is not finite (too large for JSON)"
+        except TypeError as err:
+            return key, f"cannot be sent as JSON ({str(err).splitlines()[0]})"
+    return None, f"cannot be sent as JSON ({str(exc).splitlines()[0]})"
