@@ -141,12 +141,20 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
 
 def _emitter(state: State) -> Callable[[Event], None]:
     shown = {"n": 0, "hidden": 0}
-    attention = {"invalid", "duplicate", "rejected", "conflict", "error", "failed"}
+    attention = {"invalid", "duplicate", "rejected", "conflict", "error", "failed", "prune-refused"}
     lock = threading.Lock()
 
     def emit(event: Event) -> None:
         if event.kind == "would-send":
             click.echo(event.message)
+            return
+        if event.kind in ("would-update", "would-delete"):
+            action = {"action": event.kind.removeprefix("would-"), "externalId": event.external_id}
+            if event.kind == "would-update":
+                action["fields"] = json.loads(event.message)
+            else:
+                action["publicId"] = event.message
+            click.echo(json.dumps(action, sort_keys=True))
             return
         if event.kind in attention and not state.quiet:
             with lock:
@@ -260,6 +268,27 @@ def _run_opts(
     help="Minimum gap between requests in ms (the template's pacing).",
 )
 @click.option("--limit", type=click.IntRange(min=0), help="Send at most N records this run.")
+@click.option(
+    "--on-change",
+    type=click.Choice(["update", "skip", "resend"]),
+    default="update",
+    show_default=True,
+    help="A known record whose content changed: PATCH + re-process it, leave it, "
+    "or create a new signal.",
+)
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="The input is the complete dataset: delete signals whose records are gone.",
+)
+@click.option(
+    "--prune-max",
+    type=click.FloatRange(0, 1),
+    default=0.10,
+    show_default=True,
+    help="Refuse to prune more than this share of the ledger's signals.",
+)
+@click.option("--force", is_flag=True, help="Prune even beyond --prune-max.")
 @run_options
 @common_options
 @click.pass_obj
@@ -274,6 +303,10 @@ def push(
     no_poll: bool,
     delay_ms: int,
     limit: int | None,
+    on_change: str,
+    prune: bool,
+    prune_max: float,
+    force: bool,
     as_json: bool,
     ledger: Path | None,
     env_file: Path | None,
@@ -291,7 +324,15 @@ def push(
     emit = _emitter(state)
     ctx = operations.Context(settings, emit=emit)
     plan = PlanOptions(
-        inputs=inputs, fmt=fmt, derive_external_id=derive_external_id, limit=limit, dry_run=dry_run
+        inputs=inputs,
+        fmt=fmt,
+        derive_external_id=derive_external_id,
+        limit=limit,
+        dry_run=dry_run,
+        on_change=on_change,
+        prune=prune,
+        prune_max=prune_max,
+        force=force,
     )
     options = _run_opts(poll=not no_poll, delay_ms=delay_ms, **run)
     with _stop_on_signals(ctx.stop_event):

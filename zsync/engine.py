@@ -41,7 +41,7 @@ _FLUSH_SECONDS = 0.25
 _HEARTBEAT_SECONDS = 15.0
 TERMINAL = frozenset({"processed", "failed"})
 # Outcomes after which the run as a whole is not clean (exit 1).
-_FAILING = ("rejected", "failed", "invalid", "duplicate", "conflict")
+_FAILING = ("rejected", "failed", "invalid", "duplicate", "conflict", "prune-refused")
 # Outcomes that mean "the next run has work to finish" (exit 75).
 _UNFINISHED = ("error", "pending", "deferred")
 
@@ -95,7 +95,23 @@ class RequeueJob:
     public_id: str
 
 
-Job = SendJob | PollJob | RequeueJob
+@dataclass(frozen=True, slots=True)
+class UpdateJob:
+    """A changed record: PATCH the changed fields, then re-queue processing."""
+
+    external_id: str
+    public_id: str
+    fields: dict[str, Any]
+    intent: Intent
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteJob:
+    external_id: str
+    public_id: str
+
+
+Job = SendJob | PollJob | RequeueJob | UpdateJob | DeleteJob
 
 
 @dataclass
@@ -249,8 +265,30 @@ class Engine:
                         detail=state.error,
                     )
                 return Outcome(ext, "polling", detail=state.status)
+            if isinstance(job, DeleteJob):
+                self._request(lambda: self._client().delete_signal(job.public_id), counter)
+                self.result.requests["204"] += 1
+                return Outcome(
+                    ext, "deleted", status="deleted", detail=job.public_id, attempts=counter[0]
+                )
+            if isinstance(job, UpdateJob):
+                self._request(
+                    lambda: self._client().update_signal(job.public_id, job.fields), counter
+                )
+                self.result.requests["200"] += 1
             job_id = self._request(lambda: self._client().process_signal(job.public_id), counter)
             self.result.requests["202"] += 1
+            if isinstance(job, UpdateJob):
+                return Outcome(
+                    ext,
+                    "updated",
+                    status="submitted",
+                    job_id=job_id,
+                    attempts=counter[0],
+                    detail=f"{job.public_id}: {', '.join(sorted(job.fields))}",
+                    public_id=job.public_id,
+                    intent=job.intent,
+                )
             return Outcome(ext, "requeued", status="submitted", job_id=job_id, attempts=counter[0])
         except _Stopped:
             return None
@@ -330,12 +368,17 @@ class Engine:
             counts["submitted"] += 1
             if outcome.public_id:
                 self.schedule_poll(outcome.external_id, outcome.public_id)
-        elif outcome.kind == "requeued":
-            counts["requeued"] += 1
+        elif outcome.kind in ("requeued", "updated"):
+            counts[outcome.kind] += 1
             counts["submitted"] += 1
-            item = self.ledger.get_item(outcome.external_id)
-            if item and item.get("public_id"):
-                self.schedule_poll(outcome.external_id, str(item["public_id"]))
+            public_id = outcome.public_id
+            if public_id is None:
+                item = self.ledger.get_item(outcome.external_id)
+                public_id = str(item["public_id"]) if item and item.get("public_id") else None
+            if public_id:
+                self.schedule_poll(outcome.external_id, public_id)
+        elif outcome.kind == "deleted":
+            counts["deleted"] += 1
         elif outcome.kind in TERMINAL:
             counts[outcome.kind] += 1
             if counts["submitted"] > 0:

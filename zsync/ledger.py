@@ -104,6 +104,7 @@ class Intent:
     payload: str
     idempotency_key: str
     origin: str
+    field_hashes: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,8 @@ class Outcome:
     job_id: str | None = None
     detail: str | None = None
     attempts: int = 0
+    # Set when the server now holds a new body for the item (an update or a deliberate resend).
+    intent: Intent | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,11 +474,12 @@ class Ledger:
         with self.transaction():
             self.conn.executemany(
                 "INSERT INTO items (external_id, payload_hash, payload, idempotency_key, status, "
-                "origin, first_run_id, last_run_id, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) "
+                "origin, first_run_id, last_run_id, created_at, updated_at, field_hashes) "
+                "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(external_id) DO UPDATE SET payload_hash = excluded.payload_hash, "
                 "payload = excluded.payload, idempotency_key = excluded.idempotency_key, "
                 "status = 'pending', origin = excluded.origin, last_error = NULL, "
+                "field_hashes = excluded.field_hashes, "
                 "last_run_id = excluded.last_run_id, updated_at = excluded.updated_at",
                 [
                     (
@@ -488,6 +492,7 @@ class Ledger:
                         run_id,
                         ts,
                         ts,
+                        i.field_hashes,
                     )
                     for i in intents
                 ],
@@ -540,6 +545,20 @@ class Ledger:
                             run_id,
                             ts,
                             drop_payload,
+                            o.external_id,
+                        ),
+                    )
+                if o.intent is not None:
+                    i = o.intent
+                    self.conn.execute(
+                        "UPDATE items SET payload_hash = ?, payload = ?, idempotency_key = ?, "
+                        "field_hashes = ?, origin = ? WHERE external_id = ?",
+                        (
+                            i.payload_hash,
+                            i.payload,
+                            i.idempotency_key,
+                            i.field_hashes,
+                            i.origin,
                             o.external_id,
                         ),
                     )

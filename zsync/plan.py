@@ -7,15 +7,26 @@ the engine.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from zsync.engine import Event, Job, RunResult, SendJob
+from zsync.engine import DeleteJob, Event, Job, RunResult, SendJob, UpdateJob
 from zsync.ledger import ACCEPTED, UNSETTLED, Intent, ItemRow, Ledger
-from zsync.mapping import Invalid, Prepared, idempotency_key, prepare, problem_to_invalid
+from zsync.mapping import (
+    Invalid,
+    Prepared,
+    canonical_json,
+    idempotency_key,
+    prepare,
+    problem_to_invalid,
+)
 from zsync.sources import Problem, Record, read_records
 
 BATCH = 500
+ON_CHANGE = ("update", "skip", "resend")
 
 
 @dataclass
@@ -25,36 +36,64 @@ class PlanOptions:
     derive_external_id: bool = False
     limit: int | None = None
     dry_run: bool = False
+    on_change: str = "update"
+    prune: bool = False
+    prune_max: float = 0.10
+    force: bool = False
+
+
+@dataclass
+class _Seen:
+    """What this input contained, for duplicate detection and prune."""
+
+    # hash() values, not ids: a million ids would not fit the memory target. A collision can
+    # only make prune keep a record, never delete one.
+    ids: set[int] = field(default_factory=set)
+    unreadable: int = 0  # records whose externalId could not be read: prune must not run
+
+
+def field_hashes(body: dict[str, Any]) -> str:
+    return json.dumps(
+        {k: hashlib.sha256(canonical_json(v)).hexdigest()[:16] for k, v in body.items()},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
 
 
 def prepared_stream(
-    options: PlanOptions, result: RunResult, emit: Callable[[Event], None]
+    options: PlanOptions, result: RunResult, seen: _Seen
 ) -> Iterator[Prepared | Invalid]:
     """Every input record, validated; duplicates within this input become Invalid."""
-    seen: set[int] = set()  # hashes, not ids: a million ids would not fit the memory target
     for path in options.inputs:
         for item in read_records(path, options.fmt):
             if isinstance(item, Problem):
+                seen.unreadable += 1
                 yield problem_to_invalid(item)
                 continue
             assert isinstance(item, Record)
             prepared = prepare(item, derive_external_id=options.derive_external_id)
-            if isinstance(prepared, Prepared):
-                key = hash(prepared.external_id)
-                if key in seen:
-                    yield Invalid(
-                        prepared.origin,
-                        prepared.external_id,
-                        "externalId",
-                        f"{prepared.origin}: field 'externalId': duplicate "
-                        f"{prepared.external_id!r} (an earlier record in this input has it); "
-                        "not sent twice",
-                    )
-                    continue
-                seen.add(key)
-                for name in prepared.dropped:
-                    count, first = result.dropped_fields.get(name, (0, prepared.origin))
-                    result.dropped_fields[name] = (count + 1, first)
+            if isinstance(prepared, Invalid):
+                if prepared.external_id is None:
+                    seen.unreadable += 1
+                else:
+                    seen.ids.add(hash(prepared.external_id))
+                yield prepared
+                continue
+            key = hash(prepared.external_id)
+            if key in seen.ids:
+                yield Invalid(
+                    prepared.origin,
+                    prepared.external_id,
+                    "externalId",
+                    f"{prepared.origin}: field 'externalId': duplicate "
+                    f"{prepared.external_id!r} (an earlier record in this input has it); "
+                    "not sent twice",
+                )
+                continue
+            seen.ids.add(key)
+            for name in prepared.dropped:
+                count, first = result.dropped_fields.get(name, (0, prepared.origin))
+                result.dropped_fields[name] = (count + 1, first)
             yield prepared
 
 
@@ -67,8 +106,9 @@ def push_feeder(
     run_id: int,
 ) -> Iterator[list[Job]]:
     """Yield the jobs of each input batch after committing their intents."""
-    stream = prepared_stream(options, result, emit)
-    budget = options.limit
+    seen = _Seen()
+    stream = prepared_stream(options, result, seen)
+    budget = [options.limit]
     while True:
         batch: list[Prepared] = []
         invalid: list[Invalid] = []
@@ -80,54 +120,106 @@ def push_feeder(
             if len(batch) + len(invalid) >= BATCH:
                 break
         if not batch and not invalid:
-            return
-        for bad in invalid:
-            kind = "duplicate" if bad.message.endswith("not sent twice") else "invalid"
-            result.counts[kind] += 1
-            result.note_problem(bad.message)
-            emit(Event(kind, bad.external_id, bad.message))
-        if ledger is not None and not options.dry_run:
-            ledger.record_invalid([(b.external_id, b.origin, b.message) for b in invalid], run_id)
+            break
+        _report_invalid(ledger, options, invalid, result, emit, run_id)
         known = ledger.lookup([p.external_id for p in batch]) if ledger is not None else {}
         jobs: list[Job] = []
         intents: list[Intent] = []
         for prepared in batch:
-            decision = decide(prepared, known.get(prepared.external_id))
-            if decision in ("unchanged", "changed"):
-                result.counts[decision] += 1
-                if decision == "changed":
-                    emit(
-                        Event("changed", prepared.external_id, "content changed since it was sent")
-                    )
-                    stored = _unsettled_stored(ledger, prepared.external_id)
-                    if stored is not None:
-                        # The old body may have reached the server: settle it first, with its
-                        # own key; the change is picked up once it is accepted.
-                        jobs.append(stored)
-                continue
-            if budget is not None and budget <= 0:
-                result.counts["deferred"] += 1
-                continue
-            if budget is not None:
-                budget -= 1
-            result.counts["attempted"] += 1
-            if options.dry_run:
-                emit(Event("would-send", prepared.external_id, prepared.canonical.decode()))
-                continue
-            key = idempotency_key(prepared.canonical)
-            intents.append(
-                Intent(
-                    prepared.external_id,
-                    prepared.payload_hash,
-                    prepared.canonical.decode(),
-                    key,
-                    prepared.origin,
-                )
+            job = _plan_one(
+                ledger,
+                options,
+                prepared,
+                known.get(prepared.external_id),
+                result,
+                emit,
+                budget,
+                intents,
             )
-            jobs.append(SendJob(prepared.external_id, prepared.canonical, key))
-        if ledger is not None and intents:
+            if job is not None:
+                jobs.append(job)
+        if ledger is not None and intents and not options.dry_run:
             ledger.record_intents(intents, run_id)
         yield jobs
+    if options.prune:
+        yield from _prune(ledger, options, seen, result, emit)
+
+
+def _report_invalid(
+    ledger: Ledger | None,
+    options: PlanOptions,
+    invalid: list[Invalid],
+    result: RunResult,
+    emit: Callable[[Event], None],
+    run_id: int,
+) -> None:
+    for bad in invalid:
+        kind = "duplicate" if bad.message.endswith("not sent twice") else "invalid"
+        result.counts[kind] += 1
+        result.note_problem(bad.message)
+        emit(Event(kind, bad.external_id, bad.message))
+    if ledger is not None and not options.dry_run and invalid:
+        ledger.record_invalid([(b.external_id, b.origin, b.message) for b in invalid], run_id)
+
+
+def _intent(prepared: Prepared, nonce: str = "") -> Intent:
+    return Intent(
+        prepared.external_id,
+        prepared.payload_hash,
+        prepared.canonical.decode(),
+        idempotency_key(prepared.canonical, nonce),
+        prepared.origin,
+        field_hashes(prepared.body),
+    )
+
+
+def _plan_one(
+    ledger: Ledger | None,
+    options: PlanOptions,
+    prepared: Prepared,
+    row: ItemRow | None,
+    result: RunResult,
+    emit: Callable[[Event], None],
+    budget: list[int | None],
+    intents: list[Intent],
+) -> Job | None:
+    decision = decide(prepared, row)
+    if decision == "unchanged":
+        result.counts["unchanged"] += 1
+        return None
+    if decision == "changed":
+        stored = _unsettled_stored(ledger, prepared.external_id)
+        if stored is not None:
+            # The old body may have reached the server: settle it first, with its own key;
+            # the change is picked up by the run after it is accepted.
+            result.counts["changed"] += 1
+            emit(Event("changed", prepared.external_id, "changed while unsettled: settling first"))
+            return stored
+        if options.on_change == "skip" or row is None or not row.public_id:
+            result.counts["changed"] += 1
+            emit(Event("changed", prepared.external_id, "content changed since it was sent"))
+            return None
+    if budget[0] is not None:
+        if budget[0] <= 0:
+            result.counts["deferred"] += 1
+            return None
+        budget[0] -= 1
+    result.counts["attempted"] += 1
+    if decision == "changed" and options.on_change == "update":
+        assert row is not None and row.public_id is not None
+        fields = _changed_fields(ledger, prepared)
+        if options.dry_run:
+            emit(Event("would-update", prepared.external_id, json.dumps(fields, sort_keys=True)))
+            return None
+        return UpdateJob(prepared.external_id, row.public_id, fields, _intent(prepared))
+    if options.dry_run:
+        emit(Event("would-send", prepared.external_id, prepared.canonical.decode()))
+        return None
+    # A deliberate resend of changed content needs a key the server has not seen.
+    nonce = f"resend:{row.public_id}" if decision == "changed" and row is not None else ""
+    intent = _intent(prepared, nonce)
+    intents.append(intent)
+    return SendJob(prepared.external_id, prepared.canonical, intent.idempotency_key)
 
 
 def decide(prepared: Prepared, row: ItemRow | None) -> str:
@@ -136,11 +228,24 @@ def decide(prepared: Prepared, row: ItemRow | None) -> str:
         return "send"
     if row.payload_hash == prepared.payload_hash:
         return "send" if row.status in UNSETTLED else "unchanged"
-    if row.status == "rejected" or row.status == "deleted":
+    if row.status in ("rejected", "deleted"):
         return "send"  # the earlier body never became a signal (or its signal is gone)
     if row.status in ACCEPTED or row.status in UNSETTLED or row.status == "conflict":
         return "changed"
     return "send"
+
+
+def _changed_fields(ledger: Ledger | None, prepared: Prepared) -> dict[str, Any]:
+    """The fields whose value differs from the body the server last accepted."""
+    item = ledger.get_item(prepared.external_id) if ledger is not None else None
+    old_raw = item.get("field_hashes") if item else None
+    if not old_raw:
+        return dict(prepared.body)  # no record of the old fields: send them all
+    old: dict[str, str] = json.loads(old_raw)
+    new: dict[str, str] = json.loads(field_hashes(prepared.body))
+    fields = {k: prepared.body[k] for k, h in new.items() if old.get(k) != h}
+    fields.update({k: None for k in old if k not in new})
+    return fields
 
 
 def _unsettled_stored(ledger: Ledger | None, external_id: str) -> SendJob | None:
@@ -152,3 +257,52 @@ def _unsettled_stored(ledger: Ledger | None, external_id: str) -> SendJob | None
     if not item.get("payload") or not item.get("idempotency_key"):
         return None
     return SendJob(external_id, str(item["payload"]).encode(), str(item["idempotency_key"]))
+
+
+def _prune(
+    ledger: Ledger | None,
+    options: PlanOptions,
+    seen: _Seen,
+    result: RunResult,
+    emit: Callable[[Event], None],
+) -> Iterator[list[Job]]:
+    """Delete signals this ledger created whose records are gone from the complete input."""
+    if ledger is None:
+        return
+    if seen.unreadable:
+        message = (
+            f"prune refused: {seen.unreadable} input record(s) could not be read, so the input "
+            "is not known to be the complete dataset"
+        )
+        result.counts["prune-refused"] += 1
+        result.note_problem(message)
+        emit(Event("prune-refused", None, message))
+        return
+    accepted = [s for s in ("submitted", "processed", "failed")]
+    gone = [
+        item
+        for item in ledger.iter_items(accepted)
+        if item.public_id and hash(item.external_id) not in seen.ids
+    ]
+    total = sum(ledger.counts_by_status().get(s, 0) for s in accepted)
+    if gone and not options.force and len(gone) > options.prune_max * total:
+        message = (
+            f"prune refused: {len(gone)} of {total} signals would be deleted, more than "
+            f"--prune-max {options.prune_max:.0%}; check the input is complete, or pass --force"
+        )
+        result.counts["prune-refused"] += 1
+        result.note_problem(message)
+        emit(Event("prune-refused", None, message))
+        return
+    batch: list[Job] = []
+    for item in gone:
+        assert item.public_id is not None
+        if options.dry_run:
+            result.counts["would-delete"] += 1
+            emit(Event("would-delete", item.external_id, item.public_id))
+            continue
+        batch.append(DeleteJob(item.external_id, item.public_id))
+        if len(batch) >= 200:
+            yield batch
+            batch = []
+    yield batch

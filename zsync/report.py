@@ -11,6 +11,9 @@ ORDER = (
     "created",
     "replayed",
     "requeued",
+    "updated",
+    "deleted",
+    "would-delete",
     "processed",
     "unchanged",
     "submitted",
@@ -23,6 +26,7 @@ ORDER = (
     "rejected",
     "invalid",
     "duplicate",
+    "prune-refused",
 )
 
 EXIT_MEANINGS = {
