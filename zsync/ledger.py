@@ -373,8 +373,8 @@ class Ledger:
 
     def recent_runs(self, limit: int = 5) -> list[dict[str, Any]]:
         rows = self.conn.execute(
-            "SELECT id, command, started_at, finished_at, counts, exit_code, host, pid "
-            "FROM runs ORDER BY id DESC LIMIT ?",
+            "SELECT id, command, started_at, finished_at, counts, exit_code, host, pid, "
+            "arguments FROM runs ORDER BY id DESC LIMIT ?",
             (limit,),
         ).fetchall()
         return [
@@ -387,6 +387,7 @@ class Ledger:
                 "exit_code": r[5],
                 "host": r[6],
                 "pid": r[7],
+                "arguments": json.loads(r[8]) if r[8] else {},
             }
             for r in rows
         ]
@@ -463,6 +464,44 @@ class Ledger:
             dict(zip(("run_id", "at", "kind", "http_status", "detail"), r, strict=True))
             for r in cur
         ]
+
+    def iter_failures(self) -> Iterator[tuple[str, str, int | None, str | None, str]]:
+        """(external_id, status, http_status, last_error, updated_at) of items needing a look."""
+        yield from self.conn.execute(
+            "SELECT external_id, status, last_http_status, last_error, updated_at FROM items "
+            "WHERE status IN ('rejected', 'error', 'conflict', 'failed', 'invalid') "
+            "ORDER BY updated_at"
+        )
+
+    EXPORT_COLUMNS = (
+        "external_id",
+        "status",
+        "public_id",
+        "job_id",
+        "attempts",
+        "last_http_status",
+        "last_error",
+        "origin",
+        "payload_hash",
+        "first_run_id",
+        "last_run_id",
+        "created_at",
+        "updated_at",
+    )
+
+    def iter_export(self, statuses: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
+        columns = ", ".join(self.EXPORT_COLUMNS)
+        if statuses:
+            wanted = sorted(set(statuses))
+            marks = ",".join("?" * len(wanted))
+            cur = self.conn.execute(
+                f"SELECT {columns} FROM items WHERE status IN ({marks}) ORDER BY external_id",
+                wanted,
+            )
+        else:
+            cur = self.conn.execute(f"SELECT {columns} FROM items ORDER BY external_id")
+        for row in cur:
+            yield dict(zip(self.EXPORT_COLUMNS, row, strict=True))
 
     # -- items: writes (each call is one transaction) ------------------------------------
 

@@ -130,11 +130,12 @@ def status_text(info: dict[str, Any]) -> str:
     if attention:
         lines.append("needs attention:")
         for item in attention:
-            where = f" at {item['origin']}" if item.get("origin") else ""
+            origin = item.get("origin") or ""
+            error = item.get("error") or ""
+            error = error.removeprefix(f"{origin}: ") if origin else error
+            where = f" at {origin}" if origin else ""
             code = f" HTTP {item['http_status']}" if item.get("http_status") else ""
-            lines.append(
-                f"  {item['external_id']}: {item['status']}{code}{where}: {item.get('error') or ''}"
-            )
+            lines.append(f"  {item['external_id']}: {item['status']}{code}{where}: {error}")
     return "\n".join(lines)
 
 
@@ -151,3 +152,61 @@ def _status_order(counts: dict[str, int]) -> list[str]:
         "deleted",
     ]
     return [k for k in known if counts.get(k)] + sorted(k for k in counts if k not in known)
+
+
+def runs_text(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no runs yet"
+    lines = [f"{'run':>5}  {'started (UTC)':<24} {'command':<13} {'exit':>4} {'took':>8}  counts"]
+    for run in rows:
+        took = f"{run['duration_s']:.1f}s" if run.get("duration_s") is not None else "-"
+        code = "-" if run["exit_code"] is None else str(run["exit_code"])
+        counts = ", ".join(f"{v} {k}" for k, v in sorted((run["counts"] or {}).items()) if v)
+        if run.get("state") not in (None, "finished"):
+            counts = run["state"]
+        lines.append(
+            f"{run['id']:>5}  {run['started_at']:<24} {run['command']:<13} {code:>4} {took:>8}  "
+            f"{counts}"
+        )
+    return "\n".join(lines)
+
+
+def show_text(item: dict[str, Any]) -> str:
+    lines = [f"{item['external_id']}: {item['status']}"]
+    for key in (
+        "public_id",
+        "job_id",
+        "attempts",
+        "last_http_status",
+        "last_error",
+        "origin",
+        "payload_hash",
+        "created_at",
+        "updated_at",
+    ):
+        if item.get(key) not in (None, ""):
+            lines.append(f"  {key:<17} {item[key]}")
+    if item.get("events"):
+        lines.append("timeline:")
+        for ev in item["events"]:
+            code = f" HTTP {ev['http_status']}" if ev.get("http_status") else ""
+            detail = f": {ev['detail']}" if ev.get("detail") else ""
+            lines.append(f"  {ev['at']}  run {ev['run_id']}  {ev['kind']}{code}{detail}")
+    return "\n".join(lines)
+
+
+def errors_text(causes: list[Any]) -> str:
+    if not causes:
+        return "no failures recorded"
+    lines = []
+    for c in causes:
+        lines.append(f"{c.count:>6} × {c.cause}")
+        lines.append(
+            f"         first {c.first_seen}, last {c.last_seen}; e.g. {', '.join(c.samples)}"
+        )
+    return "\n".join(lines)
+
+
+def check_text(report_: Any) -> str:
+    lines = [f"{'ok ' if c.ok else 'FAIL'} {c.name:<8} {c.detail}" for c in report_.checks]
+    return "\n".join(lines)

@@ -1,0 +1,223 @@
+"""Operator views of the ledger: runs, one item's timeline, errors by cause, export, check.
+
+Everything here reads; only ``check`` talks to the API, and it writes nothing anywhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from zsync.client import ZentrikClient
+from zsync.config import Settings
+from zsync.errors import ApiError, ApiUnavailable, AuthError, LedgerError, ZsyncError
+from zsync.ledger import Ledger
+
+# Scopes each kind of work needs; `check` compares them with the key's.
+SCOPES_FOR = {
+    "push": ("signals:write", "signals:read"),
+    "push --no-poll": ("signals:write",),
+    "push --prune": ("signals:write", "signals:read", "signals:delete"),
+    "reconcile": ("signals:write", "signals:read"),
+}
+
+
+def _open(settings: Settings) -> Ledger:
+    return Ledger.open_readonly(settings.ledger_path)
+
+
+def _duration(started: str | None, finished: str | None) -> float | None:
+    if not started or not finished:
+        return None
+    start = datetime.fromisoformat(started.replace("Z", "+00:00"))
+    end = datetime.fromisoformat(finished.replace("Z", "+00:00"))
+    return round((end - start).total_seconds(), 3)
+
+
+def runs(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
+    ledger = _open(settings)
+    try:
+        holder = ledger.lease_holder()
+        rows = ledger.recent_runs(limit)
+    finally:
+        ledger.close()
+    for row in rows:
+        row["duration_s"] = _duration(row["started_at"], row["finished_at"])
+        if row["finished_at"] is None:
+            alive = holder is not None and holder.pid == row["pid"]
+            row["state"] = "running" if alive else "did not finish (killed or crashed)"
+        else:
+            row["state"] = "finished"
+    return rows
+
+
+def show(settings: Settings, external_id: str) -> dict[str, Any] | None:
+    ledger = _open(settings)
+    try:
+        item = ledger.get_item(external_id)
+        if item is None:
+            return None
+        item.pop("field_hashes", None)
+        payload = item.pop("payload", None)
+        item["payload"] = json.loads(payload) if payload else None
+        item["events"] = ledger.events_for(external_id)
+        return item
+    finally:
+        ledger.close()
+
+
+_NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
+_QUOTED = re.compile(r"(?<!field )('[^']*'|\"[^\"]*\")")
+_STATUS_PREFIX = re.compile(r"^\d{3} ")
+_IDS = re.compile(r"\b(SIGNAL|job)-[0-9A-Za-z]+\b")
+
+
+def cause_of(status: str, http_status: int | None, error: str | None) -> str:
+    """Group key for an error message: the same problem with other ids and numbers."""
+    text = _STATUS_PREFIX.sub("", error or "")
+    if status == "invalid" and ": " in text:
+        text = text.split(": ", 1)[1]  # drop the origin (file:line), which differs per record
+    text = _IDS.sub(r"\1-…", text)
+    text = _QUOTED.sub("'…'", text)
+    text = _NUMBER.sub("N", text)
+    code = f"HTTP {http_status}" if http_status else status
+    return f"{status} {code}: {text}".strip()
+
+
+@dataclass
+class Cause:
+    cause: str
+    status: str
+    http_status: int | None
+    count: int = 0
+    first_seen: str = ""
+    last_seen: str = ""
+    samples: list[str] = field(default_factory=list)
+
+
+def errors(settings: Settings, samples: int = 3) -> list[Cause]:
+    ledger = _open(settings)
+    groups: dict[str, Cause] = {}
+    try:
+        for external_id, status, http_status, error, at in ledger.iter_failures():
+            key = cause_of(status, http_status, error)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = Cause(key, status, http_status, first_seen=at)
+            group.count += 1
+            group.last_seen = max(group.last_seen, at)
+            group.first_seen = min(group.first_seen, at)
+            if len(group.samples) < samples:
+                group.samples.append(external_id)
+    finally:
+        ledger.close()
+    return sorted(groups.values(), key=lambda g: (-g.count, g.cause))
+
+
+def export(settings: Settings, fmt: str, statuses: tuple[str, ...] = ()) -> Iterator[str]:
+    """Ledger rows as JSONL lines or CSV lines (header first), streamed."""
+    ledger = _open(settings)
+    try:
+        rows = ledger.iter_export(statuses or None)
+        if fmt == "jsonl":
+            for row in rows:
+                yield json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n"
+            return
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(Ledger.EXPORT_COLUMNS))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        if buffer.getvalue():
+            yield buffer.getvalue()
+    finally:
+        ledger.close()
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class CheckReport:
+    checks: list[Check]
+    error: ZsyncError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+def check(settings: Settings, client: ZentrikClient, needs: str) -> CheckReport:
+    """readyz, auth context and scopes, and the ledger's binding; writes nothing."""
+    report = CheckReport([])
+    add = report.checks.append
+    try:
+        checks = client.readyz()
+        add(Check("readyz", True, ", ".join(f"{k}={v}" for k, v in sorted(checks.items()))))
+    except (ApiError, ApiUnavailable) as exc:
+        add(Check("readyz", False, str(exc)))
+        report.error = report.error or ApiUnavailable(str(exc))
+    workspace: str | None = None
+    try:
+        context = client.auth_context()
+    except AuthError as exc:
+        add(Check("auth", False, str(exc)))
+        report.error = exc
+        context = None
+    except ApiError as exc:
+        add(Check("auth", False, str(exc)))
+        report.error = report.error or ApiUnavailable(str(exc))
+        context = None
+    if context is not None:
+        ws = context.get("workspace") or {}
+        workspace = str(ws.get("id")) if ws.get("id") else None
+        name = ws.get("name")
+        add(
+            Check("auth", True, f"key opens workspace {workspace}" + (f" ({name})" if name else ""))
+        )
+        have = set((context.get("credential") or {}).get("scopes") or [])
+        wanted = SCOPES_FOR.get(needs, SCOPES_FOR["push"])
+        missing = [s for s in wanted if s not in have]
+        detail = f"{needs} needs {', '.join(wanted)}" + (
+            f"; missing {', '.join(missing)}" if missing else ""
+        )
+        add(Check("scopes", not missing, detail))
+        if missing:
+            report.error = report.error or AuthError(f"the key lacks {', '.join(missing)}")
+    add(_ledger_check(settings, workspace))
+    return report
+
+
+def _ledger_check(settings: Settings, workspace: str | None) -> Check:
+    path = settings.ledger_path
+    if not path.exists():
+        return Check("ledger", True, f"{path} does not exist yet; the first push creates it")
+    try:
+        ledger = _open(settings)
+    except LedgerError as exc:
+        return Check("ledger", False, str(exc))
+    try:
+        bound = ledger.get_meta("workspace_id")
+        schema = ledger.schema_version()
+        holder = ledger.lease_holder()
+    finally:
+        ledger.close()
+    if bound and workspace and bound != workspace:
+        return Check("ledger", False, f"{path} belongs to workspace {bound}, not {workspace}")
+    lock = f"; in use by {holder.describe()}" if holder else ""
+    return Check(
+        "ledger", True, f"{path} schema {schema}, workspace {bound or 'not bound yet'}{lock}"
+    )
