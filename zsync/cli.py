@@ -37,6 +37,8 @@ class State:
         self.debug = False
         self.verbose = 0
         self.quiet = False
+        self.log_format = "text"
+        self.progress_interval = 30.0
         self.secret: str | None = None
 
 
@@ -98,6 +100,11 @@ def run_options(fn: F) -> F:
             help="Stop starting new work after this many seconds (exit 75).",
         ),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
+        click.option(
+            "--metrics-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write Prometheus metrics here at the end (node_exporter textfile collector).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -126,8 +133,29 @@ def _settings(
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("-v", "--verbose", count=True, help="Show each item's outcome.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the summary.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one object per line on stderr.",
+)
+@click.option(
+    "--progress-interval",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds between progress lines when stderr is not a terminal.",
+)
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
+def cli(
+    ctx: click.Context,
+    debug: bool,
+    verbose: int,
+    quiet: bool,
+    log_format: str,
+    progress_interval: float,
+) -> None:
     """Sync records into Zentrik Signals, exactly once, with a local SQLite ledger.
 
     \b
@@ -138,14 +166,46 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
     """
     state = ctx.ensure_object(State)
     state.debug, state.verbose, state.quiet = debug, verbose, quiet
+    state.log_format, state.progress_interval = log_format, progress_interval
 
 
-def _emitter(state: State) -> Callable[[Event], None]:
-    shown = {"n": 0, "hidden": 0}
-    attention = {"invalid", "duplicate", "rejected", "conflict", "error", "failed", "prune-refused"}
-    lock = threading.Lock()
+_ATTENTION = frozenset(
+    {"invalid", "duplicate", "rejected", "conflict", "error", "failed", "prune-refused"}
+)
 
-    def emit(event: Event) -> None:
+
+class Console:
+    """Renders engine events: item lines, progress, logs. Knows terminal from cron."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.lock = threading.Lock()
+        self.shown = 0
+        self.hidden = 0
+        self.tty = sys.stderr.isatty()
+        self._bar_visible = False
+        self._last_progress_line = 0.0
+
+    def _err(self, line: str) -> None:
+        if self._bar_visible:
+            click.echo("\r\033[K", nl=False, err=True)
+            self._bar_visible = False
+        click.echo(config.redact(line, self.state.secret), err=True)
+
+    def _log(self, event: Event, level: str) -> None:
+        record = report.log_record(
+            event.kind,
+            config.redact(event.message, self.state.secret),
+            run_id=event.data.get("run_id"),
+            external_id=event.external_id,
+            http_status=event.data.get("status"),
+            attempt=event.data.get("attempts"),
+            level=level,
+        )
+        click.echo(json.dumps(record, ensure_ascii=False), err=True)
+
+    def emit(self, event: Event) -> None:
+        state = self.state
         if event.kind == "would-send":
             click.echo(event.message)
             return
@@ -157,23 +217,61 @@ def _emitter(state: State) -> Callable[[Event], None]:
                 action["publicId"] = event.message
             click.echo(json.dumps(action, sort_keys=True))
             return
-        if event.kind in attention and not state.quiet:
-            with lock:
-                if shown["n"] >= _MAX_ITEM_LINES and state.verbose == 0:
-                    shown["hidden"] += 1
+        if event.kind == "progress":
+            self._progress(event.data)
+            return
+        with self.lock:
+            if event.kind in _ATTENTION:
+                if state.quiet:
                     return
-                shown["n"] += 1
-            who = f"{event.external_id}: " if event.external_id and event.kind != "invalid" else ""
-            message = config.redact(event.message, state.secret)
-            click.echo(f"{event.kind}: {who}{message}", err=True)
-        elif state.verbose and event.kind not in ("polling",):
-            if event.kind == "retry" and state.verbose < 2:
-                return
-            who = f"{event.external_id} " if event.external_id else ""
-            click.echo(f"{event.kind}: {who}{config.redact(event.message, state.secret)}", err=True)
+                if state.log_format == "json":
+                    self._log(event, "warning" if event.kind == "changed" else "error")
+                    return
+                if self.shown >= _MAX_ITEM_LINES and state.verbose == 0:
+                    self.hidden += 1
+                    return
+                self.shown += 1
+                who = (
+                    f"{event.external_id}: "
+                    if event.external_id and event.kind != "invalid"
+                    else ""
+                )
+                self._err(f"{event.kind}: {who}{event.message}")
+            elif state.verbose and event.kind != "polling":
+                if event.kind == "retry" and state.verbose < 2:
+                    return
+                if state.log_format == "json":
+                    self._log(event, "debug" if event.kind == "retry" else "info")
+                    return
+                who = f"{event.external_id} " if event.external_id else ""
+                self._err(f"{event.kind}: {who}{event.message}")
 
-    emit.hidden = shown  # type: ignore[attr-defined]
-    return emit
+    def _progress(self, data: dict[str, Any]) -> None:
+        state = self.state
+        if state.quiet:
+            return
+        line = report.progress_line(data)
+        with self.lock:
+            if self.tty and state.log_format == "text":
+                click.echo(f"\r\033[K{line}", nl=False, err=True)
+                self._bar_visible = True
+                return
+            elapsed = float(data.get("elapsed") or 0.0)
+            if elapsed - self._last_progress_line < state.progress_interval:
+                return
+            self._last_progress_line = elapsed
+            if state.log_format == "json":
+                self._log(Event("progress", message=line, data={}), "info")
+            else:
+                click.echo(f"progress: {line}", err=True)
+
+    def close(self) -> None:
+        with self.lock:
+            if self._bar_visible:
+                click.echo("\r\033[K", nl=False, err=True)
+                self._bar_visible = False
+            if self.hidden:
+                click.echo(f"... and {self.hidden} more item problems (see zsync errors)", err=True)
 
 
 @contextmanager
@@ -197,10 +295,8 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _render(state: State, result: RunResult, as_json: bool, emit: Callable[[Event], None]) -> None:
-    hidden = getattr(emit, "hidden", {}).get("hidden", 0)
-    if hidden:
-        click.echo(f"... and {hidden} more item problems (see zsync status)", err=True)
+def _render(state: State, result: RunResult, as_json: bool, console: Console) -> None:
+    console.close()
     if not state.quiet:
         for line in report.dropped_warnings(result):
             click.echo(line, err=True)
@@ -218,6 +314,7 @@ def _dry(result: RunResult) -> bool:
 
 
 def _run_opts(
+    metrics_file: Path | None,
     concurrency: int,
     rate: float | None,
     poll_seconds: float,
@@ -322,8 +419,8 @@ def push(
       zsync push --input tickets.jsonl --no-poll
     """
     settings = _settings(state, ledger, env_file, api_base, allow_insecure_http)
-    emit = _emitter(state)
-    ctx = operations.Context(settings, emit=emit)
+    console = Console(state)
+    ctx = operations.Context(settings, emit=console.emit, metrics_file=run.get("metrics_file"))
     plan = PlanOptions(
         inputs=inputs,
         fmt=fmt,
@@ -337,8 +434,10 @@ def push(
     )
     options = _run_opts(poll=not no_poll, delay_ms=delay_ms, **run)
     with _stop_on_signals(ctx.stop_event):
-        result = operations.push(ctx, plan, options, skip_readyz=skip_readyz)
-    _render(state, result, as_json, emit)
+        result = operations.push(
+            ctx, plan, options, skip_readyz=skip_readyz, count_total=console.tty and not dry_run
+        )
+    _render(state, result, as_json, console)
 
 
 @cli.command()
@@ -362,11 +461,11 @@ def reconcile(
       zsync reconcile --poll-seconds 600
     """
     settings = _settings(state, ledger, env_file, api_base, allow_insecure_http)
-    emit = _emitter(state)
-    ctx = operations.Context(settings, emit=emit)
+    console = Console(state)
+    ctx = operations.Context(settings, emit=console.emit, metrics_file=run.get("metrics_file"))
     with _stop_on_signals(ctx.stop_event):
         result = operations.reconcile(ctx, _run_opts(**run))
-    _render(state, result, as_json, emit)
+    _render(state, result, as_json, console)
 
 
 @cli.command("retry-failed")
@@ -408,13 +507,13 @@ def retry_failed(
                 )
             click.echo(f"{len(items)} item(s) would be retried")
         return
-    emit = _emitter(state)
-    ctx = operations.Context(settings, emit=emit)
+    console = Console(state)
+    ctx = operations.Context(settings, emit=console.emit, metrics_file=run.get("metrics_file"))
     with _stop_on_signals(ctx.stop_event):
         result = operations.retry_failed(
             ctx, _run_opts(poll=not no_poll, **run), include_rejected=include_rejected
         )
-    _render(state, result, as_json, emit)
+    _render(state, result, as_json, console)
 
 
 @cli.command()

@@ -39,6 +39,7 @@ ClientFactory = Callable[[], ZentrikClient]
 _FLUSH_EVERY = 200
 _FLUSH_SECONDS = 0.25
 _HEARTBEAT_SECONDS = 15.0
+_PROGRESS_SECONDS = 0.5
 TERMINAL = frozenset({"processed", "failed"})
 # Outcomes after which the run as a whole is not clean (exit 1).
 _FAILING = ("rejected", "failed", "invalid", "duplicate", "conflict", "prune-refused")
@@ -128,6 +129,9 @@ class RunResult:
     fatal: ZsyncError | None = None
     problems: list[str] = field(default_factory=list)
     dropped_fields: dict[str, tuple[int, str]] = field(default_factory=dict)
+    retries: int = 0
+    seen: int = 0  # input records read so far (push only)
+    total: int | None = None  # input records expected, when cheaply known (progress ETA)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -192,6 +196,9 @@ class Engine:
         self._buffer: list[Outcome] = []
         self._last_flush = time.monotonic()
         self._last_beat = time.monotonic()
+        self._started = time.monotonic()
+        self._last_progress = self._started
+        self._inflight_n = 0
 
     # -- worker side (no ledger access here) ------------------------------------------
 
@@ -205,6 +212,7 @@ class Engine:
         return client
 
     def _on_retry(self, error: TransientError, attempt: int, wait_s: float) -> None:
+        self.result.retries += 1
         if isinstance(error, RateLimited):
             self.pacer.throttle()
         self.emit(
@@ -391,7 +399,11 @@ class Engine:
                 outcome.kind,
                 outcome.external_id,
                 outcome.detail or "",
-                {"status": outcome.http_status},
+                {
+                    "status": outcome.http_status,
+                    "run_id": self.run_id,
+                    "attempts": outcome.attempts,
+                },
             )
         )
         self._buffer.append(outcome)
@@ -408,6 +420,27 @@ class Engine:
         elif now - self._last_beat >= _HEARTBEAT_SECONDS:
             self.ledger.heartbeat()
             self._last_beat = now
+        self._progress(now)
+
+    def _progress(self, now: float) -> None:
+        if now - self._last_progress < _PROGRESS_SECONDS:
+            return
+        self._last_progress = now
+        r = self.result
+        self.emit(
+            Event(
+                "progress",
+                data={
+                    "elapsed": now - self._started,
+                    "seen": r.seen,
+                    "total": r.total,
+                    "counts": dict(r.counts),
+                    "retries": r.retries,
+                    "throttled": self.pacer.throttled,
+                    "inflight": self._inflight_n,
+                },
+            )
+        )
 
     def run(self, feeder: Iterator[Job]) -> None:
         """Drive jobs from ``feeder`` (which may plan and write intents) to completion."""
@@ -435,10 +468,14 @@ class Engine:
                                 queue.extend(reversed(next_batch(feeder)))
                             except StopIteration:
                                 feeder_done = True
+                            self._progress(time.monotonic())
+                            if deadline is not None and time.monotonic() >= deadline:
+                                break
                             continue
                         if job is None:
                             break
                         inflight[pool.submit(self._run_job, job)] = job
+                self._inflight_n = len(inflight)
                 idle = feeder_done and not queue and not self._polls_alive(now)
                 if not inflight and (stopping or idle):
                     break

@@ -392,6 +392,10 @@ class Ledger:
             for r in rows
         ]
 
+    def last_success(self) -> str | None:
+        row = self.conn.execute("SELECT MAX(finished_at) FROM runs WHERE exit_code = 0").fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
     # -- items: reads ------------------------------------------------------------------
 
     def lookup(self, external_ids: Sequence[str]) -> dict[str, ItemRow]:

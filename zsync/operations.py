@@ -10,14 +10,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+from zsync import metrics
 from zsync.client import ZentrikClient
 from zsync.config import Settings
 from zsync.engine import Emit, Engine, Event, RunOptions, RunResult, ledger_feeder
 from zsync.errors import ApiUnavailable, TransientError, ZsyncError
 from zsync.ledger import Ledger
-from zsync.plan import PlanOptions, push_feeder
+from zsync.plan import PlanOptions, estimate_total, push_feeder
 from zsync.retry import RetryPolicy
 
 _READYZ_BUDGET = 30.0
@@ -36,6 +38,7 @@ class Context:
     emit: Emit = _ignore
     retry: RetryPolicy | None = None
     client_factory: Callable[[], ZentrikClient] | None = None
+    metrics_file: Path | None = None
 
     def make_client(self) -> ZentrikClient:
         if self.client_factory is not None:
@@ -114,9 +117,13 @@ def _run(
     return result
 
 
-def _finish(ledger: Ledger, run_id: int, result: RunResult, started: float) -> RunResult:
+def _finish(
+    ctx: Context, ledger: Ledger, run_id: int, result: RunResult, started: float
+) -> RunResult:
     result.duration = time.monotonic() - started
     ledger.finish_run(run_id, dict(result.counts), int(result.exit_code))
+    if ctx.metrics_file is not None:
+        metrics.write(ctx.metrics_file, metrics.render(result, ledger))
     return result
 
 
@@ -126,9 +133,12 @@ def push(
     options: RunOptions,
     *,
     skip_readyz: bool = False,
+    count_total: bool = False,
 ) -> RunResult:
     started = time.monotonic()
     result = RunResult("push", polled=options.poll)
+    if count_total:
+        result.total = estimate_total(plan.inputs, plan.fmt)
     if plan.dry_run:
         return _dry_run(ctx, plan, result, started)
     ctx.settings.require_key()
@@ -153,7 +163,7 @@ def push(
             )
         except ZsyncError as exc:
             result.fatal = exc
-        return _finish(ledger, run_id, result, started)
+        return _finish(ctx, ledger, run_id, result, started)
 
 
 def _dry_run(ctx: Context, plan: PlanOptions, result: RunResult, started: float) -> RunResult:
@@ -194,7 +204,7 @@ def reconcile(ctx: Context, options: RunOptions) -> RunResult:
             )
         except ZsyncError as exc:
             result.fatal = exc
-        return _finish(ledger, run_id, result, started)
+        return _finish(ctx, ledger, run_id, result, started)
 
 
 @dataclass
@@ -232,7 +242,7 @@ def retry_failed(ctx: Context, options: RunOptions, *, include_rejected: bool) -
             )
         except ZsyncError as exc:
             result.fatal = exc
-        return _finish(ledger, run_id, result, started)
+        return _finish(ctx, ledger, run_id, result, started)
 
 
 def status(settings: Settings) -> dict[str, Any]:

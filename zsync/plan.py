@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zsync.engine import DeleteJob, Event, Job, RunResult, SendJob, UpdateJob
+from zsync.errors import ZsyncError
 from zsync.ledger import ACCEPTED, UNSETTLED, Intent, ItemRow, Ledger
 from zsync.mapping import (
     Invalid,
@@ -66,6 +67,7 @@ def prepared_stream(
     """Every input record, validated; duplicates within this input become Invalid."""
     for path in options.inputs:
         for item in read_records(path, options.fmt):
+            result.seen += 1
             if isinstance(item, Problem):
                 seen.unreadable += 1
                 yield problem_to_invalid(item)
@@ -306,3 +308,22 @@ def _prune(
             yield batch
             batch = []
     yield batch
+
+
+def estimate_total(inputs: tuple[str, ...], fmt: str | None) -> int | None:
+    """Record count for a progress ETA: newline count of JSONL files; None when not cheap."""
+    from zsync.sources import detect_format
+
+    total = 0
+    for path in inputs:
+        if path == "-":
+            return None
+        try:
+            if detect_format(path, fmt) != "jsonl":
+                return None
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    total += chunk.count(b"\n")
+        except (OSError, ZsyncError):
+            return None
+    return total

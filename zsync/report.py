@@ -210,3 +210,74 @@ def errors_text(causes: list[Any]) -> str:
 def check_text(report_: Any) -> str:
     lines = [f"{'ok ' if c.ok else 'FAIL'} {c.name:<8} {c.detail}" for c in report_.checks]
     return "\n".join(lines)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+_SETTLED = (
+    "created",
+    "replayed",
+    "updated",
+    "requeued",
+    "deleted",
+    "unchanged",
+    "changed",
+    "deferred",
+    "rejected",
+    "invalid",
+    "duplicate",
+    "error",
+    "conflict",
+)
+
+
+def progress_line(data: dict[str, Any]) -> str:
+    """One line of progress: records settled (of the total when known), rate, retries, ETA."""
+    counts: dict[str, int] = data.get("counts") or {}
+    elapsed = max(float(data.get("elapsed") or 0.0), 1e-6)
+    done = sum(counts.get(k, 0) for k in _SETTLED)
+    total = data.get("total")
+    sent = sum(counts.get(k, 0) for k in ("created", "replayed", "updated", "requeued"))
+    parts = [f"{done:,}/{total:,} done" if total else f"{done:,} done", f"{sent:,} sent"]
+    if counts.get("processed"):
+        parts.append(f"{counts['processed']:,} processed")
+    if counts.get("unchanged"):
+        parts.append(f"{counts['unchanged']:,} unchanged")
+    bad = sum(counts.get(k, 0) for k in ("rejected", "invalid", "error", "conflict", "failed"))
+    if bad:
+        parts.append(f"{bad:,} problems")
+    parts.append(f"{data.get('retries', 0)} retries")
+    parts.append(f"{data.get('throttled', 0)} rate-limited")
+    rate = done / elapsed
+    parts.append(f"{rate:,.0f}/s")
+    line = " · ".join(parts) + f" · {_clock(elapsed)}"
+    if total and rate > 0 and done < total:
+        line += f" · ETA {_clock((total - done) / rate)}"
+    return line
+
+
+def log_record(
+    event_kind: str,
+    message: str,
+    *,
+    run_id: int | None,
+    external_id: str | None,
+    http_status: int | None,
+    attempt: int | None = None,
+    level: str = "info",
+) -> dict[str, Any]:
+    from zsync.ledger import now_iso
+
+    return {
+        "time": now_iso(),
+        "level": level,
+        "run_id": run_id,
+        "event": event_kind,
+        "externalId": external_id,
+        "attempt": attempt,
+        "http_status": http_status,
+        "message": message,
+    }
