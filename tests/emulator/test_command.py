@@ -110,7 +110,3 @@ def test_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
     assert second.stderr.strip().count("\n") == 0
     assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
 
-
-@pytest.mark.skip(reason="the Zentrik template run lives with the integration tests")
-def test_zentrik_template_runs_unchanged() -> None:
-    raise AssertionError("not run")
