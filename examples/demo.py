@@ -60,7 +60,7 @@ def main() -> int:
         }
         step(
             "send both records and wait until Zentrik has processed them",
-            ["push", "--input", "examples/signals.json"],
+            ["-v", "push", "--input", "examples/signals.json"],
             env,
             {0},
         )

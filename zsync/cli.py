@@ -243,8 +243,8 @@ class Console:
                 if state.log_format == "json":
                     self._log(event, "debug" if event.kind == "retry" else "info")
                     return
-                who = f"{event.external_id} " if event.external_id else ""
-                self._err(f"{event.kind}: {who}{event.message}")
+                what = " ".join(p for p in (event.external_id, event.message) if p)
+                self._err(f"{event.kind}: {what}")
 
     def _progress(self, data: dict[str, Any]) -> None:
         state = self.state

@@ -114,7 +114,9 @@ def status_text(info: dict[str, Any]) -> str:
     else:
         lines.append("  no items yet")
     if info.get("oldest_unfinished"):
-        lines.append(f"  oldest unfinished item since {info['oldest_unfinished']}")
+        since = info["oldest_unfinished"]
+        age = _age(since)
+        lines.append(f"  oldest unfinished item: {age} old (since {since})")
     lines.append(f"  lock: {info['lock'] or 'free'}")
     runs = info.get("recent_runs") or []
     if runs:
@@ -281,3 +283,17 @@ def log_record(
         "http_status": http_status,
         "message": message,
     }
+
+
+def _age(iso: str) -> str:
+    from datetime import UTC, datetime
+
+    then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    seconds = max(0, int((datetime.now(UTC) - then).total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d"
