@@ -160,3 +160,38 @@ def test_env_file_supplies_the_key_but_never_overrides_the_environment(
     )
     assert result.code == 0, result.err
     assert create.calls[0].request.headers["Authorization"] == "Bearer from-file"
+
+
+def test_reconcile_polls_what_push_left_submitted(api: responses.RequestsMock) -> None:
+    api.post(f"{BASE}/external/v1/signals", status=201, json={"publicId": "S-1", "jobId": "j"})
+    assert run_cli(["push", "--input", _input([RECORD]), "--no-poll"], env=ENV).code == 0
+    poll = api.get(
+        f"{BASE}/external/v1/signals/S-1", json={"publicId": "S-1", "status": "processed"}
+    )
+    result = run_cli(["reconcile", "--json"], env=ENV)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["counts"] == {"processed": 1}
+    assert len(poll.calls) == 1
+
+
+def test_retry_failed_preview_changes_nothing_then_requeues(api: responses.RequestsMock) -> None:
+    api.post(f"{BASE}/external/v1/signals", status=201, json={"publicId": "S-1", "jobId": "j"})
+    api.get(
+        f"{BASE}/external/v1/signals/S-1",
+        json={"publicId": "S-1", "status": "failed", "processing": {"error": "model timeout"}},
+    )
+    assert run_cli(["push", "--input", _input([RECORD])], env=ENV).code == 1
+    process = api.post(
+        f"{BASE}/external/v1/signals/S-1/process",
+        status=202,
+        json={"publicId": "S-1", "jobId": "j-2", "status": "queued"},
+    )
+    preview = run_cli(["retry-failed", "--preview"], env=ENV)
+    assert preview.code == 0 and "re-queue ext-1 (failed)" in preview.out
+    assert len(process.calls) == 0
+    result = run_cli(["retry-failed", "--no-poll", "--json"], env=ENV)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["counts"]["requeued"] == 1
+    assert len(process.calls) == 1
+    shown = json.loads(run_cli(["show", "ext-1", "--json"], env=ENV).out)
+    assert shown["status"] == "submitted" and shown["job_id"] == "j-2"
