@@ -1,0 +1,361 @@
+"""``make bench``: the four throughput, pacing, re-run and memory scenarios of issue 4.
+
+    .venv/bin/python -m tests.bench.run [--only B1,B3] [--b4-records N] [--keep DIR]
+
+Each scenario starts its own emulator process with the settings it names, runs zsync as a
+child process the way a user would, checks the server's truth (every record exactly once),
+and is judged by one ratio. Prints one table and writes ``bench-results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.bench import data, harness
+
+B1_RECORDS = 2_000
+B2_RECORDS = 2_000
+B2_RATE = 200.0
+B3_RECORDS = 100_000
+B4_RECORDS = 1_000_000
+RESULTS = harness.ROOT / "bench-results.json"
+
+
+@dataclass
+class Row:
+    scenario: str
+    records: int
+    wall_s: float
+    requests_per_s: float | None
+    throttled_429: int | None
+    peak_rss_mb: float
+    ratio: float
+    ratio_meaning: str
+    target: str
+    passed: bool
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Inputs:
+    tmp: Path
+    big: Path
+    count: int
+
+    def first(self, n: int) -> Path:
+        path = self.tmp / f"records-{n}.jsonl"
+        if not path.exists():
+            if n == self.count:
+                return self.big
+            data.head(self.big, path, n)
+        return path
+
+
+def _fresh(tmp: Path, name: str) -> Path:
+    work = tmp / name
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    return work
+
+
+def _check_once(state: dict[str, Any], n: int, what: str) -> None:
+    creates = state["creates_by_external_id"]
+    twice = {k: v for k, v in creates.items() if v != 1}
+    if len(creates) != n or twice:
+        raise RuntimeError(f"{what}: {len(creates)} signals for {n} records; repeated: {twice}")
+
+
+# -- B1: latency-bound --------------------------------------------------------------------
+
+
+def b1(inputs: Inputs) -> Row:
+    source = inputs.first(B1_RECORDS)
+    runs = {}
+    with harness.emulator("--latency-ms", "20") as emu:
+        for label, extra in (("concurrency 1", ["--concurrency", "1"]), ("defaults", [])):
+            emu.reset()
+            work = _fresh(inputs.tmp, "b1")
+            args = ["push", "--input", str(source), "--no-poll", "--json", *extra]
+            run = harness.zsync([*args, "--ledger", "l.db"], api_base=emu.api, cwd=work)
+            state = emu.state()
+            _check_once(state, B1_RECORDS, f"B1 {label}")
+            runs[label] = (run, harness.api_requests(state), harness.throttled(state))
+    slow, fast = runs["concurrency 1"][0], runs["defaults"][0]
+    ratio = slow.wall / fast.wall
+    return Row(
+        "B1 latency-bound (20 ms)",
+        B1_RECORDS,
+        fast.wall,
+        runs["defaults"][1] / fast.wall,
+        runs["defaults"][2],
+        fast.peak_rss_mb,
+        ratio,
+        "wall(--concurrency 1) / wall(defaults)",
+        ">= 6",
+        ratio >= 6,
+        {"wall_concurrency_1_s": round(slow.wall, 2), "wall_defaults_s": round(fast.wall, 2)},
+    )
+
+
+# -- B2: rate-bound -----------------------------------------------------------------------
+
+
+def b2(inputs: Inputs) -> Row:
+    source = inputs.first(B2_RECORDS)
+    with harness.emulator("--rate-limit", str(B2_RATE), "--process-seconds", "0.5") as emu:
+        work = _fresh(inputs.tmp, "b2")
+        args = ["push", "--input", str(source), "--json", "--ledger", "l.db"]
+        run = harness.zsync(args, api_base=emu.api, cwd=work)
+        state = emu.state()
+    _check_once(state, B2_RECORDS, "B2")
+    processed = run.summary["counts"].get("processed", 0)
+    if processed != B2_RECORDS:
+        raise RuntimeError(f"B2: {processed} of {B2_RECORDS} processed: {run.summary}")
+    total = harness.api_requests(state)
+    limited = harness.throttled(state)
+    ideal = (B2_RECORDS + B2_RECORDS) / B2_RATE
+    ratio = run.wall / ideal
+    share = limited / total
+    polls = sum(
+        n
+        for k, n in harness.request_counts(state).items()
+        if k.startswith("GET /api/external/v1/signals/")
+    )
+    return Row(
+        "B2 rate-bound (200/s)",
+        B2_RECORDS,
+        run.wall,
+        total / run.wall,
+        limited,
+        run.peak_rss_mb,
+        ratio,
+        "wall / ((creates + one poll per record) / 200)",
+        "<= 1.2, 429s < 2%",
+        ratio <= 1.2 and share < 0.02,
+        {
+            "ideal_s": round(ideal, 2),
+            "requests": total,
+            "polls": polls,
+            "share_429": round(share, 4),
+        },
+    )
+
+
+# -- B3: no-op re-run ---------------------------------------------------------------------
+
+
+def b3(inputs: Inputs, ledger: Path) -> Row:
+    source = inputs.first(B3_RECORDS)
+    baselines, walls = [], []
+    with harness.emulator() as emu:
+        for attempt in range(2):
+            seconds, _ = harness.timed(
+                [sys.executable, "-m", "tests.bench.data", str(source)], cwd=harness.ROOT
+            )
+            baselines.append(seconds)
+            work = _fresh(inputs.tmp, f"b3-{attempt}")
+            shutil.copy(ledger, work / "l.db")
+            args = ["push", "--input", str(source), "--json", "--ledger", "l.db"]
+            run = harness.zsync(args, api_base=emu.api, cwd=work)
+            if run.summary["counts"] != {"unchanged": B3_RECORDS}:
+                raise RuntimeError(f"B3: expected only unchanged records: {run.summary['counts']}")
+            walls.append(run)
+        state = emu.state()
+    if harness.creates(state):
+        raise RuntimeError(f"B3: {harness.creates(state)} create requests on a no-op re-run")
+    best = min(walls, key=lambda r: r.wall)
+    base = min(baselines)
+    ratio = best.wall / base
+    per_s = B3_RECORDS / best.wall
+    return Row(
+        "B3 no-op re-run",
+        B3_RECORDS,
+        best.wall,
+        harness.api_requests(state) / sum(r.wall for r in walls),
+        harness.throttled(state),
+        best.peak_rss_mb,
+        ratio,
+        "wall / wall(parse + canonical JSON + sha256 per line)",
+        "<= 2.0 and >= 50,000 records/s",
+        ratio <= 2.0 and per_s >= 50_000,
+        {
+            "baseline_s": round(base, 2),
+            "records_per_s": round(per_s),
+            "baseline_records_per_s": round(B3_RECORDS / base),
+            "input_mb": round(source.stat().st_size / 1e6, 1),
+            "creates": 0,
+            "best_of": 2,
+        },
+    )
+
+
+# -- B4: memory ---------------------------------------------------------------------------
+
+
+def b4(inputs: Inputs, ledger: Path | None) -> list[Row]:
+    source = inputs.first(inputs.count)
+    n = inputs.count
+    rows = []
+    work = _fresh(inputs.tmp, "b4-dry")
+    args = ["push", "--input", str(source), "--dry-run", "--ledger", "none.db"]
+    dry = harness.zsync(args, api_base=None, cwd=work, stdout_to_null=True)
+    rows.append(_memory_row("B4 memory: --dry-run", n, dry, {"stdout": "/dev/null"}))
+    if ledger is not None:
+        with harness.emulator() as emu:
+            work = _fresh(inputs.tmp, "b4-skip")
+            shutil.move(ledger, work / "l.db")
+            args = ["push", "--input", str(source), "--json", "--ledger", "l.db"]
+            skip = harness.zsync(args, api_base=emu.api, cwd=work)
+            state = emu.state()
+        if skip.summary["counts"] != {"unchanged": n} or harness.creates(state):
+            raise RuntimeError(f"B4 skip: {skip.summary['counts']}")
+        rows.append(
+            _memory_row("B4 memory: skip path", n, skip, {"records_per_s": round(n / skip.wall)})
+        )
+    return rows
+
+
+def _memory_row(name: str, n: int, run: harness.Run, notes: dict[str, Any]) -> Row:
+    return Row(
+        name,
+        n,
+        run.wall,
+        None,
+        None,
+        run.peak_rss_mb,
+        run.peak_rss_mb,
+        "peak RSS of the zsync process (MB)",
+        "<= 150 MB",
+        run.peak_rss_mb <= 150,
+        notes,
+    )
+
+
+# -- the table ----------------------------------------------------------------------------
+
+
+def table(rows: list[Row]) -> str:
+    head = ("scenario", "records", "wall s", "req/s", "429s", "peak RSS MB", "ratio", "target", "")
+    lines = [head]
+    for r in rows:
+        lines.append(
+            (
+                r.scenario,
+                f"{r.records:,}",
+                f"{r.wall_s:.2f}",
+                "-" if r.requests_per_s is None else f"{r.requests_per_s:.0f}",
+                "-" if r.throttled_429 is None else str(r.throttled_429),
+                f"{r.peak_rss_mb:.0f}",
+                f"{r.ratio:.2f}",
+                r.target,
+                "pass" if r.passed else "FAIL",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    out = []
+    for k, line in enumerate(lines):
+        out.append("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+        if k == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="zsync benchmarks (issue 4)")
+    parser.add_argument("--only", default="B1,B2,B3,B4", help="comma-separated scenarios")
+    parser.add_argument("--b4-records", type=int, default=B4_RECORDS)
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    args = parser.parse_args(argv)
+    wanted = {s.strip().upper() for s in args.only.split(",") if s.strip()}
+    started = time.perf_counter()
+    load = os.getloadavg()
+    print(
+        f"zsync bench: {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        flush=True,
+    )
+    tmp_ctx = None
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        tmp = args.keep
+    else:
+        tmp_ctx = tempfile.TemporaryDirectory(prefix="zsync-bench-")
+        tmp = Path(tmp_ctx.name)
+    try:
+        with harness.spawner():
+            rows = _run(wanted, tmp, args.b4_records)
+    finally:
+        if tmp_ctx is not None:
+            tmp_ctx.cleanup()
+    print()
+    print(table(rows))
+    load = os.getloadavg()
+    elapsed = time.perf_counter() - started
+    print(f"\n{elapsed:.0f} s in all; load afterwards {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    results = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_after": load,
+        "seconds": round(elapsed, 1),
+        "scenarios": [asdict(r) for r in rows],
+    }
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+    return 0 if all(r.passed for r in rows) else 1
+
+
+def _step(label: str, fn: Callable[[], Any]) -> Any:
+    print(f"  {label} ...", end="", flush=True)
+    t = time.perf_counter()
+    value = fn()
+    print(f" {time.perf_counter() - t:.1f} s", flush=True)
+    return value
+
+
+def _run(wanted: set[str], tmp: Path, b4_records: int) -> list[Row]:
+    sizes = {"B1": B1_RECORDS, "B2": B2_RECORDS, "B3": B3_RECORDS, "B4": b4_records}
+    need = max(n for name, n in sizes.items() if name in wanted)
+    big = tmp / f"records-{need}.jsonl"
+    if not big.exists():
+        size = _step(f"generating {need:,} records", lambda: data.write_jsonl(big, need))
+        print(f"  ({size / 1e6:,.0f} MB)")
+    inputs = Inputs(tmp, big, need)
+    targets = []
+    if "B3" in wanted:
+        targets.append((tmp / "ledger-b3.db", B3_RECORDS))
+    if "B4" in wanted:
+        targets.append((tmp / "ledger-b4.db", b4_records))
+    if targets:
+        for path, _ in targets:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        _step(
+            "recording every record as processed in the ledgers",
+            lambda: data.fill_ledgers(big, targets),
+        )
+    rows: list[Row] = []
+    if "B1" in wanted:
+        rows.append(_step("B1", lambda: b1(inputs)))
+    if "B2" in wanted:
+        rows.append(_step("B2", lambda: b2(inputs)))
+    if "B3" in wanted:
+        rows.append(_step("B3", lambda: b3(inputs, tmp / "ledger-b3.db")))
+    if "B4" in wanted:
+        rows.extend(_step("B4", lambda: b4(inputs, tmp / "ledger-b4.db")))
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main())
