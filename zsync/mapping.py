@@ -66,8 +66,10 @@ MAX_TEXT_CHARS = 1_000_000
 # serialisation far away from Python's recursion limit.
 MAX_DEPTH = 64
 
-_EXTERNAL_TEXT_KEYS = frozenset(("kind", "text", "signalType", *EXTERNAL_TEXT_FIELDS))
-_RAW_SIGNAL_KEYS = frozenset(("kind", "source", *RAW_SIGNAL_FIELDS))
+# sourceKey is not in the template but Zentrik's own client sends it (a fixed namespace the
+# server pairs with externalId); mapping files set it, and a record that has it keeps it.
+_EXTERNAL_TEXT_KEYS = frozenset(("kind", "text", "signalType", "sourceKey", *EXTERNAL_TEXT_FIELDS))
+_RAW_SIGNAL_KEYS = frozenset(("kind", "source", "sourceKey", *RAW_SIGNAL_FIELDS))
 _CONTAINERS = (dict, list)
 
 # Reused: json.dumps builds a new encoder per call when given options.
@@ -227,6 +229,7 @@ _EXTERNAL_TEXT_OPTIONAL: tuple[tuple[str, _Check], ...] = (
     ("productIds", _check_string_list),
     ("accountId", _check_string),
     ("occurredAt", _check_timestamp),
+    ("sourceKey", _check_required_string),
 )
 _RAW_SIGNAL_OPTIONAL: tuple[tuple[str, _Check], ...] = (
     ("name", _check_string),
@@ -235,6 +238,7 @@ _RAW_SIGNAL_OPTIONAL: tuple[tuple[str, _Check], ...] = (
     ("integrationId", _check_string),
     ("context", _check_object),
     ("insightIds", _check_string_list),
+    ("sourceKey", _check_required_string),
 )
 
 
