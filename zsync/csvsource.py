@@ -1,0 +1,206 @@
+"""CSV input: a header row, then one record (a flat dict of strings) per row.
+
+The delimiter is detected from the first 64 KiB unless given; UTF-8 with or without a BOM;
+quoted fields may span lines (a record's origin is the line its row starts on). A row that
+is ragged, badly quoted or not UTF-8 becomes a :class:`Problem` for that row and the rest
+go on. Values stay strings: a mapping file turns them into a body.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from zsync.errors import InputError
+from zsync.sources import Problem, Record
+
+__all__ = ["read_csv"]
+
+_SNIFF_BYTES = 1 << 16
+_BOM = b"\xef\xbb\xbf"
+_DELIMITERS = ",;\t|"
+# The csv module refuses fields over 128 KiB by default; a long call transcript in one cell
+# is normal input (mapping.MAX_TEXT_CHARS bounds what is finally sent).
+_FIELD_LIMIT = 16 << 20
+
+
+def read_csv(
+    path: str, delimiter: str | None = None, *, stdin: BinaryIO | None = None
+) -> Iterator[Record | Problem]:
+    """Stream the rows of one CSV input as records; InputError at once if it cannot be opened."""
+    if path == "-":
+        return _rows("<stdin>", stdin if stdin is not None else sys.stdin.buffer, delimiter)
+    _open(path).close()  # fail now, not at the first read
+    return _from_file(path, delimiter)
+
+
+def _open(path: str) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        reason = "no such file" if isinstance(exc, FileNotFoundError) else exc.strerror or exc
+        raise InputError(f"{path}: {str(reason).lower()}") from None
+
+
+def _from_file(path: str, delimiter: str | None) -> Iterator[Record | Problem]:
+    with _open(path) as stream:
+        yield from _rows(path, stream, delimiter)
+
+
+class _Lines:
+    """Decoded lines (line ends kept, as csv wants) with their count and the undecodable
+    bytes, so a bad byte is blamed on its row only."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self.head = head
+        self.stream = stream
+        self.count = 0
+        self.bad: dict[int, int] = {}  # line number -> first undecodable byte
+
+    def __iter__(self) -> Iterator[str]:
+        pending = b""
+        for raw in self._raw():
+            if not raw.endswith(b"\n"):
+                pending += raw
+                continue
+            yield self._decode(pending + raw)
+            pending = b""
+        if pending:
+            yield self._decode(pending)
+
+    def _raw(self) -> Iterator[bytes]:
+        yield from _split(self.head)
+        yield from self.stream
+
+    def _decode(self, raw: bytes) -> str:
+        self.count += 1
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.bad[self.count] = raw[exc.start]
+            return raw.decode("utf-8", "replace")
+
+
+def _split(data: bytes) -> list[bytes]:
+    """Split on b"\\n" only (splitlines would also split on a bare \\r inside a field)."""
+    parts = data.split(b"\n")
+    out = [p + b"\n" for p in parts[:-1]]
+    if parts[-1]:
+        out.append(parts[-1])
+    return out
+
+
+def _rows(name: str, stream: BinaryIO, delimiter: str | None) -> Iterator[Record | Problem]:
+    try:
+        head = _read_head(stream)
+        if head.startswith(_BOM):
+            head = head[len(_BOM) :]
+        if not head.strip():
+            yield Problem(name, "file is empty (a CSV input needs a header row)")
+            return
+        sep = delimiter or _sniff(head)
+        lines = _Lines(head, stream)
+        if csv.field_size_limit() < _FIELD_LIMIT:
+            csv.field_size_limit(_FIELD_LIMIT)
+        reader = csv.reader(iter(lines), delimiter=sep, strict=True)
+        yield from _records(name, reader, lines, sep)
+    except OSError as exc:
+        raise InputError(f"{name}: read failed: {exc.strerror or exc}") from exc
+
+
+def _records(
+    name: str, reader: Iterator[list[str]], lines: _Lines, sep: str
+) -> Iterator[Record | Problem]:
+    header: list[str] | None = None
+    names: list[tuple[int, str]] = []  # (column, name) of the columns that have a name
+    start = 1
+    while True:
+        start = lines.count + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            yield Problem(f"{name}:{start}", _csv_error(exc, lines.count, start))
+            if header is None:
+                return
+            continue
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # a blank line
+        bad = _bad_byte(lines, start)
+        if header is None:
+            if bad is not None:
+                yield Problem(f"{name}:{start}", f"header row is not UTF-8 (byte 0x{bad:02x})")
+                return
+            header = [h.strip() for h in row]
+            seen: set[str] = set()
+            for i, h in enumerate(header):
+                if not h:
+                    continue  # an unnamed column (a trailing separator) is not read
+                if h in seen:
+                    yield Problem(f"{name}:{start}", f"header names column {h!r} twice")
+                    return
+                seen.add(h)
+                names.append((i, h))
+            if not names:
+                yield Problem(f"{name}:{start}", "header row has no column names")
+                return
+            continue
+        origin = f"{name}:{start}"
+        if bad is not None:
+            yield Problem(origin, f"not UTF-8 (byte 0x{bad:02x})")
+            continue
+        if len(row) != len(header) and not (
+            len(row) > len(header) and not any(f.strip() for f in row[len(header) :])
+        ):
+            shown = "tab" if sep == "\t" else repr(sep)
+            yield Problem(
+                origin,
+                f"row has {len(row)} fields; the header has {len(header)} (delimiter {shown})",
+            )
+            continue
+        yield Record(origin, {h: row[i] for i, h in names})
+
+
+def _bad_byte(lines: _Lines, start: int) -> int | None:
+    if not lines.bad:
+        return None
+    found = None
+    for number in sorted(lines.bad):  # only lines read so far: up to the end of this row
+        byte = lines.bad.pop(number)
+        if number >= start and found is None:
+            found = byte
+    return found
+
+
+def _csv_error(exc: csv.Error, end: int, start: int) -> str:
+    text = str(exc)
+    if "unexpected end of data" in text:
+        return "a quoted field is never closed (the rest of the input was read into it)"
+    if "larger than field limit" in text:
+        return f"a field is longer than {_FIELD_LIMIT:,} characters"
+    where = f" (line {end})" if end != start else ""
+    return f"bad CSV quoting{where}: {text}"
+
+
+def _read_head(stream: BinaryIO) -> bytes:
+    read1 = getattr(stream, "read1", stream.read)
+    head = b""
+    while len(head) < _SNIFF_BYTES:
+        piece = read1(_SNIFF_BYTES - len(head))
+        if not piece:
+            break
+        head += piece
+    return head
+
+
+def _sniff(head: bytes) -> str:
+    """The delimiter of the sample (complete lines only); ',' when it cannot be told."""
+    cut = head.rfind(b"\n")
+    sample = (head[:cut] if cut > 0 else head).decode("utf-8", "replace")
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        return ","
