@@ -23,7 +23,10 @@ import click
 from zsync import __version__, config, history, operations, report
 from zsync.engine import Event, RunOptions, RunResult
 from zsync.errors import ExitCode, UsageError, ZsyncError
+from zsync.inputs import FORMATS
+from zsync.inputs import preview as preview_records
 from zsync.ledger import STATUSES
+from zsync.mapping import Invalid
 from zsync.plan import PlanOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -170,7 +173,7 @@ def cli(
 
 
 _ATTENTION = frozenset(
-    {"invalid", "duplicate", "rejected", "conflict", "error", "failed", "prune-refused"}
+    {"invalid", "duplicate", "rejected", "conflict", "error", "failed", "prune-refused", "warning"}
 )
 
 
@@ -225,7 +228,8 @@ class Console:
                 if state.quiet:
                     return
                 if state.log_format == "json":
-                    self._log(event, "warning" if event.kind == "changed" else "error")
+                    level = "warning" if event.kind in ("changed", "warning") else "error"
+                    self._log(event, level)
                     return
                 if self.shown >= _MAX_ITEM_LINES and state.verbose == 0:
                     self.hidden += 1
@@ -332,21 +336,64 @@ def _run_opts(
     )
 
 
+def input_options(fn: F) -> F:
+    options = [
+        click.option(
+            "--input",
+            "-i",
+            "inputs",
+            multiple=True,
+            help="Input file (repeatable); - reads stdin.",
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(list(FORMATS)),
+            help="Input format (default: by extension, else sniffed; singer: Singer messages).",
+        ),
+        click.option(
+            "--mapping",
+            "-m",
+            type=click.Path(dir_okay=False),
+            help="Mapping file (TOML): which record field becomes which body field.",
+        ),
+        click.option(
+            "--delimiter",
+            help="CSV delimiter (default: detected); 'tab' for tabs.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def source_options(fn: F) -> F:
+    options = [
+        click.option(
+            "--source-cmd",
+            metavar="COMMAND",
+            help="Run COMMAND (no shell) and read its stdout (JSONL, or --format singer); "
+            "it gets the saved bookmark in ZSYNC_BOOKMARK.",
+        ),
+        click.option(
+            "--state-file",
+            type=click.Path(dir_okay=False),
+            help="Keep this file equal to the saved bookmark, for a Singer tap's --state.",
+        ),
+        click.option(
+            "--ignore-bookmark",
+            is_flag=True,
+            help="Start the source from scratch (a new bookmark is still saved).",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 @cli.command()
-@click.option(
-    "--input",
-    "-i",
-    "inputs",
-    multiple=True,
-    required=True,
-    help="Input file (repeatable); - reads stdin.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["json", "jsonl", "ndjson"]),
-    help="Input format (default: by extension, else sniffed).",
-)
+@input_options
+@source_options
 @click.option(
     "--derive-external-id",
     is_flag=True,
@@ -395,6 +442,11 @@ def push(
     /,
     inputs: tuple[str, ...],
     fmt: str | None,
+    mapping: str | None,
+    delimiter: str | None,
+    source_cmd: str | None,
+    state_file: str | None,
+    ignore_bookmark: bool,
     derive_external_id: bool,
     dry_run: bool,
     skip_readyz: bool,
@@ -415,8 +467,10 @@ def push(
     """Send new and unfinished records; skip what the ledger already has.
 
     \b
-    Example:
+    Examples:
       zsync push --input tickets.jsonl --no-poll
+      zsync push --input surveys.csv --mapping surveys.toml
+      zsync push --source-cmd "python fetch.py" --mapping tickets.toml
     """
     settings = _settings(state, ledger, env_file, api_base, allow_insecure_http)
     console = Console(state)
@@ -424,6 +478,11 @@ def push(
     plan = PlanOptions(
         inputs=inputs,
         fmt=fmt,
+        mapping=mapping,
+        delimiter=delimiter,
+        source_cmd=source_cmd,
+        state_file=state_file,
+        ignore_bookmark=ignore_bookmark,
         derive_external_id=derive_external_id,
         limit=limit,
         dry_run=dry_run,
@@ -438,6 +497,50 @@ def push(
             ctx, plan, options, skip_readyz=skip_readyz, count_total=console.tty and not dry_run
         )
     _render(state, result, as_json, console)
+
+
+@cli.command()
+@input_options
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="How many records to show.",
+)
+def preview(
+    inputs: tuple[str, ...],
+    fmt: str | None,
+    mapping: str | None,
+    delimiter: str | None,
+    count: int,
+) -> None:
+    """Show the bodies the first records become, and every problem; send nothing.
+
+    Needs no API key and no ledger. Exit 1 if any shown record is invalid.
+
+    \b
+    Example:
+      zsync preview --mapping examples/surveys.toml --input examples/surveys.csv -n 3
+    """
+    plan = PlanOptions(inputs=inputs, fmt=fmt, mapping=mapping, delimiter=delimiter)
+    shown = preview_records(plan, count)
+    for line in shown.warnings:
+        click.echo(f"warning: {line}", err=True)
+    bad = 0
+    for item in shown.items:
+        if isinstance(item, Invalid):
+            bad += 1
+            click.echo(f"invalid: {item.message}")
+            continue
+        click.echo(f"# {item.origin} -> {item.external_id}")
+        if item.dropped:
+            click.echo(f"# not sent: {', '.join(item.dropped)}")
+        click.echo(json.dumps(item.body, indent=2, ensure_ascii=False))
+    n = len(shown.items)
+    click.echo(f"{n} record{'s' if n != 1 else ''}: {n - bad} ok, {bad} invalid", err=True)
+    sys.exit(int(ExitCode.ITEMS_FAILED) if bad else 0)
 
 
 @cli.command()

@@ -107,6 +107,18 @@ def load(
     )
 
 
+def child_environment(extra: Mapping[str, str | None]) -> dict[str, str]:
+    """The environment for a source program: this one without the API key (the program
+    fetches; it never needs to talk to Zentrik), with ``extra`` set (None removes)."""
+    env = {k: v for k, v in os.environ.items() if k != "ZENTRIK_API_KEY"}
+    for name, value in extra.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
 def _wait_budget(raw: str | None) -> float:
     if raw is None or not raw.strip():
         return DEFAULT_WAIT_BUDGET

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from zsync import metrics
+from zsync import inputs, metrics
 from zsync.client import ZentrikClient
 from zsync.config import Settings
 from zsync.engine import Emit, Engine, Event, RunOptions, RunResult, ledger_feeder
@@ -135,9 +135,10 @@ def push(
     skip_readyz: bool = False,
     count_total: bool = False,
 ) -> RunResult:
+    inputs.check(plan)  # usage and mapping-file errors before anything is opened or sent
     started = time.monotonic()
     result = RunResult("push", polled=options.poll)
-    if count_total:
+    if count_total and not plan.source_cmd:
         result.total = estimate_total(plan.inputs, plan.fmt)
     if plan.dry_run:
         return _dry_run(ctx, plan, result, started)
@@ -145,6 +146,9 @@ def push(
     arguments = {
         "inputs": list(plan.inputs),
         "format": plan.fmt,
+        # the program's name only: a command line may carry a token
+        "source": inputs.program_name(plan.source_cmd) if plan.source_cmd else None,
+        "mapping": plan.mapping,
         "limit": plan.limit,
         "poll": options.poll,
         "concurrency": options.concurrency,

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from zsync import inputs
 from zsync.engine import DeleteJob, Event, Job, RunResult, SendJob, UpdateJob
 from zsync.errors import ZsyncError
+from zsync.inputs import StateMessage
 from zsync.ledger import ACCEPTED, UNSETTLED, Intent, ItemRow, Ledger
 from zsync.mapping import (
     Invalid,
@@ -24,7 +26,7 @@ from zsync.mapping import (
     prepare,
     problem_to_invalid,
 )
-from zsync.sources import Problem, Record, read_records
+from zsync.sources import Problem
 
 BATCH = 500
 ON_CHANGE = ("update", "skip", "resend")
@@ -41,6 +43,11 @@ class PlanOptions:
     prune: bool = False
     prune_max: float = 0.10
     force: bool = False
+    mapping: str | None = None  # a mapping file (TOML); required for CSV
+    delimiter: str | None = None  # CSV; detected when None
+    source_cmd: str | None = None  # a program whose stdout is the input
+    state_file: str | None = None  # kept equal to the saved bookmark (for Singer taps)
+    ignore_bookmark: bool = False  # start the source from scratch
 
 
 @dataclass
@@ -62,41 +69,49 @@ def field_hashes(body: dict[str, Any]) -> str:
 
 
 def prepared_stream(
-    options: PlanOptions, result: RunResult, seen: _Seen
-) -> Iterator[Prepared | Invalid]:
-    """Every input record, validated; duplicates within this input become Invalid."""
-    for path in options.inputs:
-        for item in read_records(path, options.fmt):
-            result.seen += 1
-            if isinstance(item, Problem):
-                seen.unreadable += 1
-                yield problem_to_invalid(item)
-                continue
-            assert isinstance(item, Record)
+    options: PlanOptions,
+    result: RunResult,
+    seen: _Seen,
+    items: Iterable[inputs.Item] | None = None,
+) -> Iterator[Prepared | Invalid | StateMessage]:
+    """Every input record, validated; duplicates within this input become Invalid.
+    Bookmarks (StateMessage) pass through in their place."""
+    for item in inputs.read(options) if items is None else items:
+        if isinstance(item, StateMessage):
+            yield item
+            continue
+        result.seen += 1
+        if isinstance(item, Problem):
+            seen.unreadable += 1
+            yield problem_to_invalid(item)
+            continue
+        if isinstance(item, Invalid):  # the mapping file could not map it
+            prepared: Prepared | Invalid = item
+        else:
             prepared = prepare(item, derive_external_id=options.derive_external_id)
-            if isinstance(prepared, Invalid):
-                if prepared.external_id is None:
-                    seen.unreadable += 1
-                else:
-                    seen.ids.add(hash(prepared.external_id))
-                yield prepared
-                continue
-            key = hash(prepared.external_id)
-            if key in seen.ids:
-                yield Invalid(
-                    prepared.origin,
-                    prepared.external_id,
-                    "externalId",
-                    f"{prepared.origin}: field 'externalId': duplicate "
-                    f"{prepared.external_id!r} (an earlier record in this input has it); "
-                    "not sent twice",
-                )
-                continue
-            seen.ids.add(key)
-            for name in prepared.dropped:
-                count, first = result.dropped_fields.get(name, (0, prepared.origin))
-                result.dropped_fields[name] = (count + 1, first)
+        if isinstance(prepared, Invalid):
+            if prepared.external_id is None:
+                seen.unreadable += 1
+            else:
+                seen.ids.add(hash(prepared.external_id))
             yield prepared
+            continue
+        key = hash(prepared.external_id)
+        if key in seen.ids:
+            yield Invalid(
+                prepared.origin,
+                prepared.external_id,
+                "externalId",
+                f"{prepared.origin}: field 'externalId': duplicate "
+                f"{prepared.external_id!r} (an earlier record in this input has it); "
+                "not sent twice",
+            )
+            continue
+        seen.ids.add(key)
+        for name in prepared.dropped:
+            count, first = result.dropped_fields.get(name, (0, prepared.origin))
+            result.dropped_fields[name] = (count + 1, first)
+        yield prepared
 
 
 def push_feeder(
@@ -107,26 +122,43 @@ def push_feeder(
     *,
     run_id: int,
 ) -> Iterator[list[Job]]:
-    """Yield the jobs of each input batch after committing their intents."""
+    """Yield the jobs of each input batch after committing their intents.
+
+    A bookmark from the source (StateMessage) is saved only after the batch holding the
+    records before it is committed, so a crash never leaves a bookmark ahead of them.
+    """
     seen = _Seen()
-    stream = prepared_stream(options, result, seen)
+    bookmark = inputs.Bookmark(ledger, options, emit)
+    items = inputs.read(options, bookmark=bookmark.saved, warn=bookmark.emit_warning)
+    stream = prepared_stream(options, result, seen, items)
     budget = [options.limit]
+    failure: inputs.SourceFailed | None = None
     while True:
         batch: list[Prepared] = []
         invalid: list[Invalid] = []
-        for item in stream:
-            if isinstance(item, Invalid):
-                invalid.append(item)
-            else:
-                batch.append(item)
-            if len(batch) + len(invalid) >= BATCH:
-                break
-        if not batch and not invalid:
+        state: StateMessage | None = None
+        try:
+            for item in stream:
+                if isinstance(item, StateMessage):
+                    state = item
+                    if bookmark.due():
+                        break
+                    continue
+                if isinstance(item, Invalid):
+                    invalid.append(item)
+                else:
+                    batch.append(item)
+                if len(batch) + len(invalid) >= BATCH:
+                    break
+        except inputs.SourceFailed as exc:
+            failure = exc  # after this batch, which holds the last records it emitted
+        if not batch and not invalid and state is None:
             break
         _report_invalid(ledger, options, invalid, result, emit, run_id)
         known = ledger.lookup([p.external_id for p in batch]) if ledger is not None else {}
         jobs: list[Job] = []
         intents: list[Intent] = []
+        deferred, changed = result.counts["deferred"], result.counts["changed"]
         for prepared in batch:
             job = _plan_one(
                 ledger,
@@ -142,9 +174,38 @@ def push_feeder(
                 jobs.append(job)
         if ledger is not None and intents and not options.dry_run:
             ledger.record_intents(intents, run_id)
+        # Records this batch did not record (an update is recorded only when it succeeds):
+        # a bookmark after them would skip them for good.
+        bookmark.batch_closed(
+            result.counts["deferred"] > deferred
+            or (options.on_change != "skip" and result.counts["changed"] > changed)
+            or any(isinstance(job, UpdateJob) for job in jobs)
+        )
+        if state is not None:
+            bookmark.save(state)
         yield jobs
+    if failure is not None:
+        result.fatal = failure
+        return
+    if bookmark.key is not None and ledger is not None and not options.dry_run:
+        yield from _leftovers(ledger, seen, result)
     if options.prune:
         yield from _prune(ledger, options, seen, result, emit)
+
+
+def _leftovers(ledger: Ledger, seen: _Seen, result: RunResult) -> Iterator[list[Job]]:
+    """Unfinished items of earlier runs that this input did not hold again: a source that
+    resumes from its bookmark does not emit them twice, yet they must still be sent."""
+    batch: list[Job] = []
+    for item in ledger.iter_items(("pending", "error")):
+        if hash(item.external_id) in seen.ids or not item.payload or not item.idempotency_key:
+            continue
+        result.counts["attempted"] += 1
+        batch.append(SendJob(item.external_id, item.payload.encode(), item.idempotency_key))
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    yield batch
 
 
 def _report_invalid(

@@ -110,18 +110,23 @@ def detect_format(path: str, fmt: str | None, *, stdin: BinaryIO | None = None) 
 
 
 def read_records(
-    path: str, fmt: str | None = None, *, stdin: BinaryIO | None = None
+    path: str,
+    fmt: str | None = None,
+    *,
+    stdin: BinaryIO | None = None,
+    name: str = "<stdin>",
 ) -> Iterator[Record | Problem]:
     """Stream the records of one input.
 
     Raises InputError at once when the file cannot be opened (or UsageError for an
     unknown ``fmt``); reading itself starts, and the file is held open, only while the
     records are being iterated, so an iterator that is never used leaks nothing.
+    ``name`` is what origins call stdin (a source program's name when it is its pipe).
     """
     if fmt is not None:
         detect_format(path, fmt)
     if path == "-":
-        return _read("<stdin>", None, stdin if stdin is not None else sys.stdin.buffer, fmt)
+        return _read(name, None, stdin if stdin is not None else sys.stdin.buffer, fmt)
     _open(path).close()
     return _read(_display(path), path, None, fmt)
 
