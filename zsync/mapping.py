@@ -102,6 +102,59 @@ def canonical_json(obj: Any) -> bytes:
     return _encode(obj).encode()
 
 
+# What _encode applies to every string (ensure_ascii=False), without its Python wrapper.
+_encode_string = json.encoder.encode_basestring
+# Bytes below 0x20: after the common escapes are applied, any that remain send a string
+# back to the JSON encoder (it writes them as \u00XX).
+_CONTROL_BYTES = bytes(range(0x20))
+_LONG = 256  # characters; shorter strings are cheaper to hand to the C encoder as they are
+_KEYS: dict[str, bytes] = {}
+
+
+def _string_json(value: str) -> bytes:
+    """``_encode(value).encode()`` for a string; a long one at about three times the speed.
+
+    json's C encoder escapes with ensure_ascii=False character by character; UTF-8 bytes
+    escaped with bytes.replace (memchr-fast) are the same bytes, since '"', '\\' and
+    control characters never occur inside a multi-byte sequence. Any control character
+    other than newline, return and tab (rare) falls back to the encoder itself.
+    """
+    if len(value) < _LONG:
+        return _encode_string(value).encode()
+    raw = value.encode()  # a lone surrogate raises UnicodeEncodeError, as _encode's would
+    if b"\\" in raw:
+        raw = raw.replace(b"\\", b"\\\\")
+    if b'"' in raw:
+        raw = raw.replace(b'"', b'\\"')
+    if b"\n" in raw:
+        raw = raw.replace(b"\n", b"\\n")
+    if b"\r" in raw:
+        raw = raw.replace(b"\r", b"\\r")
+    if b"\t" in raw:
+        raw = raw.replace(b"\t", b"\\t")
+    if len(raw.translate(None, _CONTROL_BYTES)) != len(raw):
+        return _encode_string(value).encode()
+    return b'"' + raw + b'"'
+
+
+def _body_json(body: dict[str, Any]) -> bytes:
+    """``canonical_json(body)`` for a create body (a dict with str keys).
+
+    The canonical form of a dict is '{' + the sorted '"key":value' parts joined by ',' + '}';
+    building it here lets the long text fields take the fast string path above.
+    """
+    parts = []
+    for key in sorted(body):
+        prefix = _KEYS.get(key)
+        if prefix is None:
+            prefix = _KEYS.setdefault(key, _encode(key).encode() + b":")
+        value = body[key]
+        parts.append(
+            prefix + (_string_json(value) if type(value) is str else _encode(value).encode())
+        )
+    return b"{" + b",".join(parts) + b"}"
+
+
 def payload_hash(canonical: bytes) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
@@ -342,7 +395,7 @@ def prepare(record: Record, *, derive_external_id: bool = False) -> Prepared | I
     try:
         if external_id is not None:
             body["externalId"] = external_id
-            canonical = _encode(body).encode()
+            canonical = _body_json(body)
         elif derive_external_id:
             external_id, canonical = _with_derived_id(body)
         else:

@@ -1,0 +1,56 @@
+"""The skip path's fast canonical JSON must be byte-for-byte the encoder's, or every record
+of an old ledger would look changed (and a resend would carry a new Idempotency-Key)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from zsync.mapping import _body_json, _string_json, canonical_json
+
+# Everything the encoder treats specially, plus characters that only look special.
+_SPECIAL = ['"', "\\", "\n", "\r", "\t", "\b", "\f", "\x00", "\x1f", "\x7f", "\x85"]
+_UNICODE = ["é", "ü", "\u2028", "\u2029", "\ufeff", "日", "😀", "/", "<", "'"]
+_PLAIN = list("abc xyz 019")
+
+
+@pytest.mark.parametrize("length", [0, 1, 12, 255, 256, 257, 5000])
+@pytest.mark.parametrize(
+    "alphabet",
+    [
+        _PLAIN,
+        _PLAIN + _UNICODE,
+        [*_PLAIN, '"', "\\", "\n", "\r", "\t"],  # the escapes the fast path applies itself
+        _PLAIN + _SPECIAL + _UNICODE,  # and the rare ones that send it to the encoder
+    ],
+)
+def test_strings_are_encoded_exactly_as_the_json_encoder_does(
+    alphabet: list[str], length: int
+) -> None:
+    rng = random.Random(length * 31 + len(alphabet))
+    for _ in range(50):
+        text = "".join(rng.choice(alphabet) for _ in range(length))
+        assert _string_json(text) == canonical_json(text)
+
+
+def test_a_body_is_encoded_exactly_as_the_json_encoder_does() -> None:
+    long_text = 'Agent: "hello"\nCustomer: C:\\path\tcafé 😀 ' * 40
+    body = {
+        "text": long_text,
+        "signalType": "transcript",
+        "productIds": ["p1", long_text],
+        "externalId": "ext-1",
+        "occurredAt": "2026-01-01T00:00:00Z",
+        "data": {"z": 1, "a": [1.5, None, True, False, {"k": long_text}]},
+        "name": "\x01odd",
+    }
+    assert _body_json(body) == canonical_json(body)
+
+
+@pytest.mark.parametrize("text", ["\ud800", "x" * 300 + "\udfff"])
+def test_a_lone_surrogate_fails_as_the_encoder_does(text: str) -> None:
+    with pytest.raises(UnicodeEncodeError):
+        canonical_json(text)
+    with pytest.raises(UnicodeEncodeError):
+        _string_json(text)
