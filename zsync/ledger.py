@@ -641,3 +641,16 @@ def _sqlite_reason(exc: sqlite3.DatabaseError) -> str:
     if "locked" in text:
         return "database is locked by another process"
     return text
+
+
+@contextmanager
+def ledger_errors(path: Path) -> Iterator[None]:
+    """SQLite failures after the ledger is open (a corrupt page found mid-run, a full disk, a
+    lock held past busy_timeout) become LedgerError naming the file, as they do while opening;
+    without this they surfaced as "internal error" (exit 70) instead of exit 5."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.ProgrammingError | sqlite3.IntegrityError):
+            raise  # a bug in zsync's SQL, not a broken ledger
+        raise LedgerError(f"ledger {path}: {_sqlite_reason(exc)}") from None

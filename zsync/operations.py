@@ -18,7 +18,7 @@ from zsync.client import ZentrikClient
 from zsync.config import Settings
 from zsync.engine import Emit, Engine, Event, RunOptions, RunResult, ledger_feeder
 from zsync.errors import ApiUnavailable, TransientError, ZsyncError
-from zsync.ledger import Ledger
+from zsync.ledger import Ledger, ledger_errors
 from zsync.plan import PlanOptions, estimate_total, push_feeder
 from zsync.retry import RetryPolicy
 
@@ -61,13 +61,14 @@ class Context:
 
 @contextmanager
 def _leased(ctx: Context, command: str, arguments: dict[str, Any]) -> Iterator[tuple[Ledger, int]]:
-    ledger = Ledger.open(ctx.settings.ledger_path)
-    try:
-        ledger.acquire_lease(command)
-        run_id = ledger.start_run(command, arguments)
-        yield ledger, run_id
-    finally:
-        ledger.close()
+    with ledger_errors(ctx.settings.ledger_path):
+        ledger = Ledger.open(ctx.settings.ledger_path)
+        try:
+            ledger.acquire_lease(command)
+            run_id = ledger.start_run(command, arguments)
+            yield ledger, run_id
+        finally:
+            ledger.close()
 
 
 def preflight(ctx: Context, ledger: Ledger, *, skip_readyz: bool) -> None:
@@ -173,14 +174,15 @@ def push(
 def _dry_run(ctx: Context, plan: PlanOptions, result: RunResult, started: float) -> RunResult:
     """Plan against the ledger if there is one, send nothing and write nothing."""
     ledger = None
-    if ctx.settings.ledger_path.exists():
-        ledger = Ledger.open_readonly(ctx.settings.ledger_path)
-    try:
-        for _batch in push_feeder(ledger, plan, result, ctx.emit, run_id=0):
-            pass
-    finally:
-        if ledger is not None:
-            ledger.close()
+    with ledger_errors(ctx.settings.ledger_path):
+        if ctx.settings.ledger_path.exists():
+            ledger = Ledger.open_readonly(ctx.settings.ledger_path)
+        try:
+            for _batch in push_feeder(ledger, plan, result, ctx.emit, run_id=0):
+                pass
+        finally:
+            if ledger is not None:
+                ledger.close()
     result.polled = False
     result.duration = time.monotonic() - started
     return result
@@ -218,11 +220,12 @@ class RetryPreview:
 
 def retry_candidates(settings: Settings, include_rejected: bool, limit: int = 1000) -> RetryPreview:
     statuses = ["failed", "error"] + (["rejected"] if include_rejected else [])
-    ledger = Ledger.open_readonly(settings.ledger_path)
-    try:
-        return RetryPreview(ledger.items_in(statuses, limit=limit))
-    finally:
-        ledger.close()
+    with ledger_errors(settings.ledger_path):
+        ledger = Ledger.open_readonly(settings.ledger_path)
+        try:
+            return RetryPreview(ledger.items_in(statuses, limit=limit))
+        finally:
+            ledger.close()
 
 
 def retry_failed(ctx: Context, options: RunOptions, *, include_rejected: bool) -> RunResult:
@@ -250,6 +253,11 @@ def retry_failed(ctx: Context, options: RunOptions, *, include_rejected: bool) -
 
 
 def status(settings: Settings) -> dict[str, Any]:
+    with ledger_errors(settings.ledger_path):
+        return _status(settings)
+
+
+def _status(settings: Settings) -> dict[str, Any]:
     ledger = Ledger.open_readonly(settings.ledger_path)
     try:
         holder = ledger.lease_holder()
