@@ -173,6 +173,7 @@ class Ledger:
         try:
             conn = sqlite3.connect(str(path), isolation_level=None, timeout=5.0)
             ledger = cls(path, conn)
+            ledger._refuse_foreign()
             ledger._configure()
             ledger._migrate()
         except sqlite3.DatabaseError as exc:
@@ -203,6 +204,29 @@ class Ledger:
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"ledger {path}: {_sqlite_reason(exc)}") from None
         return ledger
+
+    def _refuse_foreign(self) -> None:
+        """Never migrate another program's SQLite database (nor switch its journal to WAL)."""
+        tables = sorted(
+            str(row[0])
+            for row in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        )
+        if not tables:
+            return  # new or empty: becomes a ledger
+        if (
+            "_sqlite_migrations" in tables
+            and self.conn.execute(
+                "SELECT 1 FROM _sqlite_migrations WHERE migration_set = 'zsync' LIMIT 1"
+            ).fetchone()
+        ):
+            return
+        raise LedgerError(
+            f"ledger {self.path} is a SQLite database of another program (tables: "
+            f"{', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''}); zsync leaves it "
+            "untouched: choose another --ledger"
+        )
 
     def _configure(self) -> None:
         self.conn.execute("PRAGMA busy_timeout = 5000")
