@@ -7,6 +7,7 @@ is stored or shown.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -142,7 +143,13 @@ def check_api_base(base: str, allow_insecure_http: bool) -> None:
 
 
 def is_loopback(host: str) -> bool:
-    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+    if host in _LOOPBACK_HOSTS:
+        return True
+    # An address, not a name: "127.0.0.1.nip.io" starts like one but resolves anywhere.
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
