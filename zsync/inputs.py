@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -50,12 +50,9 @@ __all__ = [
 FORMATS = ("json", "jsonl", "ndjson", "csv", "singer")
 BOOKMARK_ENV = "ZSYNC_BOOKMARK"
 STATE_FILE_ENV = "ZSYNC_STATE_FILE"
-# A STATE closes the batch it ends (commit, then save) unless the last batch closed less
-# than this long ago: a tap that emits STATE after every record must not turn batches of
-# 500 into batches of one. The bookmark saved is then a slightly older one, never a newer.
-STATE_FLUSH_SECONDS = 0.25
 
 Warn = Callable[[str], None]
+_INTERPRETER = re.compile(r"(python|pypy|node|nodejs|ruby|perl|php|bash|sh|zsh|deno|bun)[\d.]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +105,18 @@ def bookmark_key(options: PlanOptions) -> str | None:
 
 
 def program_name(command: str) -> str:
+    """What messages call the program: "fetch.py" for "python3 -u fetch.py --since x"."""
     try:
         argv = shlex.split(command)
     except ValueError:
         argv = command.split()
-    return os.path.basename(argv[0]) if argv else ""
+    if not argv:
+        return ""
+    if _INTERPRETER.fullmatch(os.path.basename(argv[0])):
+        for arg in argv[1:]:
+            if not arg.startswith("-"):
+                return os.path.basename(arg)
+    return os.path.basename(argv[0])
 
 
 def _argv(command: str) -> list[str]:
@@ -292,7 +296,7 @@ def _command(
             STATE_FILE_ENV: os.path.abspath(options.state_file) if options.state_file else None,
         }
     )
-    name = os.path.basename(argv[0])
+    name = program_name(options.source_cmd)
     try:
         # stdin is not shared (zsync's may be a terminal or a pipe meant for it); stderr
         # passes through so the program's own messages reach the user or the cron mail.
@@ -369,19 +373,13 @@ class Bookmark:
         stored = ledger.get_meta(self.key) if ledger is not None and self.key else None
         self.saved = None if options.ignore_bookmark else stored
         self.held = False
-        self.closed_at = time.monotonic()
         if options.state_file and not options.dry_run:
             if stored is not None:
                 _write_state_file(options.state_file, stored)
             elif not os.path.exists(options.state_file):
                 _write_state_file(options.state_file, "{}")  # a tap's --state needs a file
 
-    def due(self) -> bool:
-        """Should a STATE close the current batch now?"""
-        return time.monotonic() - self.closed_at >= STATE_FLUSH_SECONDS
-
     def batch_closed(self, unrecorded: bool) -> None:
-        self.closed_at = time.monotonic()
         if unrecorded and not self.held and self.key is not None:
             self.held = True
             if self.writes:

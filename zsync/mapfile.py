@@ -390,6 +390,10 @@ class _Spec:
                 raise absent
             if self.path is not None:
                 raise _Absent(f"'{_show_path(self.path)}' is missing or empty in this record")
+            if self.template is not None:
+                raise _Absent(
+                    f"template {self.template_text!r} gives an empty value for this record"
+                )
             raise _Absent("the value is empty")
         return value
 

@@ -140,10 +140,12 @@ def push_feeder(
         try:
             for item in stream:
                 if isinstance(item, StateMessage):
+                    # Close the batch here, however small: a source may pause for minutes
+                    # after a STATE, and its records and bookmark must not wait in memory.
+                    # (A tap that sends STATE after every record still plans ~5,000
+                    # records/s, faster than any API it fetches from.)
                     state = item
-                    if bookmark.due():
-                        break
-                    continue
+                    break
                 if isinstance(item, Invalid):
                     invalid.append(item)
                 else:
