@@ -623,23 +623,14 @@ def retry_failed(
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @common_options
 @click.pass_obj
-def status(
-    state: State,
-    /,
-    as_json: bool,
-    ledger: Path | None,
-    env_file: Path | None,
-    api_base: str | None,
-    allow_insecure_http: bool,
-) -> None:
+def status(state: State, /, as_json: bool, **common: Any) -> None:
     """Counts per status, recent runs, the lock holder and items that need attention.
 
     \b
     Example:
       zsync status --json
     """
-    settings = _settings(state, ledger, env_file, api_base, allow_insecure_http)
-    info = operations.status(settings)
+    info = operations.status(_settings(state, **common))
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=True))
     else:

@@ -25,7 +25,6 @@ from zsync.errors import (
     AuthError,
     Conflict,
     ExitCode,
-    MalformedResponse,
     RateLimited,
     Rejected,
     TransientError,
@@ -300,56 +299,8 @@ class Engine:
             return Outcome(ext, "requeued", status="submitted", job_id=job_id, attempts=counter[0])
         except _Stopped:
             return None
-        except TransientError as exc:
-            if isinstance(job, PollJob):
-                return Outcome(ext, "polling", detail=str(exc))
-            return Outcome(
-                ext,
-                "error",
-                status="error",
-                http_status=exc.status,
-                detail=str(exc),
-                attempts=counter[0],
-            )
-        except Conflict as exc:
-            return Outcome(
-                ext,
-                "conflict",
-                status="conflict",
-                http_status=409,
-                detail=str(exc),
-                attempts=counter[0],
-            )
-        except MalformedResponse as exc:
-            # The server may have created the signal: resend with the same key next run.
-            return Outcome(
-                ext,
-                "error",
-                status="error",
-                http_status=exc.status,
-                detail=str(exc),
-                attempts=counter[0],
-            )
-        except Rejected as exc:
-            if isinstance(job, PollJob):
-                return Outcome(ext, "poll-rejected", http_status=exc.status, detail=str(exc))
-            return Outcome(
-                ext,
-                "rejected",
-                status="rejected",
-                http_status=exc.status,
-                detail=str(exc),
-                attempts=counter[0],
-            )
-        except ApiError as exc:  # redirects and anything else permanent for this item
-            return Outcome(
-                ext,
-                "error",
-                status="error",
-                http_status=exc.status,
-                detail=str(exc),
-                attempts=counter[0],
-            )
+        except ApiError as exc:
+            return _failure(job, exc, counter[0])
 
     # -- writer side -----------------------------------------------------------------
 
@@ -542,6 +493,26 @@ class Engine:
         if self._polls:
             timeout = min(timeout, max(0.0, self._polls[0][0] - now))
         return max(timeout, 0.005)
+
+
+def _failure(job: Job, exc: ApiError, attempts: int) -> Outcome:
+    """The item's fate after a request that did not succeed."""
+    ext = job.external_id
+    if isinstance(job, PollJob):
+        # A failed poll changes nothing: the signal is polled again later (or by reconcile).
+        kind = "polling" if isinstance(exc, TransientError) else "poll-rejected"
+        return Outcome(ext, kind, http_status=exc.status, detail=str(exc))
+    if isinstance(exc, Conflict):
+        kind = "conflict"  # never retried with a new key; reconcile rechecks it
+    elif isinstance(exc, Rejected):
+        kind = "rejected"
+    else:
+        # Transient beyond the budget, a malformed 2xx (the server may have created the
+        # signal) or a redirect: resent with the same body and key by the next run.
+        kind = "error"
+    return Outcome(
+        ext, kind, status=kind, http_status=exc.status, detail=str(exc), attempts=attempts
+    )
 
 
 def next_batch(feeder: Iterator[Job]) -> list[Job]:
