@@ -10,26 +10,44 @@ A mapping file names the kind and, per body field, where its value comes from::
     signalType = "support_ticket"
 
 The result goes through :func:`zsync.mapping.prepare` like any other record, so validation,
-canonical bytes and hashing stay in one place.
-
-Templates are parsed here, never handed to ``str.format``: a placeholder is a dotted path of
-dictionary keys (``{customer.name}``) and nothing else, so a mapping cannot reach attributes,
-index expressions, conversions or format specs, whatever the file says.
+canonical bytes and hashing stay in one place. Templates and transforms live in
+:mod:`zsync.templates`; this module checks the file and says which line is wrong.
 """
 
 from __future__ import annotations
 
-import email.utils
 import re
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from zsync.errors import UsageError
 from zsync.mapping import EXTERNAL_TEXT_FIELDS, KINDS, RAW_SIGNAL_FIELDS, Invalid
 from zsync.sources import Record
+from zsync.templates import (
+    MISSING,
+    SIMPLE,
+    TRANSFORM_NAMES,
+    WITH_ARG,
+    Absent,
+    Path,
+    RecordError,
+    Template,
+    Transform,
+    default,
+    describe,
+    format_datetime,
+    is_empty,
+    join,
+    lookup,
+    parse_template,
+    render,
+    show_path,
+    split,
+    to_iso8601,
+    truncate,
+)
 
 __all__ = ["Mapping", "MappingError", "MappingFile", "load", "parse_template", "to_iso8601"]
 
@@ -37,13 +55,6 @@ __all__ = ["Mapping", "MappingError", "MappingFile", "load", "parse_template", "
 class MappingError(UsageError):
     """The mapping file cannot be used (exit 2); the message names the file and line."""
 
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-MISSING: Any = _Missing()
 
 _REQUIRED = {"external_text": ("text", "signalType"), "raw_signal": ("source",)}
 _ALLOWED = {
@@ -54,288 +65,8 @@ _TOP_KEYS = ("kind", "sourceKey", "fields", "streams")
 _STREAM_KEYS = ("kind", "sourceKey", "fields")
 _SPEC_SOURCES = ("template", "field", "value")
 _SPEC_KEYS = frozenset((*_SPEC_SOURCES, "transforms", "default"))
-_NOT_IN_NAMES = frozenset("!:[]()")
 _BARE_OR_QUOTED = r"""(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')"""
 _KEY_LINE = re.compile(rf"({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*=")
-
-
-# -- templates ----------------------------------------------------------------------------
-
-Path = tuple[str, ...]
-Template = tuple["str | Path", ...]  # literal text and placeholder paths, in order
-
-
-def parse_template(text: str) -> Template:
-    """Split ``text`` into literal pieces and placeholder paths; ValueError says what is wrong.
-
-    ``{{`` and ``}}`` are literal braces. A placeholder holds a dotted path of keys and
-    nothing else: conversions (``!r``), format specs (``:>10``), indexing and dunder names
-    are refused so that a template can only ever read the record's own values.
-    """
-    parts: list[str | Path] = []
-    literal: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "{":
-            if text.startswith("{{", i):
-                literal.append("{")
-                i += 2
-                continue
-            end = text.find("}", i + 1)
-            if end < 0:
-                raise ValueError(f"'{{' at column {i + 1} is never closed (write {{{{ for a brace)")
-            inner = text[i + 1 : end]
-            if "{" in inner:
-                raise ValueError(f"'{{' inside the placeholder at column {i + 1}")
-            if literal:
-                parts.append("".join(literal))
-                literal = []
-            parts.append(_placeholder_path(inner))
-            i = end + 1
-        elif c == "}":
-            if not text.startswith("}}", i):
-                raise ValueError(f"single '}}' at column {i + 1} (write }}}} for a brace)")
-            literal.append("}")
-            i += 2
-        else:
-            literal.append(c)
-            i += 1
-    if literal:
-        parts.append("".join(literal))
-    return tuple(parts)
-
-
-def _placeholder_path(inner: str) -> Path:
-    name = inner.strip()
-    if not name:
-        raise ValueError("empty placeholder {}; name a field, e.g. {ticket_id}")
-    bad = sorted(_NOT_IN_NAMES.intersection(name))
-    if bad:
-        raise ValueError(
-            f"placeholder {{{inner}}} may only name a field (a.b.c): no conversions (!),"
-            ' format specs (:), calls or indexing ([]); use field = "..." for a key with'
-            " such characters"
-        )
-    segments = tuple(s.strip() for s in name.split("."))
-    if any(not s for s in segments):
-        raise ValueError(f"placeholder {{{inner}}} has an empty part between dots")
-    for s in segments:
-        if s.startswith("__"):
-            raise ValueError(f"placeholder {{{inner}}}: names starting with '__' are refused")
-    return segments
-
-
-def lookup(data: Any, path: Path) -> Any:
-    """The value at ``path`` (dictionary keys only), or MISSING. A key that itself holds
-    dots (a CSV header such as "customer.id") wins over the nested reading."""
-    if len(path) > 1 and type(data) is dict:
-        whole = data.get(".".join(path), MISSING)
-        if whole is not MISSING:
-            return whole
-    node = data
-    for key in path:
-        if type(node) is not dict:
-            return MISSING
-        node = node.get(key, MISSING)
-        if node is MISSING:
-            return MISSING
-    return node
-
-
-def _show_path(path: Path) -> str:
-    return ".".join(path)
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-class _RecordError(Exception):
-    """One record cannot be mapped: the message says why (without origin or field)."""
-
-
-def _as_text(value: Any, what: str) -> str:
-    if type(value) is str:
-        return value
-    if type(value) is bool:
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    raise _RecordError(f"{what} is {_describe(value)}; expected text, a number or a boolean")
-
-
-def _render(template: Template, data: Any, text: str, empty_is_missing: bool) -> Any:
-    out: list[str] = []
-    for part in template:
-        if isinstance(part, str):
-            out.append(part)
-            continue
-        value = lookup(data, part)
-        name = _show_path(part)
-        if value is MISSING or value is None or (empty_is_missing and value == ""):
-            state = "is empty" if value == "" else "is missing" if value is MISSING else "is null"
-            raise _Absent(f"template {text!r} needs '{name}', which {state} in this record")
-        out.append(_as_text(value, f"'{name}'"))
-    return "".join(out)
-
-
-class _Absent(Exception):
-    """The value is missing; the message says which part of the record was."""
-
-
-# -- transforms ---------------------------------------------------------------------------
-
-Transform = Callable[[Any], Any]
-
-
-def _each(fn: Callable[[str], str], name: str) -> Transform:
-    def apply(value: Any) -> Any:
-        if value is MISSING:
-            return value
-        if type(value) is list:
-            return [fn(_as_text(v, f"an item of the list given to {name}")) for v in value]
-        return fn(_as_text(value, f"the value given to {name}"))
-
-    return apply
-
-
-def _collapse(s: str) -> str:
-    return " ".join(s.split())
-
-
-def _truncate(n: int) -> Transform:
-    return _each(lambda s: s[:n], "truncate")
-
-
-def _join(sep: str) -> Transform:
-    def apply(value: Any) -> Any:
-        if type(value) is not list:
-            return value
-        return sep.join(_as_text(v, "an item of the list given to join") for v in value)
-
-    return apply
-
-
-def _split(sep: str) -> Transform:
-    def apply(value: Any) -> Any:
-        if type(value) is not str:
-            return value
-        return [piece.strip() for piece in value.split(sep) if piece.strip()]
-
-    return apply
-
-
-def _default(fallback: Any) -> Transform:
-    def apply(value: Any) -> Any:
-        return fallback if _is_empty(value) else value
-
-    return apply
-
-
-def _iso(value: Any) -> Any:
-    if _is_empty(value):
-        return value
-    return to_iso8601(value)
-
-
-_SIMPLE: dict[str, Transform] = {
-    "strip": _each(str.strip, "strip"),
-    "collapse_whitespace": _each(_collapse, "collapse_whitespace"),
-    "lower": _each(str.lower, "lower"),
-    "upper": _each(str.upper, "upper"),
-    "iso8601": _iso,
-}
-_WITH_ARG = ("truncate", "join", "split", "default")
-_TRANSFORM_NAMES = ", ".join([*_SIMPLE, *(f"{{ {n} = ... }}" for n in _WITH_ARG)])
-
-
-def _is_empty(value: Any) -> bool:
-    return value is MISSING or value is None or value == "" or value == [] or value == {}
-
-
-# Epoch numbers at or above this are read as milliseconds (1e11 s is the year 5138).
-_EPOCH_MS = 100_000_000_000
-_EPOCH = re.compile(r"-?\d+(\.\d+)?")
-_ZONE_WORDS = (" UTC", " GMT", " Z")
-_FORMATS = (
-    "%Y/%m/%d %H:%M:%S",
-    "%Y/%m/%d %H:%M",
-    "%Y/%m/%d",
-    "%Y-%m-%d %H:%M:%S %z",
-    "%d %b %Y %H:%M:%S",
-    "%d %b %Y %H:%M",
-    "%d %b %Y",
-    "%d %B %Y",
-    "%b %d, %Y",
-    "%B %d, %Y",
-    "%b %d %Y",
-    "%B %d %Y",
-)
-
-
-def to_iso8601(value: Any) -> str:
-    """A date-time in a common format -> ISO 8601 with a timezone (naive values are UTC).
-
-    Accepts ISO 8601 (also with a space instead of 'T', or a date alone), epoch seconds
-    (numbers, or digits in a string; milliseconds from 1e11 up), RFC 2822 e-mail dates, and
-    a few unambiguous spellings such as ``2024/03/01 14:05`` or ``1 Mar 2024``. Day/month
-    orders that could be read both ways (03/01/2024) are refused rather than guessed.
-    """
-    if type(value) is bool or not isinstance(value, int | float | str):
-        raise _RecordError(f"iso8601 needs a date-time, not {_describe(value)}")
-    if isinstance(value, int | float):
-        return _format(_from_epoch(value))
-    text = value.strip()
-    if _EPOCH.fullmatch(text):
-        return _format(_from_epoch(float(text) if "." in text else int(text)))
-    parsed = _parse_text(text)
-    if parsed is None:
-        raise _RecordError(
-            f"iso8601: cannot read {text[:40]!r} as a date-time; use ISO 8601 such as "
-            "2024-03-01T14:05:00Z (or epoch seconds)"
-        )
-    return _format(parsed)
-
-
-def _from_epoch(number: float) -> datetime:
-    seconds = number / 1000 if abs(number) >= _EPOCH_MS else number
-    try:
-        return datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        raise _RecordError(f"iso8601: {number} is out of range for a date") from None
-
-
-def _parse_text(text: str) -> datetime | None:
-    candidates = [text]
-    for word in _ZONE_WORDS:
-        if text.upper().endswith(word):
-            candidates.append(text[: -len(word)] + "+00:00")
-    for candidate in candidates:
-        try:
-            return datetime.fromisoformat(candidate)
-        except ValueError:
-            pass
-    for fmt in _FORMATS:
-        try:
-            return datetime.strptime(text, fmt)
-        except ValueError:
-            pass
-    try:
-        return email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def _format(dt: datetime) -> str:
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    text = dt.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 # -- field specs --------------------------------------------------------------------------
@@ -357,12 +88,12 @@ class _Spec:
     empty_is_missing: bool = False  # externalId: an empty placeholder is missing
 
     def evaluate(self, data: Any) -> Any:
-        """The value for ``data`` or MISSING; raises _Absent/_RecordError."""
+        """The value for ``data`` or MISSING; raises Absent/RecordError."""
         value: Any
-        absent: _Absent | None = None
+        absent: Absent | None = None
         try:
             if self.template is not None:
-                value = _render(self.template, data, self.template_text, self.empty_is_missing)
+                value = render(self.template, data, self.template_text, self.empty_is_missing)
             elif self.path is not None:
                 value = lookup(data, self.path)
                 if value is None:
@@ -379,29 +110,29 @@ class _Spec:
                 ]
             else:
                 value = self.value
-        except _Absent as exc:
+        except Absent as exc:
             if not self.transforms:
                 raise
             value, absent = MISSING, exc
         for transform in self.transforms:
             value = transform(value)
-        if _is_empty(value):
+        if is_empty(value):
             if absent is not None:
                 raise absent
             if self.path is not None:
-                raise _Absent(f"'{_show_path(self.path)}' is missing or empty in this record")
+                raise Absent(f"'{show_path(self.path)}' is missing or empty in this record")
             if self.template is not None:
-                raise _Absent(
+                raise Absent(
                     f"template {self.template_text!r} gives an empty value for this record"
                 )
-            raise _Absent("the value is empty")
+            raise Absent("the value is empty")
         return value
 
     def optional(self, data: Any) -> Any:
         """Inside an object or list a missing value is left out, not an error."""
         try:
             return self.evaluate(data)
-        except _Absent:
+        except Absent:
             return MISSING
 
 
@@ -420,7 +151,7 @@ class Mapping:
         data = record.data
         origin = record.origin
         if type(data) is not dict:
-            message = f"{origin}: record is {_describe(data)}; expected an object"
+            message = f"{origin}: record is {describe(data)}; expected an object"
             return Invalid(origin, None, None, message)
         out: dict[str, Any] = {"kind": self.kind}
         if self.source_key is not None:
@@ -429,11 +160,11 @@ class Mapping:
         for spec in self.specs:
             try:
                 value = spec.evaluate(data)
-            except _Absent as exc:
+            except Absent as exc:
                 if spec.key not in self.required:
                     continue
                 return self._invalid(record, external_id, spec, f"{exc}; {spec.key} is required")
-            except _RecordError as exc:
+            except RecordError as exc:
                 return self._invalid(record, external_id, spec, str(exc))
             out[spec.key] = value
             if spec.key == "externalId" and type(value) is str:
@@ -665,7 +396,7 @@ class _Loader:
             raise self.fail(where, key, f"{name}: use one of template, field or value, not both")
         transforms = self.transforms(where, key, name, raw.get("transforms", []))
         if "default" in raw:
-            transforms = (*transforms, _default(_literal(raw["default"])))
+            transforms = (*transforms, default(_literal(raw["default"])))
         source = sources[0]
         if source == "template":
             if not isinstance(raw["template"], str):
@@ -687,13 +418,13 @@ class _Loader:
         out: list[Transform] = []
         for item in raw:
             if isinstance(item, str):
-                if item not in _SIMPLE:
-                    if item in _WITH_ARG:
+                if item not in SIMPLE:
+                    if item in WITH_ARG:
                         message = f"transform {item!r} needs a value: {{ {item} = ... }}"
                     else:
-                        message = f"unknown transform {item!r}; use {_TRANSFORM_NAMES}"
+                        message = f"unknown transform {item!r}; use {TRANSFORM_NAMES}"
                     raise self.fail(where, key, f"{name}: {message}")
-                out.append(_SIMPLE[item])
+                out.append(SIMPLE[item])
                 continue
             if not isinstance(item, dict) or len(item) != 1:
                 raise self.fail(where, key, f"{name}: a transform is a name or {{ name = value }}")
@@ -705,22 +436,22 @@ class _Loader:
         if op == "truncate":
             if type(arg) is not int or arg < 1:
                 raise self.fail(where, key, f"{name}: truncate needs a whole number >= 1")
-            return _truncate(arg)
+            return truncate(arg)
         if op in ("join", "split"):
             if not isinstance(arg, str) or (op == "split" and not arg):
                 raise self.fail(where, key, f"{name}: {op} needs a separator string")
-            return _join(arg) if op == "join" else _split(arg)
+            return join(arg) if op == "join" else split(arg)
         if op == "default":
-            return _default(_literal(arg))
-        if op in _SIMPLE:
+            return default(_literal(arg))
+        if op in SIMPLE:
             raise self.fail(where, key, f"{name}: transform {op!r} takes no value; write {op!r}")
-        raise self.fail(where, key, f"{name}: unknown transform {op!r}; use {_TRANSFORM_NAMES}")
+        raise self.fail(where, key, f"{name}: unknown transform {op!r}; use {TRANSFORM_NAMES}")
 
 
 def _literal(value: Any) -> Any:
     """TOML values as JSON values: dates and times become ISO 8601 strings."""
     if isinstance(value, datetime):
-        return _format(value)
+        return format_datetime(value)
     if isinstance(value, date | time):
         return value.isoformat()
     if isinstance(value, list):

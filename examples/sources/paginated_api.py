@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A zsync source program: page through a JSON HTTP API with a cursor, resume from a bookmark.
 
-    zsync push --source-cmd "python3 examples/sources/paginated_api.py --base https://api.example.com" \
-               --mapping examples/sources/paginated_api.toml
+    zsync push --mapping examples/sources/paginated_api.toml \
+      --source-cmd "python3 examples/sources/paginated_api.py --base https://api.example.com"
 
 The API answers ``GET {base}/items?cursor=X`` with ``{"items": [...], "next": "Y" | null}``
 (no cursor: the first page), items in the order they were added, each with an ``id`` and
