@@ -26,6 +26,7 @@ from zsync.errors import (
     Conflict,
     ExitCode,
     RateLimited,
+    RedirectRefused,
     Rejected,
     TransientError,
     ZsyncError,
@@ -299,6 +300,8 @@ class Engine:
             return Outcome(ext, "requeued", status="submitted", job_id=job_id, attempts=counter[0])
         except _Stopped:
             return None
+        except RedirectRefused:
+            raise  # fatal for the run (see run()); the item stays pending with its key
         except ApiError as exc:
             return _failure(job, exc, counter[0])
 
@@ -436,7 +439,7 @@ class Engine:
                     job = inflight.pop(fut)
                     try:
                         outcome = fut.result()
-                    except (AuthError, ApiUnavailable) as exc:
+                    except (AuthError, ApiUnavailable, RedirectRefused) as exc:
                         fatal = fatal or exc
                         self.stop.set()
                         continue
@@ -507,8 +510,8 @@ def _failure(job: Job, exc: ApiError, attempts: int) -> Outcome:
     elif isinstance(exc, Rejected):
         kind = "rejected"
     else:
-        # Transient beyond the budget, a malformed 2xx (the server may have created the
-        # signal) or a redirect: resent with the same body and key by the next run.
+        # Transient beyond the budget or a malformed 2xx (the server may have created the
+        # signal): resent with the same body and key by the next run.
         kind = "error"
     return Outcome(
         ext, kind, status=kind, http_status=exc.status, detail=str(exc), attempts=attempts

@@ -20,7 +20,7 @@ exception into a message and an exit code.
         └── PermanentError             retrying the same request cannot help
             ├── Rejected                 other 4xx (carries status and a short reason)
             ├── Conflict                 409: reconcile, never a new key
-            ├── RedirectRefused          3xx: never followed
+            ├── RedirectRefused          3xx: never followed; ends the run (exit 3)
             └── MalformedResponse        2xx whose body is not what the API promises
 
 No message in this tree ever contains the API key: ``config.redact`` is applied to every
@@ -127,7 +127,9 @@ class Conflict(PermanentError):
 
 
 class RedirectRefused(PermanentError):
-    pass
+    # Every request to a base that redirects is redirected: a configuration problem (http vs
+    # https, a missing /api), so it ends the run like a refused key.
+    exit_code = ExitCode.CONFIG
 
 
 class MalformedResponse(PermanentError):
