@@ -32,8 +32,10 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.run
 
+# Every chaos suite, the full (slow) versions and the samples `make test` also runs; ends
+# with the summary tests/chaos/conftest.py prints (kills, faults by kind, duplicates, losses).
 chaos: $(STAMP)
-	$(BIN)/pytest -q -m slow tests/chaos
+	$(BIN)/pytest -q -p no:cacheprovider tests/chaos
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
