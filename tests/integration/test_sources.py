@@ -240,7 +240,7 @@ def test_singer_stream_piped_on_stdin_lands_and_its_state_is_honoured(
 
 
 def test_a_failing_source_program_fails_the_run_after_recording_what_it_emitted(
-    emulator: Any, api_env: dict[str, str]
+    emulator: Any, api_env: dict[str, str], capfd: pytest.CaptureFixture[str]
 ) -> None:
     lines = [record(1), record(2), {"type": "STATE", "value": {"after": 2}}, record(3)]
     cmd = program(
@@ -262,6 +262,7 @@ def test_a_failing_source_program_fails_the_run_after_recording_what_it_emitted(
         "zsync: error: source command fetch.py exited with code 3; "
         "the records it emitted before were recorded"
     ) in result.err
+    assert "fetch: upstream answered 503" in capfd.readouterr().err  # its stderr, passed on
     assert creates(emulator) == {"src-1": 1, "src-2": 1, "src-3": 1}
     assert list(bookmarks().values()) == [{"after": 2}]
     seen = json.loads(Path("seen-env.json").read_text())

@@ -150,3 +150,22 @@ def test_files_by_path() -> None:
     assert shown(list(read_csv("s.csv"))) == [("s.csv:2", {"a": "1", "b": "2"})]
     with pytest.raises(InputError, match=r"^nope\.csv: no such file$"):
         read_csv("nope.csv")
+
+
+def test_a_tsv_file_is_tab_separated_and_goes_through_its_mapping() -> None:
+    from zsync.inputs import read
+    from zsync.plan import PlanOptions
+
+    Path("s.tsv").write_text("id\tnote\n1\ta, b; c\n")
+    Path("m.toml").write_text(
+        'kind = "external_text"\n[fields]\nexternalId = "s:{id}"\ntext = "{note}"\n'
+        'signalType = "feedback_record"\n'
+    )
+    [item] = read(PlanOptions(inputs=("s.tsv",), mapping="m.toml"))
+    assert isinstance(item, Record) and item.origin == "s.tsv:2"
+    assert item.data == {
+        "kind": "external_text",
+        "externalId": "s:1",
+        "text": "a, b; c",
+        "signalType": "feedback_record",
+    }
