@@ -31,7 +31,7 @@ ORDER = (
 
 EXIT_MEANINGS = {
     0: "all done or unchanged",
-    1: "some items failed, were rejected or invalid",
+    1: "some items failed, were rejected or invalid, or the source failed",
     2: "usage error",
     3: "configuration or authentication problem",
     4: "API not ready or unreachable",
