@@ -213,8 +213,7 @@ class Engine:
 
     def _on_retry(self, error: TransientError, attempt: int, wait_s: float) -> None:
         self.result.retries += 1
-        if isinstance(error, RateLimited):
-            self.pacer.throttle()
+        # The pacer already heard of a 429 from _request; telling it twice doubled the count.
         self.emit(
             Event(
                 "retry",

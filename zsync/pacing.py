@@ -1,24 +1,61 @@
 """Request pacing: a shared token bucket and an adaptive (AIMD) concurrency limit.
 
 Workers call :meth:`Pacer.acquire` before every request (first attempts and retries
-alike), so creates and polls share one budget. When the server answers 429 the pacer
-learns the rate it actually granted over the last second, caps itself just below it and
-halves the concurrency; successes raise both back gradually.
+alike), so creates and polls share one budget. Without ``--rate`` nothing is paced until
+the server answers 429; then the pacer learns the rate the server granted, settles just
+below it and halves the concurrency. Successes raise the concurrency back one slot per
+window, and the rate is probed upwards: gently for the first seconds after a 429 (the
+limit is probably where it was), then faster and faster while no 429 comes (the estimate
+was low, or the limit was raised), so a low first guess costs seconds, not the whole run.
+
+The granted rate is measured between two cuts: the server's bucket was empty at both, so
+the successes in between over the time in between is what it refills at, however large
+its burst. That average is low when the pace was far below the limit for part of the
+time (a low first guess still being probed up), so when the last second granted more, the
+two are averaged. At the first 429 there is no earlier cut, and the successes of the last
+second stand in (divided by one second even when the run is younger: a bucket's burst is
+usually about one second's worth, so this is close to the refill rate, not a multiple).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 
-# How far below the observed granted rate to settle after a 429, and how fast to probe up.
+# How far below the observed granted rate to settle after a 429.
 _SETTLE = 0.97
-_PROBE_PER_SECOND = 0.01
-_PROBE_FLOOR = 1.0  # requests/s gained per second at the least
+# Upward probe, as a relative rate increase per second: _PROBE for the first _PROBE_CALM
+# seconds after a 429, then doubling every _PROBE_DOUBLING seconds up to _PROBE_MAX.
+_PROBE = 0.01
+_PROBE_CALM = 3.0
+_PROBE_DOUBLING = 1.0
+_PROBE_MAX = 1.0
+_PROBE_FLOOR = 1.0  # requests/s gained per second at the least (tiny learned rates)
 _FIRST_GUESS = 10.0  # requests/s when a 429 arrives before anything succeeded
 _WINDOW = 1.0
+# 429s within this long of a cut belong to the same burst: one cut per burst, not one per
+# request that was already in flight.
+_HOLD = _WINDOW / 2
+
+
+def probe_factor(quiet: float) -> float:
+    """How much the learned rate has grown after ``quiet`` seconds without a 429."""
+    if quiet <= 0:
+        return 1.0
+    calm = min(quiet, _PROBE_CALM)
+    growth = _PROBE * calm
+    if quiet > _PROBE_CALM:
+        # g(t) = _PROBE * 2 ** ((t - calm) / doubling), capped at _PROBE_MAX: integrate it.
+        k = math.log(2) / _PROBE_DOUBLING
+        t_cap = _PROBE_CALM + math.log2(_PROBE_MAX / _PROBE) * _PROBE_DOUBLING
+        rising = min(quiet, t_cap) - _PROBE_CALM
+        growth += _PROBE * (math.exp(k * rising) - 1) / k
+        if quiet > t_cap:
+            growth += _PROBE_MAX * (quiet - t_cap)
+    return math.exp(min(growth, 50.0))
 
 
 class Pacer:
@@ -40,6 +77,7 @@ class Pacer:
         self._lock = threading.Lock()
         self._next_slot = clock()
         self._successes: deque[float] = deque()
+        self._since_cut = 0  # successes since the last cut
         self._last_cut = -1e9
         self.throttled = 0  # 429 answers seen
 
@@ -48,22 +86,25 @@ class Pacer:
     def current_rate(self) -> float | None:
         learned = self._learned_rate
         if learned is not None:
-            # Probe upwards slowly: the limit may have been a burst or may have risen.
-            step = max(learned * _PROBE_PER_SECOND, _PROBE_FLOOR)
-            learned += step * (self._clock() - self._learned_at)
+            quiet = self._clock() - self._learned_at
+            learned = max(learned * probe_factor(quiet), learned + _PROBE_FLOOR * quiet)
         rates = [r for r in (self._user_rate, learned) if r is not None]
         return min(rates) if rates else None
 
-    def acquire(self) -> bool:
-        """Wait for this request's slot. False if the run is stopping."""
+    def reserve(self) -> float:
+        """Take the next request slot; returns how long to wait for it (seconds)."""
         with self._lock:
             rate = self.current_rate()
-            now = self._clock()
             if rate is None:
-                return not self._stop.is_set()
+                return 0.0
+            now = self._clock()
             slot = max(now, self._next_slot)
             self._next_slot = slot + 1.0 / rate
-        delay = slot - now
+        return slot - now
+
+    def acquire(self) -> bool:
+        """Wait for this request's slot. False if the run is stopping."""
+        delay = self.reserve()
         if delay > 0:
             return not self._stop.wait(delay)
         return not self._stop.is_set()
@@ -74,24 +115,33 @@ class Pacer:
         now = self._clock()
         with self._lock:
             self._successes.append(now)
+            self._since_cut += 1
             while self._successes and self._successes[0] < now - _WINDOW:
                 self._successes.popleft()
             # Additive increase: about one more slot per window of successes.
             self._limit = min(float(self.max_concurrency), self._limit + 1.0 / self._limit)
 
     def throttle(self) -> None:
+        """A 429: count it, and once per burst cut the concurrency and learn the rate."""
         now = self._clock()
         with self._lock:
             self.throttled += 1
-            if now - self._last_cut < _WINDOW / 2:
-                return  # one cut per burst of 429s, not one per in-flight request
+            if now - self._last_cut < _HOLD:
+                return
+            current = self.current_rate()
+            recent = sum(1 for t in self._successes if t >= now - _WINDOW) / _WINDOW
+            if self._learned_rate is not None:
+                granted = self._since_cut / (now - self._last_cut)
+                if recent > granted:
+                    granted = (granted + recent) / 2
+            else:
+                granted = recent
             self._last_cut = now
+            self._since_cut = 0
             self._limit = max(1.0, self._limit / 2)
-            granted = sum(1 for t in self._successes if t >= now - _WINDOW)
             if granted:
                 estimate = max(1.0, granted * _SETTLE)
             else:
-                current = self.current_rate()
                 estimate = max(1.0, current / 2) if current is not None else _FIRST_GUESS
             self._learned_rate = estimate
             self._learned_at = now
