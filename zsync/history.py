@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import re
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +18,7 @@ from typing import Any
 from zsync.client import ZentrikClient
 from zsync.config import Settings
 from zsync.errors import ApiError, ApiUnavailable, AuthError, LedgerError, ZsyncError
-from zsync.ledger import Ledger
+from zsync.ledger import Ledger, ledger_errors
 
 # Scopes each kind of work needs; `check` compares them with the key's.
 SCOPES_FOR = {
@@ -41,12 +42,13 @@ def _duration(started: str | None, finished: str | None) -> float | None:
 
 
 def runs(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
-    ledger = _open(settings)
-    try:
-        holder = ledger.lease_holder()
-        rows = ledger.recent_runs(limit)
-    finally:
-        ledger.close()
+    with ledger_errors(settings.ledger_path):
+        ledger = _open(settings)
+        try:
+            holder = ledger.lease_holder()
+            rows = ledger.recent_runs(limit)
+        finally:
+            ledger.close()
     for row in rows:
         row["duration_s"] = _duration(row["started_at"], row["finished_at"])
         if row["finished_at"] is None:
@@ -58,18 +60,19 @@ def runs(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
 
 
 def show(settings: Settings, external_id: str) -> dict[str, Any] | None:
-    ledger = _open(settings)
-    try:
-        item = ledger.get_item(external_id)
-        if item is None:
-            return None
-        item.pop("field_hashes", None)
-        payload = item.pop("payload", None)
-        item["payload"] = json.loads(payload) if payload else None
-        item["events"] = ledger.events_for(external_id)
-        return item
-    finally:
-        ledger.close()
+    with ledger_errors(settings.ledger_path):
+        ledger = _open(settings)
+        try:
+            item = ledger.get_item(external_id)
+            if item is None:
+                return None
+            item.pop("field_hashes", None)
+            payload = item.pop("payload", None)
+            item["payload"] = json.loads(payload) if payload else None
+            item["events"] = ledger.events_for(external_id)
+            return item
+        finally:
+            ledger.close()
 
 
 _NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
@@ -102,45 +105,47 @@ class Cause:
 
 
 def errors(settings: Settings, samples: int = 3) -> list[Cause]:
-    ledger = _open(settings)
     groups: dict[str, Cause] = {}
-    try:
-        for external_id, status, http_status, error, at in ledger.iter_failures():
-            key = cause_of(status, http_status, error)
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = Cause(key, status, http_status, first_seen=at)
-            group.count += 1
-            group.last_seen = max(group.last_seen, at)
-            group.first_seen = min(group.first_seen, at)
-            if len(group.samples) < samples:
-                group.samples.append(external_id)
-    finally:
-        ledger.close()
+    with ledger_errors(settings.ledger_path):
+        ledger = _open(settings)
+        try:
+            for external_id, status, http_status, error, at in ledger.iter_failures():
+                key = cause_of(status, http_status, error)
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = Cause(key, status, http_status, first_seen=at)
+                group.count += 1
+                group.last_seen = max(group.last_seen, at)
+                group.first_seen = min(group.first_seen, at)
+                if len(group.samples) < samples:
+                    group.samples.append(external_id)
+        finally:
+            ledger.close()
     return sorted(groups.values(), key=lambda g: (-g.count, g.cause))
 
 
 def export(settings: Settings, fmt: str, statuses: tuple[str, ...] = ()) -> Iterator[str]:
     """Ledger rows as JSONL lines or CSV lines (header first), streamed."""
-    ledger = _open(settings)
-    try:
-        rows = ledger.iter_export(statuses or None)
-        if fmt == "jsonl":
+    with ledger_errors(settings.ledger_path):
+        ledger = _open(settings)
+        try:
+            rows = ledger.iter_export(statuses or None)
+            if fmt == "jsonl":
+                for row in rows:
+                    yield json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n"
+                return
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=list(Ledger.EXPORT_COLUMNS))
+            writer.writeheader()
             for row in rows:
-                yield json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n"
-            return
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(Ledger.EXPORT_COLUMNS))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-        if buffer.getvalue():
-            yield buffer.getvalue()
-    finally:
-        ledger.close()
+                writer.writerow(row)
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+            if buffer.getvalue():
+                yield buffer.getvalue()
+        finally:
+            ledger.close()
 
 
 @dataclass
@@ -213,6 +218,8 @@ def _ledger_check(settings: Settings, workspace: str | None) -> Check:
         bound = ledger.get_meta("workspace_id")
         schema = ledger.schema_version()
         holder = ledger.lease_holder()
+    except sqlite3.DatabaseError:
+        return Check("ledger", False, f"ledger {path}: the file is corrupt")
     finally:
         ledger.close()
     if bound and workspace and bound != workspace:
