@@ -131,20 +131,31 @@ def test_corruption_found_in_the_middle_of_a_run(tmp_path: Path, env: dict[str, 
     write_records(tmp_path / "in.jsonl", 500, prefix="big")
     assert _push(env).code == 0
     ledger = tmp_path / "z.db"
+    _damage(ledger, "items")
+    _refused(_push(env), "z.db", "corrupt")
+    _refused(run_cli(["status", "--ledger", "z.db"], env), "z.db", "corrupt")
+    _refused(run_cli(["reconcile", "--ledger", "z.db"], env), "z.db", "corrupt")
+    _damage(ledger, "runs", "events")
+    for command in (["runs"], ["show", "big-00001"], ["errors"], ["export"]):
+        _refused(run_cli([*command, "--ledger", "z.db"], env), "z.db", "corrupt")
+
+
+def _damage(ledger: Path, *tables: str) -> None:
+    """Overwrite the root pages of `tables` (and their indexes) with noise."""
     db = sqlite3.connect(ledger)
     page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    marks = ",".join("?" * len(tables))
     roots = [
         root
-        for (root,) in db.execute("SELECT rootpage FROM sqlite_master WHERE tbl_name = 'items'")
+        for (root,) in db.execute(
+            f"SELECT rootpage FROM sqlite_master WHERE tbl_name IN ({marks})", tables
+        )
     ]
     db.close()
     with ledger.open("r+b") as f:
         for root in roots:
             f.seek((root - 1) * page_size)
             f.write(random.Random(root).randbytes(page_size))
-    _refused(_push(env), "z.db", "corrupt")
-    _refused(run_cli(["status", "--ledger", "z.db"], env), "z.db", "corrupt")
-    _refused(run_cli(["reconcile", "--ledger", "z.db"], env), "z.db", "corrupt")
 
 
 def test_ledger_from_a_newer_zsync(seeded: Path, env: dict[str, str]) -> None:
