@@ -11,8 +11,8 @@ was low, or the limit was raised), so a low first guess costs seconds, not the w
 The granted rate is measured between two cuts: the server's bucket was empty at both, so
 the successes in between over the time in between is what it refills at, however large
 its burst. That average is low when the pace was far below the limit for part of the
-time (a low first guess still being probed up), so when the last second granted more, the
-two are averaged. At the first 429 there is no earlier cut, and the successes of the last
+time (a low first guess still being probed up), so when the last second granted much more,
+the two are averaged. At the first 429 there is no earlier cut, and the successes of the last
 second stand in (divided by one second even when the run is younger: a bucket's burst is
 usually about one second's worth, so this is close to the refill rate, not a multiple).
 """
@@ -36,6 +36,9 @@ _PROBE_MAX = 1.0
 _PROBE_FLOOR = 1.0  # requests/s gained per second at the least (tiny learned rates)
 _FIRST_GUESS = 10.0  # requests/s when a 429 arrives before anything succeeded
 _WINDOW = 1.0
+# The last second granted this much more than the average since the previous cut: the pace
+# was far below the limit for part of that time, and the average undersells the limit.
+_FAR_BELOW = 1.25
 # 429s within this long of a cut belong to the same burst: one cut per burst, not one per
 # request that was already in flight.
 _HOLD = _WINDOW / 2
@@ -132,7 +135,7 @@ class Pacer:
             recent = sum(1 for t in self._successes if t >= now - _WINDOW) / _WINDOW
             if self._learned_rate is not None:
                 granted = self._since_cut / (now - self._last_cut)
-                if recent > granted:
+                if recent > _FAR_BELOW * granted:
                     granted = (granted + recent) / 2
             else:
                 granted = recent
