@@ -58,8 +58,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     write(f"overlapping runs:      {figures['overlaps']} refused at once, naming the holder")
     if "outage_run_seconds" in figures:
         write(
-            f"API down for good:     the run ended (exit 75) "
-            f"{figures['outage_run_seconds']}s after the outage began"
+            f"API down for good:     400-record run ended {figures['outage_run_seconds']}s "
+            f"after the API died, {figures['outage_requests']:,} requests later "
+            "(wait budget 2s)"
         )
     write(f"records checked:       {figures['records_checked']:,} against the emulator's truth")
     write(f"duplicates found:      {figures['duplicates']}")

@@ -26,6 +26,7 @@ from tests.chaos.helpers import (
     env_for,
     finish,
     ledger_rows,
+    record_faults,
     spawn,
     wait_for,
     write_records,
@@ -148,24 +149,62 @@ def test_processing_outlasts_the_poll_budget_exits_75_then_reconcile(tmp_path: P
         check_exactly_once(emu, ledger, ids)
 
 
+WAIT_BUDGET = 2.0  # EVAL_API_WAIT_SECONDS in the outage tests
+
+
+def _api_dies_mid_run(tmp: Path, emu: RunningEmulator, records: int) -> dict[str, Any]:
+    """Push `records`; once 30 have landed every connection is reset (the API is down for
+    good). Returns how the run ended and what it cost."""
+    ids = write_records(tmp / "in.jsonl", records, prefix="outage")
+    env = env_for(
+        emu, tmp / "zsync.db", EVAL_API_WAIT_SECONDS=str(WAIT_BUDGET), ZSYNC_RETRY_SCALE="0.2"
+    )
+    proc = spawn(["push", "--input", str(tmp / "in.jsonl"), "--no-poll"], env)
+    wait_for(lambda: created_count(emu) >= 30, 30, "the first signals")
+    resets_before = emu.truth()["faults"]["reset"]
+    emu.set_faults(reset_rate=1.0)
+    down = time.monotonic()
+    _out, err = proc.communicate(timeout=600)
+    return {
+        "ids": ids,
+        "env": env,
+        "code": proc.returncode,
+        "err": err,
+        "seconds": round(time.monotonic() - down, 1),
+        "requests_while_down": emu.truth()["faults"]["reset"] - resets_before,
+    }
+
+
 @pytest.mark.slow
 def test_api_down_longer_than_the_wait_budget_exits_75_and_the_next_run_finishes(
     tmp_path: Path,
 ) -> None:
-    ids = write_records(tmp_path / "in.jsonl", 150, prefix="outage")
-    ledger = tmp_path / "zsync.db"
     with running_emulator(latency_ms=40, dedupe="off", seed=4) as emu:
-        env = env_for(emu, ledger, EVAL_API_WAIT_SECONDS="2", ZSYNC_RETRY_SCALE="0.2")
-        proc = spawn(["push", "--input", str(tmp_path / "in.jsonl"), "--no-poll"], env)
-        wait_for(lambda: created_count(emu) >= 30, 30, "the first signals")
-        emu.set_faults(reset_rate=1.0)  # every connection dies: the API is down
-        down = time.monotonic()
-        _out, err = proc.communicate(timeout=120)
-        FIGURES["outage_run_seconds"] = round(time.monotonic() - down, 1)
-        assert proc.returncode == 75, err
-        assert "Traceback" not in err
+        run = _api_dies_mid_run(tmp_path, emu, 150)
+        assert run["code"] == 75, run["err"]
+        assert "Traceback" not in run["err"]
+        ledger = tmp_path / "zsync.db"
         errors = ledger_rows(ledger, "SELECT COUNT(*) FROM items WHERE status = 'error'")[0][0]
         assert errors > 0
         emu.set_faults(reset_rate=0.0)
-        finish(["push", "--input", str(tmp_path / "in.jsonl"), "--poll-seconds", "60"], env)
-        check_exactly_once(emu, ledger, ids)
+        finish(["push", "--input", str(tmp_path / "in.jsonl"), "--poll-seconds", "60"], run["env"])
+        check_exactly_once(emu, ledger, run["ids"])
+
+
+@pytest.mark.slow
+def test_api_down_for_good_ends_the_run_within_a_few_wait_budgets(tmp_path: Path) -> None:
+    """KNOWN BUG (fails today): each pending record spends its own wait budget on a dead
+    API, so the run lasts about pending / concurrency x budget (with the defaults, 120 s and
+    8 in flight: hours for a few thousand records) and sends up to 12 requests per record,
+    while every cron run meanwhile exits 5. Once the API has failed every request for a
+    whole wait budget, the run should stop starting new work and exit 75."""
+    with running_emulator(latency_ms=40, dedupe="off", seed=6) as emu:
+        run = _api_dies_mid_run(tmp_path, emu, 400)
+        record_faults(emu.truth())
+    FIGURES["outage_run_seconds"] = run["seconds"]
+    FIGURES["outage_requests"] = run["requests_while_down"]
+    assert run["code"] == 75, run["err"]
+    assert run["seconds"] < 4 * WAIT_BUDGET + 5, (
+        f"the run went on for {run['seconds']}s ({run['requests_while_down']} requests) "
+        f"after the API went down, with a wait budget of {WAIT_BUDGET:g}s"
+    )
