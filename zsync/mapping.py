@@ -99,6 +99,12 @@ class Invalid:
 
 
 def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: the bytes that are hashed, stored and sent."""
+    kind = type(obj)
+    if kind is str:
+        return _string_json(obj)
+    if kind is dict and all(type(key) is str for key in obj):
+        return _body_json(obj)
     return _encode(obj).encode()
 
 
@@ -108,7 +114,8 @@ _encode_string = json.encoder.encode_basestring
 # back to the JSON encoder (it writes them as \u00XX).
 _CONTROL_BYTES = bytes(range(0x20))
 _LONG = 256  # characters; shorter strings are cheaper to hand to the C encoder as they are
-_KEYS: dict[str, bytes] = {}
+_KEYS: dict[str, bytes] = {}  # '"key":' of the keys seen so far
+_KEYS_KEPT = 256
 
 
 def _string_json(value: str) -> bytes:
@@ -147,7 +154,9 @@ def _body_json(body: dict[str, Any]) -> bytes:
     for key in sorted(body):
         prefix = _KEYS.get(key)
         if prefix is None:
-            prefix = _KEYS.setdefault(key, _encode(key).encode() + b":")
+            prefix = _encode(key).encode() + b":"
+            if len(_KEYS) < _KEYS_KEPT:  # a body has a dozen; a user's object may have any
+                _KEYS[key] = prefix
         value = body[key]
         parts.append(
             prefix + (_string_json(value) if type(value) is str else _encode(value).encode())
