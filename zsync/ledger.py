@@ -232,11 +232,24 @@ class Ledger:
         self.conn.execute("PRAGMA busy_timeout = 5000")
         if not os.access(self.path, os.W_OK):
             raise LedgerError(f"ledger {self.path}: file is read-only")
-        mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = self._switch_to_wal()
         if mode != "wal":
             raise LedgerError(f"ledger {self.path}: cannot switch to WAL mode")
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.execute("PRAGMA foreign_keys = ON")
+
+    def _switch_to_wal(self, wait: float = 5.0) -> str:
+        # Two runs opening a new ledger at the same moment: SQLite answers the switch with
+        # "locked" at once instead of waiting on busy_timeout, so wait here; the lease then
+        # names whichever run got in first.
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return str(self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _migrate(self) -> None:
         migrations, known = build_migrations()
