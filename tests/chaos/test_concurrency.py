@@ -71,7 +71,7 @@ def test_second_run_exits_5_at_once_naming_the_holder(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "round_", [0, *(pytest.param(n, marks=pytest.mark.slow) for n in range(1, 6))]
+    "round_", [0, *(pytest.param(n, marks=pytest.mark.slow) for n in range(1, 12))]
 )
 def test_two_pushes_started_together(tmp_path: Path, round_: int) -> None:
     """Started in the same instant, with no ledger yet: exactly one runs, one exits 5."""
