@@ -1,5 +1,8 @@
-"""The fast canonical JSON must be byte-for-byte the encoder's, or every record
-of an old ledger would look changed (and a resend would carry a new Idempotency-Key)."""
+"""The skip path's shortcuts must not change what they compute.
+
+The fast canonical JSON must be byte-for-byte the encoder's, or every record of an old
+ledger would look changed (and a resend would carry a new Idempotency-Key); the compact set
+of seen ids must answer exactly as a set does."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import random
 import pytest
 
 from zsync.mapping import _body_json, _encode, _string_json, canonical_json
+from zsync.plan import IdSet
 
 
 def encoder(value: object) -> bytes:
@@ -63,3 +67,19 @@ def test_a_lone_surrogate_fails_as_the_encoder_does(text: str) -> None:
     for encode in (encoder, _string_json, canonical_json):
         with pytest.raises(UnicodeEncodeError):
             encode(text)
+
+
+def test_the_compact_id_set_answers_as_a_set_does() -> None:
+    rng = random.Random(5)
+    keys = [rng.getrandbits(64) - 2**63 for _ in range(20_000)]
+    keys += [hash(f"rec-{i}") for i in range(20_000)] + [0, 1, -1, 2**63 - 1, -(2**63)]
+    ids, reference = IdSet(), set()
+    for key in keys[::2]:  # grows through several doublings
+        assert ids.add(key) is ((key or 1) not in reference)
+        reference.add(key or 1)
+    for key in keys:
+        assert (key in ids) is ((key or 1) in reference)
+        assert ids.add(key) is ((key or 1) not in reference)
+        reference.add(key or 1)
+    assert len(ids) == len(reference)
+    assert "rec-1" not in ids
