@@ -12,11 +12,16 @@ import pytest
 from click.testing import CliRunner
 
 from zsync.cli import main
-from zsync.emulator.testing import emulator, emulator_fixture
+from zsync.emulator.testing import emulator_fixture
 
 __all__ = ["CliResult", "emulator", "emulator_fixture", "run_cli"]
 
 TEST_KEY = "zsync-dev-key"
+
+# Identity dedupe off: a resend that is not an idempotent replay becomes a second signal on
+# the emulator, so "one create per externalId" proves zsync's own exactly-once, not the
+# server's forgiveness.
+emulator = emulator_fixture(dedupe="off")
 
 
 @pytest.fixture(autouse=True)

@@ -36,6 +36,7 @@ def test_concurrent_sends_and_polls_land_every_record_exactly_once() -> None:
         error_rate=0.05,
         drop_after_commit_rate=0.05,
         process_seconds=0.3,
+        dedupe="off",
     ) as emu:
         env = {"ZENTRIK_API_BASE": emu.url, "ZENTRIK_API_KEY": TEST_KEY}
         push = ["push", "--input", "in.jsonl", "--concurrency", "8", "--json"]

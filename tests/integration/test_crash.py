@@ -49,7 +49,10 @@ def crash_and_finish(
         for i in range(records)
     ]
     (tmp / "in.jsonl").write_text("\n".join(lines) + "\n")
-    with running_emulator(latency_ms=latency_ms, process_seconds=0.2, **faults) as emu:
+    # dedupe off: only the Idempotency-Key stands between a resend and a duplicate.
+    with running_emulator(
+        latency_ms=latency_ms, process_seconds=0.2, dedupe="off", **faults
+    ) as emu:
         env = {
             "ZENTRIK_API_BASE": emu.url,
             "ZENTRIK_API_KEY": TEST_KEY,
@@ -127,7 +130,7 @@ def test_sigterm_stops_cleanly_with_130_and_the_next_run_resumes(tmp_path: Path)
         for i in range(400)
     ]
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
-    with running_emulator(latency_ms=30) as emu:
+    with running_emulator(latency_ms=30, dedupe="off") as emu:
         env = {
             "ZENTRIK_API_BASE": emu.url,
             "ZENTRIK_API_KEY": TEST_KEY,

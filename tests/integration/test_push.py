@@ -143,7 +143,7 @@ def test_transient_faults_and_lost_answers_never_duplicate(
 
 
 def test_rate_limited_answers_are_waited_out(api_env: dict[str, str]) -> None:
-    with running_emulator(rate_limit=20) as emu:
+    with running_emulator(rate_limit=20, dedupe="off") as emu:
         env = {**api_env, "ZENTRIK_API_BASE": emu.url}
         _write(Path("in.jsonl"), _records(40))
         result = run_cli(["push", "--input", "in.jsonl", "--no-poll", "--json"], env=env)
@@ -165,7 +165,7 @@ def test_reconcile_follows_up_what_push_left_submitted(
 
 
 def test_retry_failed_requeues_with_process(api_env: dict[str, str]) -> None:
-    with running_emulator(fail_rate=1.0) as emu:
+    with running_emulator(fail_rate=1.0, dedupe="off") as emu:
         env = {**api_env, "ZENTRIK_API_BASE": emu.url}
         _write(Path("in.jsonl"), _records(3))
         pushed = run_cli(["push", "--input", "in.jsonl"], env=env)

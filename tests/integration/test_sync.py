@@ -115,7 +115,7 @@ def test_prune_refuses_to_delete_too_much(emulator: Any, api_env: dict[str, str]
 def test_max_duration_ends_on_time_with_75_and_the_next_run_finishes(
     api_env: dict[str, str],
 ) -> None:
-    with running_emulator(latency_ms=100) as emu:
+    with running_emulator(latency_ms=100, dedupe="off") as emu:
         env = {**api_env, "ZENTRIK_API_BASE": emu.url}
         _write(_records(200))
         started = time.monotonic()
