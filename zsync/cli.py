@@ -173,7 +173,17 @@ def cli(
 
 
 _ATTENTION = frozenset(
-    {"invalid", "duplicate", "rejected", "conflict", "error", "failed", "prune-refused", "warning"}
+    {
+        "invalid",
+        "duplicate",
+        "rejected",
+        "conflict",
+        "error",
+        "failed",
+        "prune-refused",
+        "warning",
+        "api-down",
+    }
 )
 
 

@@ -124,6 +124,7 @@ class RunResult:
     throttled: int = 0
     interrupted: bool = False
     timed_out: bool = False
+    api_down: bool = False  # every request failed for a whole wait budget: stopped early
     polled: bool = True
     duration: float = 0.0
     fatal: ZsyncError | None = None
@@ -141,7 +142,7 @@ class RunResult:
             return ExitCode.INTERRUPTED
         if any(self.counts[k] for k in _FAILING):
             return ExitCode.ITEMS_FAILED
-        if any(self.counts[k] for k in _UNFINISHED) or self.timed_out:
+        if any(self.counts[k] for k in _UNFINISHED) or self.timed_out or self.api_down:
             return ExitCode.PENDING
         if self.polled and self.counts["submitted"]:
             return ExitCode.PENDING
@@ -199,6 +200,10 @@ class Engine:
         self._started = time.monotonic()
         self._last_progress = self._started
         self._inflight_n = 0
+        # For noticing an API that stopped answering: without this, every pending record
+        # would spend its own full wait budget on a dead API.
+        self._last_success = time.monotonic()
+        self._failures_since_success = 0
 
     # -- worker side (no ledger access here) ------------------------------------------
 
@@ -233,7 +238,11 @@ class Engine:
                 self.result.requests[str(exc.status or "transport")] += 1
                 if isinstance(exc, RateLimited):
                     self.pacer.throttle()
+                if isinstance(exc, TransientError):
+                    self._failures_since_success += 1
                 raise
+            self._last_success = time.monotonic()
+            self._failures_since_success = 0
             self.pacer.success()
             return value
 
@@ -412,6 +421,16 @@ class Engine:
                 if deadline is not None and now >= deadline and not self.result.timed_out:
                     self.result.timed_out = True
                     self.emit(Event("timeout", message="time budget reached"))
+                if self._api_gone(now):
+                    self.result.api_down = True
+                    self.stop.set()  # also ends retries in flight
+                    self.emit(
+                        Event(
+                            "api-down",
+                            message=f"every request failed for {self.retry.budget:g}s; "
+                            "stopping, unfinished records stay pending for the next run",
+                        )
+                    )
                 stopping = self.stop.is_set() or self.result.timed_out or fatal is not None
                 if not stopping:
                     while len(inflight) < self.pacer.limit and not self.stop.is_set():
@@ -471,8 +490,20 @@ class Engine:
             self.result.counts["pending"] += sum(isinstance(j, SendJob) for j in queue)
             if fatal is not None and isinstance(fatal, ZsyncError):
                 self.result.fatal = fatal
-            if self.stop.is_set() and fatal is None and not self.result.timed_out:
+            if (
+                self.stop.is_set()
+                and fatal is None
+                and not self.result.timed_out
+                and not self.result.api_down
+            ):
                 self.result.interrupted = True
+
+    def _api_gone(self, now: float) -> bool:
+        return (
+            not self.result.api_down
+            and self._failures_since_success > 0
+            and now - self._last_success >= max(self.retry.budget, 1.0)
+        )
 
     def _polls_alive(self, now: float) -> bool:
         if not self._polls:

@@ -61,6 +61,7 @@ def summary_json(result: RunResult) -> dict[str, Any]:
         "throttled": result.throttled,
         "interrupted": result.interrupted,
         "timed_out": result.timed_out,
+        "api_down": result.api_down,
         "problems": result.problems,
         "error": None if result.fatal is None else str(result.fatal),
     }
@@ -88,6 +89,8 @@ def summary_text(result: RunResult) -> str:
         lines.append(
             f"  {c['submitted']} still processing on the server; `zsync reconcile` follows them up"
         )
+    if result.api_down:
+        lines.append("  the API stopped answering mid-run; the next run continues")
     if c["error"] or c["pending"] or c["deferred"]:
         lines.append("  unfinished items are retried automatically by the next push or reconcile")
     return "\n".join(lines)

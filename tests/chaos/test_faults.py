@@ -193,11 +193,11 @@ def test_api_down_longer_than_the_wait_budget_exits_75_and_the_next_run_finishes
 
 @pytest.mark.slow
 def test_api_down_for_good_ends_the_run_within_a_few_wait_budgets(tmp_path: Path) -> None:
-    """KNOWN BUG (fails today): each pending record spends its own wait budget on a dead
-    API, so the run lasts about pending / concurrency x budget (with the defaults, 120 s and
-    8 in flight: hours for a few thousand records) and sends up to 12 requests per record,
-    while every cron run meanwhile exits 5. Once the API has failed every request for a
-    whole wait budget, the run should stop starting new work and exit 75."""
+    """Without an early stop, each pending record would spend its own wait budget on a dead
+    API: about pending / concurrency x budget (with the defaults, 120 s and 8 in flight,
+    hours for a few thousand records) and up to 12 requests per record. Once the API has
+    failed every request for a whole wait budget, the run stops starting new work and
+    exits 75, leaving the rest pending."""
     with running_emulator(latency_ms=40, dedupe="off", seed=6) as emu:
         run = _api_dies_mid_run(tmp_path, emu, 400)
         record_faults(emu.truth())
