@@ -1,10 +1,11 @@
 """``make bench``: the four throughput, pacing, re-run and memory scenarios of issue 4.
 
-    .venv/bin/python -m tests.bench.run [--only B1,B3] [--b4-records N] [--keep DIR]
+    .venv/bin/python -m tests.bench.run [--only B1,B3] [--b4-records N] [--keep DIR] [--strict]
 
 Each scenario starts its own emulator process with the settings it names, runs zsync as a
 child process the way a user would, checks the server's truth (every record exactly once),
-and is judged by one ratio. Prints one table and writes ``bench-results.json``.
+and is judged by one ratio. Prints one table and writes ``bench-results.json``; a missed
+target is named under the table (and makes the exit status 1 with --strict).
 """
 
 from __future__ import annotations
