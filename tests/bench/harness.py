@@ -51,7 +51,10 @@ def emulator(*args: str) -> Iterator[Emulator]:
     with tempfile.TemporaryDirectory(prefix="zsync-bench-emu-") as tmp:
         port_file = Path(tmp) / "port"
         command = [sys.executable, "-m", "zsync", "emulator", "--port", "0"]
-        command += ["--port-file", str(port_file), "--inspect", "--seed", "1", *args]
+        # Identity dedupe off: "one signal per externalId" then proves zsync's exactly-once,
+        # not the server forgiving a resend.
+        command += ["--port-file", str(port_file), "--inspect", "--seed", "1", "--dedupe", "off"]
+        command += args
         proc = subprocess.Popen(
             command, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
