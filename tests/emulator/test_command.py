@@ -109,4 +109,3 @@ def test_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
     assert second.returncode == 1
     assert second.stderr.strip().count("\n") == 0
     assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
-
