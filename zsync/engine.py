@@ -543,8 +543,12 @@ def _failure(job: Job, exc: ApiError, attempts: int) -> Outcome:
         # Transient beyond the budget or a malformed 2xx (the server may have created the
         # signal): resent with the same body and key by the next run.
         kind = "error"
+    # Only a create decides the item's status. An update, re-queue or delete that fails
+    # leaves an accepted item accepted (its signal exists): marking it unsettled would make
+    # the next run resend its create.
+    status = kind if isinstance(job, SendJob) else None
     return Outcome(
-        ext, kind, status=kind, http_status=exc.status, detail=str(exc), attempts=attempts
+        ext, kind, status=status, http_status=exc.status, detail=str(exc), attempts=attempts
     )
 
 

@@ -195,3 +195,23 @@ def test_retry_failed_preview_changes_nothing_then_requeues(api: responses.Reque
     assert len(process.calls) == 1
     shown = json.loads(run_cli(["show", "ext-1", "--json"], env=ENV).out)
     assert shown["status"] == "submitted" and shown["job_id"] == "j-2"
+
+
+def test_a_failed_update_leaves_the_item_accepted(api: responses.RequestsMock) -> None:
+    api.post(f"{BASE}/external/v1/signals", status=201, json={"publicId": "S-1", "jobId": "j"})
+    api.get(f"{BASE}/external/v1/signals/S-1", json={"publicId": "S-1", "status": "processed"})
+    assert run_cli(["push", "--input", _input([RECORD])], env=ENV).code == 0
+    patch = api.patch(f"{BASE}/external/v1/signals/S-1", status=503, json={"error": {}})
+    env = {**ENV, "EVAL_API_WAIT_SECONDS": "0.2"}
+    failed = run_cli(["push", "--input", _input([{**RECORD, "text": "edited"}])], env=env)
+    assert failed.code == 75, failed.err
+    assert len(patch.calls) >= 1
+    shown = json.loads(run_cli(["show", "ext-1", "--json"], env=ENV).out)
+    # Still the accepted signal: marking it unsettled would make the next run resend a create.
+    assert shown["status"] == "processed"
+    assert shown["events"][-1]["kind"] == "error"
+    api.replace(responses.PATCH, f"{BASE}/external/v1/signals/S-1", json={"publicId": "S-1"})
+    api.post(f"{BASE}/external/v1/signals/S-1/process", status=202, json={"jobId": "j-2"})
+    again = run_cli(["push", "--input", "in.jsonl", "--no-poll", "--json"], env=ENV)
+    assert again.code == 0, again.err
+    assert json.loads(again.out)["counts"]["updated"] == 1
