@@ -93,6 +93,7 @@ class ItemRow:
     status: str
     payload_hash: str
     public_id: str | None
+    raw_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,7 @@ class Intent:
     idempotency_key: str
     origin: str
     field_hashes: str | None = None
+    raw_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,12 +443,35 @@ class Ledger:
             chunk = external_ids[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
-                "SELECT external_id, status, payload_hash, public_id FROM items "
+                "SELECT external_id, status, payload_hash, public_id, raw_hash FROM items "
                 f"WHERE external_id IN ({marks})",
                 chunk,
             ):
                 found[row[0]] = ItemRow(*row)
         return found
+
+    def lookup_raw(self, raw_hashes: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """raw_hash -> (external_id, status) for the hashes the ledger knows."""
+        found: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(raw_hashes), _LOOKUP_CHUNK):
+            chunk = raw_hashes[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for raw_hash, external_id, status in self.conn.execute(
+                f"SELECT raw_hash, external_id, status FROM items WHERE raw_hash IN ({marks})",
+                chunk,
+            ):
+                found[raw_hash] = (external_id, status)
+        return found
+
+    def set_raw_hashes(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """(external_id, raw_hash) for unchanged items whose line hash was not known yet."""
+        if not pairs:
+            return
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE items SET raw_hash = ? WHERE external_id = ?",
+                [(h, e) for e, h in pairs],
+            )
 
     def iter_items(self, statuses: Iterable[str], *, batch: int = 500) -> Iterator[StoredItem]:
         """Stream items in the given statuses, in external_id order, without holding them all."""
@@ -554,12 +579,12 @@ class Ledger:
         with self.transaction():
             self.conn.executemany(
                 "INSERT INTO items (external_id, payload_hash, payload, idempotency_key, status, "
-                "origin, first_run_id, last_run_id, created_at, updated_at, field_hashes) "
-                "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?) "
+                "origin, first_run_id, last_run_id, created_at, updated_at, field_hashes, "
+                "raw_hash) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(external_id) DO UPDATE SET payload_hash = excluded.payload_hash, "
                 "payload = excluded.payload, idempotency_key = excluded.idempotency_key, "
                 "status = 'pending', origin = excluded.origin, last_error = NULL, "
-                "field_hashes = excluded.field_hashes, "
+                "field_hashes = excluded.field_hashes, raw_hash = excluded.raw_hash, "
                 "last_run_id = excluded.last_run_id, updated_at = excluded.updated_at",
                 [
                     (
@@ -573,6 +598,7 @@ class Ledger:
                         ts,
                         ts,
                         i.field_hashes,
+                        i.raw_hash,
                     )
                     for i in intents
                 ],
@@ -632,13 +658,14 @@ class Ledger:
                     i = o.intent
                     self.conn.execute(
                         "UPDATE items SET payload_hash = ?, payload = ?, idempotency_key = ?, "
-                        "field_hashes = ?, origin = ? WHERE external_id = ?",
+                        "field_hashes = ?, origin = ?, raw_hash = ? WHERE external_id = ?",
                         (
                             i.payload_hash,
                             i.payload,
                             i.idempotency_key,
                             i.field_hashes,
                             i.origin,
+                            i.raw_hash,
                             o.external_id,
                         ),
                     )

@@ -88,6 +88,7 @@ class Prepared:
     canonical: bytes  # canonical_json(body)
     payload_hash: str  # sha256 hex of canonical
     dropped: tuple[str, ...]  # input keys that are not sent (besides "kind"), sorted
+    raw_hash: str | None = None  # hash of the input line it came from, when known (JSONL)
 
 
 @dataclass(frozen=True, slots=True)

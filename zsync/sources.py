@@ -26,7 +26,14 @@ from typing import Any, BinaryIO, cast
 
 from zsync.errors import InputError, UsageError
 
-__all__ = ["Problem", "Record", "detect_format", "read_records"]
+__all__ = [
+    "Problem",
+    "Record",
+    "detect_format",
+    "jsonl_lines",
+    "parse_jsonl_line",
+    "read_records",
+]
 
 # Read size. Records larger than this are handled by growing the read (see _Text.more).
 _CHUNK = 1 << 16
@@ -444,41 +451,60 @@ def _value_error(exc: ValueError) -> str:
 
 
 def _jsonl(stream: BinaryIO, name: str) -> Iterator[Record | Problem]:
-    decode = _decoder.decode
-    lineno = 0
-    for raw in stream:
-        lineno += 1
+    for origin, raw in _jsonl_lines(stream, name):
+        item = parse_jsonl_line(origin, raw)
+        if item is not None:
+            yield item
+
+
+def _jsonl_lines(stream: BinaryIO, name: str) -> Iterator[tuple[str, bytes]]:
+    for lineno, raw in enumerate(stream, start=1):
         if lineno == 1 and raw.startswith(_BOM_BYTES):
             raw = raw[3:]
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            col = len(raw[: exc.start].decode("utf-8")) + 1
-            yield Problem(
-                f"{name}:{lineno}", f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {col})"
-            )
-            continue
-        if not line or line.isspace():
-            continue
-        try:
-            yield Record(f"{name}:{lineno}", decode(line))
-        except json.JSONDecodeError as exc:
-            if exc.msg.startswith("Unterminated string") or exc.pos >= len(line.rstrip()):
-                msg = "invalid JSON: unexpected end of line (is the record cut short?)"
-            else:
-                msg = f"invalid JSON: {exc.msg}"
-            # The line holds no newline but its last character, so the column is the
-            # position; an error past the end is shown at the end of the visible text.
-            col = min(exc.pos, len(line.rstrip("\r\n"))) + 1
-            yield Problem(f"{name}:{lineno}:{col}", msg)
-        except RecursionError:
-            yield Problem(f"{name}:{lineno}", "nesting deeper than 64 levels")
-        except ValueError as exc:
-            if isinstance(exc, _NonFinite):
-                col = _non_finite_at(line, 0) + 1
-                yield Problem(f"{name}:{lineno}:{col}", _value_error(exc))
-            else:
-                yield Problem(f"{name}:{lineno}", _value_error(exc))
+        if raw.strip():
+            yield f"{name}:{lineno}", raw
+
+
+def jsonl_lines(path: str) -> Iterator[tuple[str, bytes]]:
+    """(origin, raw bytes) of every non-blank line of a JSONL file, unparsed: the skip path
+    recognises an unchanged line by its bytes before paying for parsing it."""
+    name = _display(path)
+    owned = _open(path)
+    try:
+        yield from _jsonl_lines(owned, name)
+    except OSError as exc:
+        raise InputError(f"{name}: read failed: {_reason(exc)}") from exc
+    finally:
+        owned.close()
+
+
+def parse_jsonl_line(origin: str, raw: bytes) -> Record | Problem | None:
+    """One JSONL line as a Record, or the Problem with it; None for a blank line."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        col = len(raw[: exc.start].decode("utf-8")) + 1
+        return Problem(origin, f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {col})")
+    if not line or line.isspace():
+        return None
+    try:
+        return Record(origin, _decoder.decode(line))
+    except json.JSONDecodeError as exc:
+        if exc.msg.startswith("Unterminated string") or exc.pos >= len(line.rstrip()):
+            msg = "invalid JSON: unexpected end of line (is the record cut short?)"
+        else:
+            msg = f"invalid JSON: {exc.msg}"
+        # The line holds no newline but its last character, so the column is the
+        # position; an error past the end is shown at the end of the visible text.
+        col = min(exc.pos, len(line.rstrip("\r\n"))) + 1
+        return Problem(f"{origin}:{col}", msg)
+    except RecursionError:
+        return Problem(origin, "nesting deeper than 64 levels")
+    except ValueError as exc:
+        if isinstance(exc, _NonFinite):
+            col = _non_finite_at(line, 0) + 1
+            return Problem(f"{origin}:{col}", _value_error(exc))
+        return Problem(origin, _value_error(exc))
 
 
 # -- opening and sniffing -----------------------------------------------------------------

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from zsync.ledger import Intent, Ledger, Outcome
 from zsync.mapping import Prepared, canonical_json, idempotency_key, prepare
-from zsync.sources import Record, read_records
+from zsync.plan import line_hash
+from zsync.sources import Record, jsonl_lines, parse_jsonl_line
 
 SEED = 20_260_101
 MIN_TEXT = 200
@@ -107,8 +108,8 @@ def fill_ledgers(source: Path, targets: list[tuple[Path, int]]) -> None:
 
     Each target ledger gets the first ``n`` records. Rows are written through zsync's own
     Ledger API (record_intents, then apply_outcomes with status processed), with the payload
-    hash and idempotency key that mapping.prepare computes for the record, so a push of the
-    same file finds every record unchanged. The body is not stored: a processed item's
+    hash, idempotency key and line hash that a push computes for the record, so a push of
+    the same file finds every record unchanged. The body is not stored: a processed item's
     body is dropped by apply_outcomes anyway.
     """
     ledgers = []
@@ -129,7 +130,8 @@ def fill_ledgers(source: Path, targets: list[tuple[Path, int]]) -> None:
             entry[3] = written + len(mine)
 
     try:
-        for item in read_records(str(source)):
+        for origin, raw in jsonl_lines(str(source)):
+            item = parse_jsonl_line(origin, raw)
             assert isinstance(item, Record), item
             prepared = prepare(item)
             assert isinstance(prepared, Prepared), prepared
@@ -140,6 +142,7 @@ def fill_ledgers(source: Path, targets: list[tuple[Path, int]]) -> None:
                     "",
                     idempotency_key(prepared.canonical),
                     prepared.origin,
+                    raw_hash=line_hash(raw),  # as a push through zsync records it
                 )
             )
             if len(intents) >= 5000:
