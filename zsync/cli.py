@@ -45,6 +45,12 @@ class State:
         self.secret: str | None = None
 
 
+def _decorate(fn: F, options: list[Callable[[Any], Any]]) -> F:
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def common_options(fn: F) -> F:
     options = [
         click.option(
@@ -64,9 +70,7 @@ def common_options(fn: F) -> F:
             help="Allow a plain http:// base that is not on this machine.",
         ),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return _decorate(fn, options)
 
 
 def run_options(fn: F) -> F:
@@ -109,9 +113,7 @@ def run_options(fn: F) -> F:
             help="Write Prometheus metrics here at the end (node_exporter textfile collector).",
         ),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return _decorate(fn, options)
 
 
 def _settings(
@@ -372,9 +374,7 @@ def input_options(fn: F) -> F:
             help="CSV delimiter (default: detected); 'tab' for tabs.",
         ),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return _decorate(fn, options)
 
 
 def source_options(fn: F) -> F:
@@ -396,9 +396,7 @@ def source_options(fn: F) -> F:
             help="Start the source from scratch (a new bookmark is still saved).",
         ),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return _decorate(fn, options)
 
 
 @cli.command()

@@ -188,13 +188,20 @@ def _dry_run(ctx: Context, plan: PlanOptions, result: RunResult, started: float)
     return result
 
 
-def reconcile(ctx: Context, options: RunOptions) -> RunResult:
-    """Poll submitted items, resend pending/error ones, recheck conflicts."""
+def _ledger_run(
+    ctx: Context,
+    command: str,
+    arguments: dict[str, Any],
+    statuses: tuple[str, ...],
+    options: RunOptions,
+    *,
+    include_rejected: bool = False,
+) -> RunResult:
+    """A run whose work comes from the ledger, not from an input."""
     started = time.monotonic()
-    result = RunResult("reconcile", polled=True)
-    options.poll = True
+    result = RunResult(command, polled=options.poll)
     ctx.settings.require_key()
-    with _leased(ctx, "reconcile", {"poll_seconds": options.poll_seconds}) as (ledger, run_id):
+    with _leased(ctx, command, arguments) as (ledger, run_id):
         result.run_id = run_id
         try:
             preflight(ctx, ledger, skip_readyz=True)
@@ -205,12 +212,24 @@ def reconcile(ctx: Context, options: RunOptions) -> RunResult:
                 result,
                 options,
                 lambda engine: ledger_feeder(
-                    ledger, ("pending", "error", "conflict", "submitted"), result, engine
+                    ledger, statuses, result, engine, include_rejected=include_rejected
                 ),
             )
         except ZsyncError as exc:
             result.fatal = exc
         return _finish(ctx, ledger, run_id, result, started)
+
+
+def reconcile(ctx: Context, options: RunOptions) -> RunResult:
+    """Poll submitted items, resend pending/error ones, recheck conflicts."""
+    options.poll = True
+    return _ledger_run(
+        ctx,
+        "reconcile",
+        {"poll_seconds": options.poll_seconds},
+        ("pending", "error", "conflict", "submitted"),
+        options,
+    )
 
 
 @dataclass
@@ -229,27 +248,16 @@ def retry_candidates(settings: Settings, include_rejected: bool, limit: int = 10
 
 
 def retry_failed(ctx: Context, options: RunOptions, *, include_rejected: bool) -> RunResult:
-    started = time.monotonic()
-    result = RunResult("retry-failed", polled=options.poll)
-    ctx.settings.require_key()
+    """Re-queue failed signals, resend errored items (and rejected ones if asked)."""
     statuses: tuple[str, ...] = ("failed", "error") + (("rejected",) if include_rejected else ())
-    with _leased(ctx, "retry-failed", {"include_rejected": include_rejected}) as (ledger, run_id):
-        result.run_id = run_id
-        try:
-            preflight(ctx, ledger, skip_readyz=True)
-            _run(
-                ctx,
-                ledger,
-                run_id,
-                result,
-                options,
-                lambda engine: ledger_feeder(
-                    ledger, statuses, result, engine, include_rejected=include_rejected
-                ),
-            )
-        except ZsyncError as exc:
-            result.fatal = exc
-        return _finish(ctx, ledger, run_id, result, started)
+    return _ledger_run(
+        ctx,
+        "retry-failed",
+        {"include_rejected": include_rejected},
+        statuses,
+        options,
+        include_rejected=include_rejected,
+    )
 
 
 def status(settings: Settings) -> dict[str, Any]:
