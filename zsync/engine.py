@@ -437,12 +437,16 @@ class Engine:
                         job = self._next_job(queue, now)
                         if job is None and not feeder_done and not queue:
                             try:
-                                queue.extend(reversed(next_batch(feeder)))
+                                jobs = next_batch(feeder)
                             except StopIteration:
                                 feeder_done = True
+                                jobs = []
+                            queue.extend(reversed(jobs))
                             self._progress(time.monotonic())
                             if deadline is not None and time.monotonic() >= deadline:
                                 break
+                            if not jobs and inflight:
+                                break  # nothing new yet (a quiet source): record what finished
                             continue
                         if job is None:
                             break

@@ -15,12 +15,14 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, TextIO
 
 from zsync import config
 from zsync.csvsource import read_csv
@@ -29,7 +31,7 @@ from zsync.errors import UsageError, ZsyncError
 from zsync.mapfile import MappingFile
 from zsync.mapfile import load as load_mapping
 from zsync.mapping import Invalid, Prepared, canonical_json, prepare, problem_to_invalid
-from zsync.sources import Problem, Record, read_records
+from zsync.sources import Problem, Record, parse_jsonl_line, pipe_lines, read_records
 
 if TYPE_CHECKING:
     from zsync.ledger import Ledger
@@ -37,7 +39,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMATS",
+    "IDLE",
     "Bookmark",
+    "Idle",
     "Item",
     "SourceFailed",
     "StateMessage",
@@ -63,7 +67,17 @@ class StateMessage:
     value: Any
 
 
-Item = Record | Problem | Invalid | StateMessage
+class Idle:
+    """The source has sent nothing for IDLE_SECONDS. The planner sends what it holds
+    instead of waiting for a full batch, and a stop is noticed while the source is quiet."""
+
+    __slots__ = ()
+
+
+IDLE = Idle()
+IDLE_SECONDS = 0.25
+
+Item = Record | Problem | Invalid | StateMessage | Idle
 
 
 class SourceFailed(ZsyncError):
@@ -191,21 +205,32 @@ def read(
         return
     for path in options.inputs:
         fmt = _format(path, options.fmt)
-        if fmt == "singer":
-            yield from _singer(read_records(path, "jsonl"), mappings, warn)
-            continue
-        if fmt == "csv":
+        items: Iterable[Record | Problem | Idle]
+        if path == "-" and fmt in ("jsonl", "singer") and _is_pipe(sys.stdin):
+            # `tap | zsync push --input - --format singer`: records as they arrive
+            items = _pipe_records(sys.stdin.fileno(), "<stdin>")
+        elif fmt == "csv":
             delimiter = _delimiter(options.delimiter) or (
                 "\t" if path.lower().endswith(".tsv") else None
             )
-            items: Iterable[Record | Problem] = read_csv(path, delimiter)
+            items = read_csv(path, delimiter)
         else:
-            items = read_records(path, options.fmt)
-        yield from _mapped(items, mappings)
+            items = read_records(path, "jsonl" if fmt == "singer" else options.fmt)
+        if fmt == "singer":
+            yield from _singer(items, mappings, warn)
+        else:
+            yield from _mapped(items, mappings)
+
+
+def _is_pipe(stream: TextIO) -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError):  # no file descriptor behind it (a test's stand-in)
+        return False
 
 
 def _mapped(
-    items: Iterable[Record | Problem | StateMessage], mappings: MappingFile | None
+    items: Iterable[Record | Problem | StateMessage | Idle], mappings: MappingFile | None
 ) -> Iterator[Item]:
     mapping = mappings.default if mappings is not None else None
     if mapping is None:
@@ -217,7 +242,7 @@ def _mapped(
 
 
 def _singer(
-    messages: Iterable[Record | Problem], mappings: MappingFile | None, warn: Warn
+    messages: Iterable[Record | Problem | Idle], mappings: MappingFile | None, warn: Warn
 ) -> Iterator[Item]:
     """Singer messages -> records of mapped streams, STATE bookmarks; SCHEMA checks names."""
     warned: set[str] = set()
@@ -270,7 +295,9 @@ def _singer(
             yield Problem(item.origin, 'not a Singer message (it needs a "type")')
 
 
-def _state_lines(items: Iterable[Record | Problem]) -> Iterator[Record | Problem | StateMessage]:
+def _state_lines(
+    items: Iterable[Record | Problem | Idle],
+) -> Iterator[Record | Problem | StateMessage | Idle]:
     """A source program's bookmark is a line that is exactly {"type": "STATE", "value": ...}."""
     for item in items:
         data = item.data if type(item) is Record else None
@@ -280,8 +307,17 @@ def _state_lines(items: Iterable[Record | Problem]) -> Iterator[Record | Problem
             and "value" in data
             and len(data) == 2
         ):
+            assert type(item) is Record
             yield StateMessage(item.origin, data["value"])
         else:
+            yield item
+
+
+def _pipe_records(fd: int, name: str) -> Iterator[Record | Problem | Idle]:
+    for got in pipe_lines(fd, name, IDLE_SECONDS):
+        if got is None:
+            yield IDLE
+        elif (item := parse_jsonl_line(*got)) is not None:
             yield item
 
 
@@ -300,12 +336,17 @@ def _command(
     try:
         # stdin is not shared (zsync's may be a terminal or a pipe meant for it); stderr
         # passes through so the program's own messages reach the user or the cron mail.
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
+        # Its own process group keeps a terminal's Ctrl-C for zsync alone: zsync stops reading,
+        # records what it has, then ends the program below, instead of the program dying
+        # first (with its own traceback) and the run reporting a failed source.
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env, process_group=0
+        )
     except OSError as exc:
         raise UsageError(f"--source-cmd: cannot start {argv[0]}: {exc.strerror or exc}") from None
     assert proc.stdout is not None
     try:
-        lines = read_records("-", "jsonl", stdin=cast(BinaryIO, proc.stdout), name=name)
+        lines = _pipe_records(proc.stdout.fileno(), name)
         if options.fmt == "singer":
             yield from _singer(lines, mappings, warn)
         else:
@@ -345,7 +386,7 @@ def preview(options: PlanOptions, limit: int) -> Preview:
         for item in stream:
             if len(out.items) >= limit:
                 break
-            if isinstance(item, StateMessage):
+            if isinstance(item, StateMessage | Idle):
                 continue
             if isinstance(item, Problem):
                 out.items.append(problem_to_invalid(item))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,9 @@ from zsync.mapping import (
 from zsync.sources import Problem, Record, detect_format, jsonl_lines, parse_jsonl_line
 
 BATCH = 500
+# A batch also closes once it has been open this long, so records from a slow source are
+# sent (and a Ctrl-C is acted on) without waiting for a full batch.
+BATCH_SECONDS = 1.0
 ON_CHANGE = ("update", "skip", "resend")
 
 
@@ -199,11 +203,11 @@ def prepared_stream(
     result: RunResult,
     seen: _Seen,
     items: Iterable[inputs.Item | _Known | _Hashed] | None = None,
-) -> Iterator[Prepared | Invalid | StateMessage | _Known]:
+) -> Iterator[Prepared | Invalid | StateMessage | inputs.Idle | _Known]:
     """Every input record, validated; duplicates within this input become Invalid.
     Bookmarks (StateMessage) pass through in their place."""
     for item in inputs.read(options) if items is None else items:
-        if isinstance(item, StateMessage):
+        if isinstance(item, StateMessage | inputs.Idle):
             yield item
             continue
         result.seen += 1
@@ -282,8 +286,13 @@ def push_feeder(
         invalid: list[Invalid] = []
         state: StateMessage | None = None
         unchanged = 0
+        idle = False
+        closes = time.monotonic() + BATCH_SECONDS
         try:
             for item in stream:
+                if isinstance(item, inputs.Idle):
+                    idle = True
+                    break
                 if isinstance(item, StateMessage):
                     # Close the batch here, however small: a source may pause for minutes
                     # after a STATE, and its records and bookmark must not wait in memory.
@@ -297,15 +306,17 @@ def push_feeder(
                     invalid.append(item)
                 else:
                     batch.append(item)
-                if len(batch) + len(invalid) + unchanged >= BATCH:
+                if len(batch) + len(invalid) + unchanged >= BATCH or time.monotonic() >= closes:
                     break
         except inputs.SourceFailed as exc:
             failure = exc  # after this batch, which holds the last records it emitted
         result.counts["unchanged"] += unchanged
         if not batch and not invalid and state is None:
-            if unchanged:
-                continue
-            break
+            if idle:
+                yield []  # the source is quiet: the engine records and polls meanwhile
+            elif not unchanged:
+                break
+            continue
         _report_invalid(ledger, options, invalid, result, emit, run_id)
         known = ledger.lookup([p.external_id for p in batch]) if ledger is not None else {}
         jobs: list[Job] = []

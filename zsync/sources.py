@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import select
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -463,6 +465,40 @@ def _jsonl_lines(stream: BinaryIO, name: str) -> Iterator[tuple[str, bytes]]:
             raw = raw[3:]
         if raw.strip():
             yield f"{name}:{lineno}", raw
+
+
+def pipe_lines(fd: int, name: str, idle: float) -> Iterator[tuple[str, bytes] | None]:
+    """What _jsonl_lines gives for a pipe, each line as soon as it is complete, and None
+    whenever nothing arrived for ``idle`` seconds, so the reader can act on a pause (send
+    what it holds, notice a stop) instead of waiting inside a read."""
+    lineno = 0
+    parts: list[bytes] = []  # the line being received, in pieces (one may be megabytes)
+    while True:
+        try:
+            if not select.select([fd], [], [], idle)[0]:
+                yield None
+                continue
+            chunk = os.read(fd, _CHUNK)
+        except OSError as exc:
+            raise InputError(f"{name}: read failed: {_reason(exc)}") from exc
+        if chunk:
+            *complete, rest = chunk.split(b"\n")
+            complete = [line + b"\n" for line in complete]  # as a file's lines end
+        else:
+            complete, rest = [b""], b""  # the end: what is held is the last line
+        if complete:
+            complete[0] = b"".join(parts) + complete[0]
+            parts = []
+        for raw in complete:
+            lineno += 1
+            if lineno == 1 and raw.startswith(_BOM_BYTES):
+                raw = raw[3:]
+            if raw.strip():
+                yield f"{name}:{lineno}", raw
+        if not chunk:
+            return
+        if rest:
+            parts.append(rest)
 
 
 def jsonl_lines(path: str) -> Iterator[tuple[str, bytes]]:

@@ -507,3 +507,92 @@ def test_preview_of_every_example() -> None:
         result = run_cli([*args, "-n", "20"])
         assert result.code == 0, (data, result.out, result.err)
         assert "invalid" not in result.out
+
+
+def test_ctrl_c_at_the_terminal_stops_a_source_program_run_with_exit_130(
+    emulator: Any, api_env: dict[str, str]
+) -> None:
+    # A terminal's Ctrl-C reaches the whole foreground process group: zsync and the program.
+    cmd = program(
+        "endless.py",
+        """\
+        import itertools, json, time
+        for i in itertools.count():
+            rec = {"kind": "external_text", "externalId": f"tty-{i}",
+                   "signalType": "note", "text": f"n{i}"}
+            print(json.dumps(rec), flush=True)
+            time.sleep(0.05)  # a full batch of 500 would take 25 s
+        """,
+    )
+    args = [PY, "-m", "zsync", "push", "--source-cmd", cmd, "--no-poll"]
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, **api_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, as a shell's foreground job has
+    )
+    deadline = time.monotonic() + 30
+    while len(creates(emulator)) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    stopped = time.monotonic()
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - stopped < 10, "it waited for the program instead of stopping"
+    assert "Traceback" not in err and "source command" not in err, err
+    sent = creates(emulator)
+    assert len(sent) >= 5 and set(sent.values()) == {1}
+    assert set(statuses()) >= set(sent)  # everything the server took is in the ledger
+
+
+@pytest.mark.parametrize("via", ["source-cmd", "stdin"])
+def test_records_are_sent_while_a_quiet_source_is_still_running(
+    emulator: Any, api_env: dict[str, str], via: str
+) -> None:
+    """A tap that emits a few records and then waits (on its API, on a cursor) must not hold
+    them back until it has emitted a full batch or ended."""
+    lines = [{"type": "RECORD", "stream": "notes", "record": record(i)} for i in (1, 2)]
+    emit = f"for x in {lines!r}: print(json.dumps(x), flush=True)"
+    cmd = program(
+        "tap.py",
+        f"""\
+        import json, os, time
+        {emit}
+        while not os.path.exists("go"):
+            time.sleep(0.02)
+        print(json.dumps({{"type": "RECORD", "stream": "notes", "record": {record(3)!r}}}))
+        """,
+    )
+    args = [PY, "-m", "zsync", "push", "--format", "singer", "--no-poll"]
+    if via == "source-cmd":
+        args += ["--source-cmd", cmd]
+        tap = None
+    else:
+        args += ["--input", "-"]
+        tap = subprocess.Popen(cmd.split(), stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, **api_env},
+        stdin=tap.stdout if tap else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if tap is not None:
+        assert tap.stdout is not None
+        tap.stdout.close()  # zsync holds the read end now
+    try:
+        deadline = time.monotonic() + 20
+        while set(creates(emulator)) != {"src-1", "src-2"} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert set(creates(emulator)) == {"src-1", "src-2"}, "held back while the tap waited"
+        assert proc.poll() is None  # the tap has not ended, and neither has the run
+    finally:
+        Path("go").touch()
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    if tap is not None:
+        assert tap.wait(timeout=10) == 0
+    assert creates(emulator) == {"src-1": 1, "src-2": 1, "src-3": 1}
+    assert statuses() == {"src-1": "submitted", "src-2": "submitted", "src-3": "submitted"}

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -352,6 +354,28 @@ def test_records_from_a_slow_pipe_arrive_before_it_ends(
 
     reader = read_records("-", fmt, stdin=io.BufferedReader(Stalled()))
     assert next(reader) == Record(origin, GOOD)
+
+
+def test_a_pipe_gives_each_line_when_complete_and_says_when_it_is_quiet() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        lines = sources.pipe_lines(read_end, "fetch.py", idle=0.01)
+        os.write(write_end, b'\xef\xbb\xbf{"a": 1}\n\n{"b": ')
+        assert next(lines) == ("fetch.py:1", b'{"a": 1}\n')  # BOM gone, as in a file
+        assert next(lines) is None  # half a line so far: nothing to give, and it says so
+        os.write(write_end, b"2}\r\n")
+        assert next(lines) == ("fetch.py:3", b'{"b": 2}\r\n')
+        tail, end = b"x" * 200_000, write_end  # a last line longer than a pipe holds
+        write_end = -1
+        writer = threading.Thread(target=lambda: (os.write(end, tail), os.close(end)))
+        writer.start()
+        rest = [x for x in lines if x is not None]
+        writer.join()
+        assert rest == [("fetch.py:4", b"x" * 200_000)]
+    finally:
+        os.close(read_end)
+        if write_end != -1:
+            os.close(write_end)
 
 
 # -- JSONL -------------------------------------------------------------------------------
