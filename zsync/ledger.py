@@ -314,6 +314,13 @@ class Ledger:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def bookmarks(self) -> dict[str, str]:
+        """Saved source bookmarks, by source (the meta key without its "bookmark:" prefix)."""
+        rows = self.conn.execute(
+            "SELECT substr(key, 10), value FROM meta WHERE key LIKE 'bookmark:%' ORDER BY key"
+        )
+        return {str(k): str(v) for k, v in rows}
+
     def set_meta(self, key: str, value: str) -> None:
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "

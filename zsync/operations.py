@@ -277,6 +277,7 @@ def _status(settings: Settings) -> dict[str, Any]:
             "counts": ledger.counts_by_status(),
             "oldest_unfinished": ledger.oldest_unfinished(),
             "lock": None if holder is None else holder.describe(),
+            "bookmarks": ledger.bookmarks(),
             "recent_runs": ledger.recent_runs(5),
             "rejected": ledger.items_in(["rejected", "conflict", "invalid", "failed"], limit=20),
         }

@@ -121,6 +121,9 @@ def status_text(info: dict[str, Any]) -> str:
         age = _age(since)
         lines.append(f"  oldest unfinished item: {age} old (since {since})")
     lines.append(f"  lock: {info['lock'] or 'free'}")
+    for source, value in (info.get("bookmarks") or {}).items():
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        lines.append(f"  bookmark of {source}: {shown}")
     runs = info.get("recent_runs") or []
     if runs:
         lines.append("recent runs:")

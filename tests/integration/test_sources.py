@@ -298,6 +298,10 @@ def test_ignore_bookmark_starts_the_source_from_scratch(
     assert run_cli(["push", "--source-cmd", cmd], env=api_env).code == 0
     assert run_cli(["push", "--source-cmd", cmd], env=api_env).code == 0
     assert json.loads(Path("env").read_text())["env"] == '{"n":1}'
+    shown = run_cli(["status"], env=api_env)
+    assert "  bookmark of cmd:fetch.py:" in shown.out and shown.out.rstrip().count('{"n":1}') == 1
+    as_json = json.loads(run_cli(["status", "--json"], env=api_env).out)
+    assert list(as_json["bookmarks"].values()) == ['{"n":1}']
     assert run_cli(["push", "--source-cmd", cmd, "--ignore-bookmark"], env=api_env).code == 0
     assert json.loads(Path("env").read_text())["env"] is None
 
