@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from zsync import retry
 from zsync.cli import main
 from zsync.emulator.testing import emulator_fixture
 
@@ -30,9 +31,10 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
         if name.startswith(("ZENTRIK_", "ZSYNC_", "EVAL_API_")):
             monkeypatch.delenv(name)
     # Retries in tests wait milliseconds, not seconds (still real waits, still bounded).
-    monkeypatch.setenv("ZSYNC_RETRY_SCALE", "0.01")
+    retry.set_testing(0.01)
     monkeypatch.chdir(tmp_path)
     yield tmp_path
+    retry.set_testing(None)
 
 
 @dataclass

@@ -1,4 +1,20 @@
-"""zsync: resumable, ledger-backed sync of customer evidence into Zentrik Signals."""
+"""zsync: resumable, ledger-backed sync of customer evidence into Zentrik Signals.
+
+The code is a one-way pipeline; each stage is a module or package named for it, and no stage
+imports one above it (the README's "How it works" has the same map):
+
+    cli/, console        options -> one library call -> render (the only code that prints)
+    operations, views    the run skeleton of push/reconcile/retry-failed; read-only views
+    plan/                read -> shape -> diff against the ledger -> intents, then jobs
+    read/                files, stdin, source programs -> Record / Problem / StateMessage
+    shape/               mapping files, validation, canonical JSON, hashes and keys
+    engine               worker pool (client, retry, pacing) -> outcomes -> one writer
+    ledger/              every SQL statement: open, check, migrate, lease, runs, items
+    report, metrics      what a person or a scraper reads about a run
+    model, errors, config   shared leaves: value types and Status; exceptions and exit
+                         codes; settings and key redaction
+    emulator/            a local Zentrik API for demos and tests (shares only config)
+"""
 
 from __future__ import annotations
 

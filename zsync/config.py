@@ -33,8 +33,6 @@ class Settings:
     ledger_path: Path = Path(DEFAULT_LEDGER)
     wait_budget: float = DEFAULT_WAIT_BUDGET
     allow_insecure_http: bool = False
-    # Multiplies every retry backoff (not Retry-After); tests set it small. 1.0 in production.
-    retry_scale: float = 1.0
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -94,17 +92,12 @@ def load(
     insecure = allow_insecure_http or env.get("ZSYNC_ALLOW_INSECURE_HTTP", "") in {"1", "true"}
     wait_budget = _wait_budget(env.get("EVAL_API_WAIT_SECONDS") or env.get("ZSYNC_WAIT_SECONDS"))
     check_api_base(base, insecure)
-    try:
-        retry_scale = float(env.get("ZSYNC_RETRY_SCALE") or 1.0)
-    except ValueError:
-        raise ConfigError("ZSYNC_RETRY_SCALE must be a number") from None
     return Settings(
         api_base=base,
         api_key=key,
         ledger_path=ledger_path,
         wait_budget=wait_budget,
         allow_insecure_http=insecure,
-        retry_scale=max(0.0, retry_scale),
     )
 
 

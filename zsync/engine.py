@@ -1,7 +1,7 @@
-"""push / reconcile / retry-failed: plan against the ledger, send, poll, record.
+"""Stage 4, engine: jobs from a feeder -> a worker pool (paced, retried) -> outcomes -> ledger.
 
 Threads: the caller's thread owns the ledger and does all planning and writing; worker
-threads only make HTTP requests and hand back :class:`~zsync.ledger.Outcome` objects.
+threads only make HTTP requests and hand back :class:`~zsync.model.Outcome` objects.
 Intents are committed before their request is submitted to a worker, so a crash at any
 moment leaves every record either untouched, ``pending`` (resent with the same body and
 Idempotency-Key next run) or settled.
@@ -12,10 +12,8 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import Any
 
 from zsync.client import Receipt, ZentrikClient
@@ -24,14 +22,28 @@ from zsync.errors import (
     ApiUnavailable,
     AuthError,
     Conflict,
-    ExitCode,
     RateLimited,
     RedirectRefused,
     Rejected,
     TransientError,
     ZsyncError,
 )
-from zsync.ledger import ACCEPTED, UNSETTLED, Intent, Ledger, Outcome
+from zsync.ledger import Ledger
+from zsync.model import (
+    TERMINAL,
+    DeleteJob,
+    Emit,
+    Event,
+    Job,
+    Outcome,
+    PollJob,
+    RunOptions,
+    RunResult,
+    SendJob,
+    Status,
+    UpdateJob,
+    ignore,
+)
 from zsync.retry import RetryPolicy
 
 ClientFactory = Callable[[], ZentrikClient]
@@ -40,117 +52,6 @@ _FLUSH_EVERY = 200
 _FLUSH_SECONDS = 0.25
 _HEARTBEAT_SECONDS = 15.0
 _PROGRESS_SECONDS = 0.5
-TERMINAL = frozenset({"processed", "failed"})
-# Outcomes after which the run as a whole is not clean (exit 1).
-_FAILING = ("rejected", "failed", "invalid", "duplicate", "conflict", "prune-refused")
-# Outcomes that mean "the next run has work to finish" (exit 75).
-_UNFINISHED = ("error", "pending", "deferred")
-
-
-@dataclass
-class Event:
-    """Something a person may want to see; the CLI decides how (or whether) to show it."""
-
-    kind: str
-    external_id: str | None = None
-    message: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-Emit = Callable[[Event], None]
-
-
-def _ignore(_: Event) -> None:
-    pass
-
-
-@dataclass
-class RunOptions:
-    concurrency: int = 8
-    rate: float | None = None
-    delay_ms: int = 0
-    poll: bool = True
-    poll_seconds: float = 300.0
-    poll_interval: float = 6.0
-    first_poll: float = 0.5
-    max_duration: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SendJob:
-    external_id: str
-    payload: bytes
-    idempotency_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class PollJob:
-    external_id: str
-    public_id: str
-    interval: float
-
-
-@dataclass(frozen=True, slots=True)
-class RequeueJob:
-    external_id: str
-    public_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateJob:
-    """A changed record: PATCH the changed fields, then re-queue processing."""
-
-    external_id: str
-    public_id: str
-    fields: dict[str, Any]
-    intent: Intent
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteJob:
-    external_id: str
-    public_id: str
-
-
-Job = SendJob | PollJob | RequeueJob | UpdateJob | DeleteJob
-
-
-@dataclass
-class RunResult:
-    command: str
-    run_id: int | None = None
-    counts: Counter[str] = field(default_factory=Counter)
-    requests: Counter[str] = field(default_factory=Counter)
-    throttled: int = 0
-    interrupted: bool = False
-    timed_out: bool = False
-    api_down: bool = False  # every request failed for a whole wait budget: stopped early
-    polled: bool = True
-    duration: float = 0.0
-    fatal: ZsyncError | None = None
-    problems: list[str] = field(default_factory=list)
-    dropped_fields: dict[str, tuple[int, str]] = field(default_factory=dict)
-    retries: int = 0
-    seen: int = 0  # input records read so far (push only)
-    total: int | None = None  # input records expected, when cheaply known (progress ETA)
-
-    @property
-    def exit_code(self) -> ExitCode:
-        if self.fatal is not None:
-            return self.fatal.exit_code
-        if self.interrupted:
-            return ExitCode.INTERRUPTED
-        if any(self.counts[k] for k in _FAILING):
-            return ExitCode.ITEMS_FAILED
-        if any(self.counts[k] for k in _UNFINISHED) or self.timed_out or self.api_down:
-            return ExitCode.PENDING
-        if self.polled and self.counts["submitted"]:
-            return ExitCode.PENDING
-        return ExitCode.OK
-
-    def note_problem(self, message: str, keep: int = 50) -> None:
-        if len(self.problems) < keep:
-            self.problems.append(message)
 
 
 class _Stopped(Exception):
@@ -168,7 +69,7 @@ class Engine:
         *,
         retry: RetryPolicy | None = None,
         stop_event: threading.Event | None = None,
-        emit: Emit = _ignore,
+        emit: Emit = ignore,
         run_id: int,
         result: RunResult,
     ) -> None:
@@ -262,7 +163,7 @@ class Engine:
                 return Outcome(
                     ext,
                     kind,
-                    status="submitted",
+                    status=Status.SUBMITTED,
                     http_status=receipt.http_status,
                     public_id=receipt.public_id,
                     job_id=receipt.job_id,
@@ -285,7 +186,7 @@ class Engine:
                 self._request(lambda: self._client().delete_signal(job.public_id), counter)
                 self.result.requests["204"] += 1
                 return Outcome(
-                    ext, "deleted", status="deleted", detail=job.public_id, attempts=counter[0]
+                    ext, "deleted", status=Status.DELETED, detail=job.public_id, attempts=counter[0]
                 )
             if isinstance(job, UpdateJob):
                 self._request(
@@ -298,14 +199,16 @@ class Engine:
                 return Outcome(
                     ext,
                     "updated",
-                    status="submitted",
+                    status=Status.SUBMITTED,
                     job_id=job_id,
                     attempts=counter[0],
                     detail=f"{job.public_id}: {', '.join(sorted(job.fields))}",
                     public_id=job.public_id,
                     intent=job.intent,
                 )
-            return Outcome(ext, "requeued", status="submitted", job_id=job_id, attempts=counter[0])
+            return Outcome(
+                ext, "requeued", status=Status.SUBMITTED, job_id=job_id, attempts=counter[0]
+            )
         except _Stopped:
             return None
         except RedirectRefused:
@@ -376,6 +279,7 @@ class Engine:
             force or len(self._buffer) >= _FLUSH_EVERY or now - self._last_flush >= _FLUSH_SECONDS
         ):
             self.ledger.apply_outcomes(self._buffer, self.run_id)
+            self.ledger.heartbeat()
             self._buffer = []
             self._last_flush = now
             self._last_beat = now
@@ -404,7 +308,7 @@ class Engine:
             )
         )
 
-    def run(self, feeder: Iterator[Job]) -> None:
+    def run(self, feeder: Iterator[list[Job]]) -> None:
         """Drive jobs from ``feeder`` (which may plan and write intents) to completion."""
         started = time.monotonic()
         deadline = started + self.options.max_duration if self.options.max_duration else None
@@ -441,7 +345,7 @@ class Engine:
                             except StopIteration:
                                 feeder_done = True
                                 jobs = []
-                            queue.extend(reversed(jobs))
+                            queue.extend(reversed(self._take_polls(jobs)))
                             self._progress(time.monotonic())
                             if deadline is not None and time.monotonic() >= deadline:
                                 break
@@ -502,6 +406,16 @@ class Engine:
             ):
                 self.result.interrupted = True
 
+    def _take_polls(self, jobs: list[Job]) -> list[Job]:
+        """Polls from a feeder wait in the poll queue until due; the rest run in order."""
+        others: list[Job] = []
+        for job in jobs:
+            if isinstance(job, PollJob):
+                self.schedule_poll(job.external_id, job.public_id, delay=job.interval)
+            else:
+                others.append(job)
+        return others
+
     def _api_gone(self, now: float) -> bool:
         return (
             not self.result.api_down
@@ -556,50 +470,6 @@ def _failure(job: Job, exc: ApiError, attempts: int) -> Outcome:
     )
 
 
-def next_batch(feeder: Iterator[Job]) -> list[Job]:
+def next_batch(feeder: Iterator[list[Job]]) -> list[Job]:
     """Feeders yield lists of jobs; an empty list means 'nothing to send in this batch'."""
-    batch: Any = next(feeder)
-    return list(batch)
-
-
-def ledger_feeder(
-    ledger: Ledger,
-    statuses: tuple[str, ...],
-    result: RunResult,
-    engine: Engine,
-    *,
-    include_rejected: bool = False,
-) -> Iterator[list[Job]]:
-    """Jobs for reconcile and retry-failed, read from the ledger in pages."""
-    batch: list[Job] = []
-    for item in ledger.iter_items(statuses):
-        job: Job | None = None
-        if (
-            item.status in UNSETTLED
-            or item.status == "conflict"
-            or (include_rejected and item.status == "rejected")
-        ):
-            if item.payload and item.idempotency_key:
-                job = SendJob(item.external_id, item.payload.encode(), item.idempotency_key)
-                result.counts["attempted"] += 1
-        elif item.status == "submitted" and item.public_id:
-            engine.schedule_poll(item.external_id, item.public_id, delay=0.0)
-        elif item.status == "failed" and item.public_id:
-            job = RequeueJob(item.external_id, item.public_id)
-            result.counts["attempted"] += 1
-        if job is not None:
-            batch.append(job)
-        if len(batch) >= 200:
-            yield batch
-            batch = []
-    yield batch
-
-
-__all__ = [
-    "ACCEPTED",
-    "Engine",
-    "Event",
-    "Intent",
-    "RunOptions",
-    "RunResult",
-]
+    return list(next(feeder))

@@ -33,15 +33,53 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
+    """Every exit status zsync uses; the README's table is rendered from :attr:`meaning`
+    (a test keeps the two equal)."""
+
     OK = 0
     ITEMS_FAILED = 1
     USAGE = 2
     CONFIG = 3
     UNAVAILABLE = 4
     LEDGER = 5
-    PENDING = 75
     INTERNAL = 70
+    PENDING = 75
     INTERRUPTED = 130
+
+    @property
+    def meaning(self) -> str:
+        return _MEANINGS[self]
+
+
+_MEANINGS = {
+    ExitCode.OK: "all done or unchanged",
+    ExitCode.ITEMS_FAILED: (
+        "some items failed, were rejected, invalid, duplicated in the input, or in conflict; "
+        "a prune was refused; or a source program exited non-zero (after what it emitted "
+        "was recorded)"
+    ),
+    ExitCode.USAGE: (
+        "usage error: a bad flag or argument, a mapping file that cannot be used, an input "
+        "that cannot be read"
+    ),
+    ExitCode.CONFIG: (
+        "configuration or authentication: missing key, key refused (401/403), wrong "
+        "workspace, the API base answers with a redirect"
+    ),
+    ExitCode.UNAVAILABLE: "API not ready or unreachable",
+    ExitCode.LEDGER: (
+        "ledger locked by another run, or unusable (corrupt, newer schema, unwritable)"
+    ),
+    ExitCode.INTERNAL: "internal error (a bug: rerun with `--debug` and report it)",
+    ExitCode.PENDING: (
+        "work still pending (`--max-duration` reached, `--limit`, retries outlasted the wait "
+        "budget, the API stopped answering mid-run, signals still processing); the next run "
+        "continues it"
+    ),
+    ExitCode.INTERRUPTED: (
+        "interrupted (Ctrl-C / SIGTERM) after recording what was in flight; the next run resumes"
+    ),
+}
 
 
 class ZsyncError(Exception):

@@ -12,11 +12,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from zsync.engine import RunResult
 from zsync.errors import UsageError
 from zsync.ledger import Ledger
-
-_UNFINISHED = ("pending", "submitted", "error", "conflict")
+from zsync.model import UNFINISHED, RunResult
 
 
 def _label(value: str) -> str:
@@ -85,7 +83,7 @@ def render(result: RunResult, ledger: Ledger) -> str:
         "zsync_items_pending",
         "gauge",
         "Items not yet settled (pending, submitted, error, conflict).",
-        [("", sum(counts.get(s, 0) for s in _UNFINISHED))],
+        [("", sum(counts.get(s, 0) for s in UNFINISHED))],
     )
     last_ok = _epoch(ledger.last_success())
     if last_ok is not None:

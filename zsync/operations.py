@@ -1,4 +1,5 @@
-"""The library face of each command: open the ledger, take the lease, preflight, run.
+"""The library face of each sending command: one run skeleton, lease -> preflight -> run ->
+finish, shared by push, reconcile and retry-failed.
 
 ``cli.py`` calls exactly one of these per command and renders what comes back.
 """
@@ -8,25 +9,23 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from zsync import inputs, metrics
+from zsync import metrics, plan, read
 from zsync.client import ZentrikClient
 from zsync.config import Settings
-from zsync.engine import Emit, Engine, Event, RunOptions, RunResult, ledger_feeder
+from zsync.engine import Engine
 from zsync.errors import ApiUnavailable, TransientError, ZsyncError
 from zsync.ledger import Ledger, ledger_errors
-from zsync.plan import PlanOptions, estimate_total, push_feeder
+from zsync.model import Emit, Job, RunOptions, RunResult, Status, ignore
+from zsync.plan import PlanOptions
 from zsync.retry import RetryPolicy
 
 _READYZ_BUDGET = 30.0
 
-
-def _ignore(_: Event) -> None:
-    pass
+# Builds the jobs of a run once the ledger is open and the run is recorded.
+Feeder = Callable[[Ledger, int, RunResult], Iterator[list[Job]]]
 
 
 @dataclass
@@ -35,10 +34,9 @@ class Context:
 
     settings: Settings
     stop_event: threading.Event = field(default_factory=threading.Event)
-    emit: Emit = _ignore
+    emit: Emit = ignore
     retry: RetryPolicy | None = None
     client_factory: Callable[[], ZentrikClient] | None = None
-    metrics_file: Path | None = None
 
     def make_client(self) -> ZentrikClient:
         if self.client_factory is not None:
@@ -46,29 +44,11 @@ class Context:
         return ZentrikClient(self.settings.api_base, self.settings.require_key())
 
     def retry_policy(self, budget: float | None = None) -> RetryPolicy:
-        scale = self.settings.retry_scale
-        base = self.retry or RetryPolicy(
-            budget=self.settings.wait_budget,
-            initial=0.5 * scale,
-            maximum=10.0 * scale,
-            min_wait=0.05 * scale,
-        )
+        base = self.retry or RetryPolicy.for_run(self.settings.wait_budget)
         policy = replace(base, stop_event=self.stop_event)
         if budget is not None:
             policy.budget = min(policy.budget, budget)
         return policy
-
-
-@contextmanager
-def _leased(ctx: Context, command: str, arguments: dict[str, Any]) -> Iterator[tuple[Ledger, int]]:
-    with ledger_errors(ctx.settings.ledger_path):
-        ledger = Ledger.open(ctx.settings.ledger_path)
-        try:
-            ledger.acquire_lease(command)
-            run_id = ledger.start_run(command, arguments)
-            yield ledger, run_id
-        finally:
-            ledger.close()
 
 
 def preflight(ctx: Context, ledger: Ledger, *, skip_readyz: bool) -> None:
@@ -98,87 +78,96 @@ def preflight(ctx: Context, ledger: Ledger, *, skip_readyz: bool) -> None:
 
 def _run(
     ctx: Context,
-    ledger: Ledger,
-    run_id: int,
-    result: RunResult,
+    command: str,
+    arguments: dict[str, Any],
     options: RunOptions,
-    feeder_factory: Callable[[Engine], Iterator[Any]],
+    feeder: Feeder,
+    *,
+    result: RunResult | None = None,
+    skip_readyz: bool = True,
 ) -> RunResult:
-    engine = Engine(
-        ledger,
-        ctx.make_client,
-        options,
-        retry=ctx.retry_policy(),
-        stop_event=ctx.stop_event,
-        emit=ctx.emit,
-        run_id=run_id,
-        result=result,
-    )
-    engine.run(feeder_factory(engine))
-    return result
-
-
-def _finish(
-    ctx: Context, ledger: Ledger, run_id: int, result: RunResult, started: float
-) -> RunResult:
-    result.duration = time.monotonic() - started
-    ledger.finish_run(run_id, dict(result.counts), int(result.exit_code))
-    if ctx.metrics_file is not None:
-        metrics.write(ctx.metrics_file, metrics.render(result, ledger))
+    """Lease the ledger, record the run, preflight, drive the feeder's jobs, finish."""
+    started = time.monotonic()
+    result = result or RunResult(command, polled=options.poll)
+    ctx.settings.require_key()
+    path = ctx.settings.ledger_path
+    with ledger_errors(path):
+        ledger = Ledger.open(path)
+        try:
+            ledger.acquire_lease(command)
+            run_id = result.run_id = ledger.start_run(command, arguments)
+            try:
+                preflight(ctx, ledger, skip_readyz=skip_readyz)
+                engine = Engine(
+                    ledger,
+                    ctx.make_client,
+                    options,
+                    retry=ctx.retry_policy(),
+                    stop_event=ctx.stop_event,
+                    emit=ctx.emit,
+                    run_id=run_id,
+                    result=result,
+                )
+                engine.run(feeder(ledger, run_id, result))
+            except ZsyncError as exc:
+                result.fatal = exc
+            result.duration = time.monotonic() - started
+            ledger.finish_run(run_id, dict(result.counts), int(result.exit_code))
+            if options.metrics_file is not None:
+                metrics.write(options.metrics_file, metrics.render(result, ledger))
+        finally:
+            ledger.close()
     return result
 
 
 def push(
     ctx: Context,
-    plan: PlanOptions,
-    options: RunOptions,
+    options: PlanOptions,
+    run: RunOptions,
     *,
     skip_readyz: bool = False,
     count_total: bool = False,
 ) -> RunResult:
-    inputs.check(plan)  # usage and mapping-file errors before anything is opened or sent
-    started = time.monotonic()
-    result = RunResult("push", polled=options.poll)
-    if count_total and not plan.source_cmd:
-        result.total = estimate_total(plan.inputs, plan.fmt)
-    if plan.dry_run:
-        return _dry_run(ctx, plan, result, started)
-    ctx.settings.require_key()
+    """Send new and changed records of an input; skip what the ledger already has."""
+    mappings = plan.check(options)  # usage and mapping errors before anything is opened
+    result = RunResult("push", polled=run.poll)
+    if count_total:
+        result.total = plan.estimate_total(options)
+    if options.dry_run:
+        return _dry_run(ctx, options, mappings, result)
+    spec = options.source
     arguments = {
-        "inputs": list(plan.inputs),
-        "format": plan.fmt,
+        "inputs": list(spec.inputs),
+        "format": spec.fmt,
         # the program's name only: a command line may carry a token
-        "source": inputs.program_name(plan.source_cmd) if plan.source_cmd else None,
-        "mapping": plan.mapping,
-        "limit": plan.limit,
-        "poll": options.poll,
-        "concurrency": options.concurrency,
+        "source": read.program_name(spec.source_cmd) if spec.source_cmd else None,
+        "mapping": options.mapping,
+        "limit": options.limit,
+        "poll": run.poll,
+        "concurrency": run.concurrency,
     }
-    with _leased(ctx, "push", arguments) as (ledger, run_id):
-        result.run_id = run_id
-        try:
-            preflight(ctx, ledger, skip_readyz=skip_readyz)
-            _run(
-                ctx,
-                ledger,
-                run_id,
-                result,
-                options,
-                lambda engine: push_feeder(ledger, plan, result, ctx.emit, run_id=run_id),
-            )
-        except ZsyncError as exc:
-            result.fatal = exc
-        return _finish(ctx, ledger, run_id, result, started)
+
+    def feeder(ledger: Ledger, run_id: int, result: RunResult) -> Iterator[list[Job]]:
+        return plan.push_feeder(ledger, options, result, ctx.emit, mappings=mappings, run_id=run_id)
+
+    return _run(ctx, "push", arguments, run, feeder, result=result, skip_readyz=skip_readyz)
 
 
-def _dry_run(ctx: Context, plan: PlanOptions, result: RunResult, started: float) -> RunResult:
+def _dry_run(
+    ctx: Context,
+    options: PlanOptions,
+    mappings: plan.MappingFile | None,
+    result: RunResult,
+) -> RunResult:
     """Plan against the ledger if there is one, send nothing and write nothing."""
-    ledger = None
-    with ledger_errors(ctx.settings.ledger_path):
-        if ctx.settings.ledger_path.exists():
-            ledger = Ledger.open_readonly(ctx.settings.ledger_path)
+    started = time.monotonic()
+    path = ctx.settings.ledger_path
+    with ledger_errors(path):
+        ledger = Ledger.open_readonly(path) if path.exists() else None
         try:
-            for _batch in push_feeder(ledger, plan, result, ctx.emit, run_id=0):
+            for _batch in plan.push_feeder(
+                ledger, options, result, ctx.emit, mappings=mappings, run_id=0
+            ):
                 pass
         finally:
             if ledger is not None:
@@ -188,98 +177,25 @@ def _dry_run(ctx: Context, plan: PlanOptions, result: RunResult, started: float)
     return result
 
 
-def _ledger_run(
-    ctx: Context,
-    command: str,
-    arguments: dict[str, Any],
-    statuses: tuple[str, ...],
-    options: RunOptions,
-    *,
-    include_rejected: bool = False,
-) -> RunResult:
-    """A run whose work comes from the ledger, not from an input."""
-    started = time.monotonic()
-    result = RunResult(command, polled=options.poll)
-    ctx.settings.require_key()
-    with _leased(ctx, command, arguments) as (ledger, run_id):
-        result.run_id = run_id
-        try:
-            preflight(ctx, ledger, skip_readyz=True)
-            _run(
-                ctx,
-                ledger,
-                run_id,
-                result,
-                options,
-                lambda engine: ledger_feeder(
-                    ledger, statuses, result, engine, include_rejected=include_rejected
-                ),
-            )
-        except ZsyncError as exc:
-            result.fatal = exc
-        return _finish(ctx, ledger, run_id, result, started)
-
-
 def reconcile(ctx: Context, options: RunOptions) -> RunResult:
     """Poll submitted items, resend pending/error ones, recheck conflicts."""
     options.poll = True
-    return _ledger_run(
-        ctx,
-        "reconcile",
-        {"poll_seconds": options.poll_seconds},
-        ("pending", "error", "conflict", "submitted"),
-        options,
-    )
+    statuses = (Status.PENDING, Status.ERROR, Status.CONFLICT, Status.SUBMITTED)
 
+    def feeder(ledger: Ledger, run_id: int, result: RunResult) -> Iterator[list[Job]]:
+        return plan.ledger_feeder(ledger, statuses, result)
 
-@dataclass
-class RetryPreview:
-    items: list[dict[str, Any]]
-
-
-def retry_candidates(settings: Settings, include_rejected: bool, limit: int = 1000) -> RetryPreview:
-    statuses = ["failed", "error"] + (["rejected"] if include_rejected else [])
-    with ledger_errors(settings.ledger_path):
-        ledger = Ledger.open_readonly(settings.ledger_path)
-        try:
-            return RetryPreview(ledger.items_in(statuses, limit=limit))
-        finally:
-            ledger.close()
+    return _run(ctx, "reconcile", {"poll_seconds": options.poll_seconds}, options, feeder)
 
 
 def retry_failed(ctx: Context, options: RunOptions, *, include_rejected: bool) -> RunResult:
     """Re-queue failed signals, resend errored items (and rejected ones if asked)."""
-    statuses: tuple[str, ...] = ("failed", "error") + (("rejected",) if include_rejected else ())
-    return _ledger_run(
-        ctx,
-        "retry-failed",
-        {"include_rejected": include_rejected},
-        statuses,
-        options,
-        include_rejected=include_rejected,
-    )
+    statuses: tuple[str, ...] = (Status.FAILED, Status.ERROR)
+    if include_rejected:
+        statuses += (Status.REJECTED,)
 
+    def feeder(ledger: Ledger, run_id: int, result: RunResult) -> Iterator[list[Job]]:
+        return plan.ledger_feeder(ledger, statuses, result, include_rejected=include_rejected)
 
-def status(settings: Settings) -> dict[str, Any]:
-    with ledger_errors(settings.ledger_path):
-        return _status(settings)
-
-
-def _status(settings: Settings) -> dict[str, Any]:
-    ledger = Ledger.open_readonly(settings.ledger_path)
-    try:
-        holder = ledger.lease_holder()
-        return {
-            "ledger": str(settings.ledger_path),
-            "schema": ledger.schema_version(),
-            "workspace_id": ledger.get_meta("workspace_id"),
-            "api_base": ledger.get_meta("api_base"),
-            "counts": ledger.counts_by_status(),
-            "oldest_unfinished": ledger.oldest_unfinished(),
-            "lock": None if holder is None else holder.describe(),
-            "bookmarks": ledger.bookmarks(),
-            "recent_runs": ledger.recent_runs(5),
-            "rejected": ledger.items_in(["rejected", "conflict", "invalid", "failed"], limit=20),
-        }
-    finally:
-        ledger.close()
+    arguments = {"include_rejected": include_rejected}
+    return _run(ctx, "retry-failed", arguments, options, feeder)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from zsync.engine import RunResult
+from zsync.errors import ExitCode
+from zsync.model import RunResult
 
 # The order a person wants to read outcomes in: good news, then what needs attention.
 ORDER = (
@@ -28,17 +29,6 @@ ORDER = (
     "duplicate",
     "prune-refused",
 )
-
-EXIT_MEANINGS = {
-    0: "all done or unchanged",
-    1: "some items failed, were rejected or invalid, or the source failed",
-    2: "usage error",
-    3: "configuration or authentication problem",
-    4: "API not ready or unreachable",
-    5: "ledger locked by another run, or unusable",
-    75: "work still pending; the next run continues it",
-    130: "interrupted; the next run resumes",
-}
 
 
 def ok_count(result: RunResult) -> int:
@@ -77,9 +67,9 @@ def summary_text(result: RunResult) -> str:
     line = f"{head}: {body} in {result.duration:.1f}s"
     if result.throttled:
         line += f"; {result.throttled} rate-limited answers"
-    code = int(result.exit_code)
+    code = result.exit_code
     if code:
-        line += f" [exit {code}: {EXIT_MEANINGS.get(code, '')}]"
+        line += f" [exit {int(code)}: {_short(code)}]"
     lines = [line]
     if c["changed"]:
         lines.append(
@@ -94,6 +84,14 @@ def summary_text(result: RunResult) -> str:
     if c["error"] or c["pending"] or c["deferred"]:
         lines.append("  unfinished items are retried automatically by the next push or reconcile")
     return "\n".join(lines)
+
+
+def _short(code: ExitCode) -> str:
+    """The meaning up to its first colon or semicolon: the summary line stays one line."""
+    meaning = code.meaning
+    for mark in (";", ":", " ("):
+        meaning = meaning.split(mark, 1)[0]
+    return meaning
 
 
 def dropped_warnings(result: RunResult) -> list[str]:

@@ -98,6 +98,17 @@ class _Wait(wait_base):
         return self.policy.wait_for(error, retry_state.attempt_number)
 
 
+# Multiplies every backoff (never a server's Retry-After). 1.0 but under set_testing().
+_backoff_scale = 1.0
+
+
+def set_testing(scale: float | None = 0.01) -> None:
+    """For test suites: retries wait ``scale`` times as long (still real, still bounded);
+    None restores real waits. The switch lives here, in code, not in user settings."""
+    global _backoff_scale
+    _backoff_scale = 1.0 if scale is None else max(0.0, scale)
+
+
 @dataclass
 class _CallState:
     last: TransientError | None = None
@@ -121,6 +132,12 @@ class RetryPolicy:
             raise ValueError("max_attempts must be at least 1")
         if self.min_wait < 0 or self.initial < 0 or self.maximum < 0 or self.budget < 0:
             raise ValueError("retry times must not be negative")
+
+    @classmethod
+    def for_run(cls, budget: float) -> RetryPolicy:
+        """The policy of a run: ``budget`` seconds of retrying per request at the most."""
+        s = _backoff_scale
+        return cls(budget=budget, initial=0.5 * s, maximum=10.0 * s, min_wait=0.05 * s)
 
     @classmethod
     def instant(cls, **kw: Any) -> RetryPolicy:

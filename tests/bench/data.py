@@ -17,10 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from zsync.ledger import Intent, Ledger, Outcome
-from zsync.mapping import Prepared, canonical_json, idempotency_key, prepare
-from zsync.plan import line_hash
-from zsync.sources import Record, jsonl_lines, parse_jsonl_line
+from zsync.ledger import Ledger
+from zsync.model import Intent, Outcome, Prepared, Record
+from zsync.read.jsonl import jsonl_lines, parse_jsonl_line
+from zsync.shape.body import prepare
+from zsync.shape.canonical import canonical_json, idempotency_key, line_hash
 
 SEED = 20_260_101
 MIN_TEXT = 200

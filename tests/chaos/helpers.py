@@ -9,7 +9,6 @@ import random
 import shutil
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -17,6 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from tests.zsync_cmd import ZSYNC
 from zsync.emulator.handler import HttpServer
 from zsync.emulator.server import RunningEmulator
 
@@ -91,7 +91,7 @@ def spawn(
             os.umask(umask)
 
     proc = subprocess.Popen(
-        [*(prefix or []), sys.executable, "-m", "zsync", *args],
+        [*(prefix or []), *ZSYNC, *args],
         env=_child_env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -106,7 +106,7 @@ def zsync(
     args: list[str], env: dict[str, str], *, timeout: float = 300, prefix: list[str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*(prefix or []), sys.executable, "-m", "zsync", *args],
+        [*(prefix or []), *ZSYNC, *args],
         env=_child_env(env),
         capture_output=True,
         text=True,

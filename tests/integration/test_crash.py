@@ -8,18 +8,18 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import TEST_KEY
+from tests.zsync_cmd import ZSYNC
 from zsync.emulator.testing import running_emulator
 
 
 def _zsync(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "zsync", *args],
+        [*ZSYNC, *args],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -72,14 +72,14 @@ def crash_and_finish(
             proc.stderr.close()
         emu.set_faults(error_rate=0.0, reset_rate=0.0, drop_after_commit_rate=0.0)
         final = subprocess.run(
-            [sys.executable, "-m", "zsync", *args],
+            [*ZSYNC, *args],
             env={**os.environ, **env},
             capture_output=True,
             text=True,
         )
         assert final.returncode == 0, final.stderr
         rec = subprocess.run(
-            [sys.executable, "-m", "zsync", "reconcile", "--poll-seconds", "30"],
+            [*ZSYNC, "reconcile", "--poll-seconds", "30"],
             env={**os.environ, **env},
             capture_output=True,
             text=True,
@@ -153,7 +153,7 @@ def test_sigterm_stops_cleanly_with_130_and_the_next_run_resumes(tmp_path: Path)
         assert submitted == done_before  # everything the server accepted is in the ledger
         emu.set_faults(latency_ms=0)
         final = subprocess.run(
-            [sys.executable, "-m", "zsync", *args],
+            [*ZSYNC, *args],
             env={**os.environ, **env},
             capture_output=True,
             text=True,

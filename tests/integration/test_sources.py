@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.conftest import TEST_KEY, run_cli
+from tests.zsync_cmd import ZSYNC
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PY = sys.executable
@@ -374,7 +375,7 @@ def test_a_crash_never_leaves_the_bookmark_ahead_of_the_recorded_records(tmp_pat
             "ZENTRIK_API_KEY": TEST_KEY,
             "ZSYNC_LEDGER": str(tmp_path / "zsync.db"),
         }
-        args = [PY, "-m", "zsync", "push", "--source-cmd", cmd, "--no-poll"]
+        args = [*ZSYNC, "push", "--source-cmd", cmd, "--no-poll"]
         proc = subprocess.Popen(args, env=env, start_new_session=True, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 20
@@ -528,7 +529,7 @@ def test_ctrl_c_at_the_terminal_stops_a_source_program_run_with_exit_130(
             time.sleep(0.05)  # a full batch of 500 would take 25 s
         """,
     )
-    args = [PY, "-m", "zsync", "push", "--source-cmd", cmd, "--no-poll"]
+    args = [*ZSYNC, "push", "--source-cmd", cmd, "--no-poll"]
     proc = subprocess.Popen(
         args,
         env={**os.environ, **api_env},
@@ -569,7 +570,7 @@ def test_records_are_sent_while_a_quiet_source_is_still_running(
         print(json.dumps({{"type": "RECORD", "stream": "notes", "record": {record(3)!r}}}))
         """,
     )
-    args = [PY, "-m", "zsync", "push", "--format", "singer", "--no-poll"]
+    args = [*ZSYNC, "push", "--format", "singer", "--no-poll"]
     if via == "source-cmd":
         args += ["--source-cmd", cmd]
         tap = None

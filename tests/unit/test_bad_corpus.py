@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from zsync.mapping import Invalid, Prepared, prepare, problem_to_invalid
-from zsync.sources import Problem, read_records
+from zsync.model import Invalid, Prepared, Problem, problem_to_invalid
+from zsync.read.jsonfile import read_records
+from zsync.shape.body import prepare
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "bad"
 EXPECTED: dict[str, dict[str, Any]] = json.loads((CORPUS / "expected.json").read_text("utf-8"))

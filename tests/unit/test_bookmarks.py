@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from zsync import inputs
-from zsync.engine import Event, RunResult, SendJob, UpdateJob
-from zsync.ledger import Intent, Ledger
+from zsync import read
+from zsync.ledger import Ledger
+from zsync.model import Event, Intent, RunResult, SendJob, UpdateJob
 from zsync.plan import PlanOptions, push_feeder
+from zsync.read import InputSpec
 
 
 class LoggingLedger(Ledger):
@@ -49,14 +50,17 @@ def state(n: int) -> dict[str, Any]:
 
 def singer(*messages: dict[str, Any]) -> PlanOptions:
     Path("in.singer.jsonl").write_text("".join(json.dumps(m) + "\n" for m in messages))
-    return PlanOptions(inputs=("in.singer.jsonl",), fmt="singer")
+    return PlanOptions(source=InputSpec(inputs=("in.singer.jsonl",), fmt="singer"))
 
 
 def feed(db: Ledger, options: PlanOptions, events: list[Event] | None = None) -> list[list[Any]]:
     run_id = db.start_run("push", {})
     sink = events if events is not None else []
     return [
-        list(b) for b in push_feeder(db, options, RunResult("push"), sink.append, run_id=run_id)
+        list(b)
+        for b in push_feeder(
+            db, options, RunResult("push"), sink.append, mappings=None, run_id=run_id
+        )
     ]
 
 
@@ -77,13 +81,13 @@ def test_each_bookmark_is_saved_after_the_records_before_it_and_before_those_aft
     # the last (empty) batch: unfinished items of earlier runs, of which there are none
     assert [[j.external_id for j in b] for b in batches] == [["e1"], ["e3", "e4"], [], ["e6"], []]
     assert all(isinstance(j, SendJob) for b in batches for j in b)
-    assert db.get_meta(inputs.bookmark_key(options) or "") == '{"n":5}'
+    assert db.get_meta("bookmark:" + (read.source_id(options.source) or "")) == '{"n":5}'
 
 
 def test_a_run_that_stops_early_keeps_the_bookmark_of_what_it_recorded() -> None:
     db = ledger()
     options = singer(rec(1), state(1), rec(2), state(2))
-    feeder = push_feeder(db, options, RunResult("push"), lambda _e: None, run_id=1)
+    feeder = push_feeder(db, options, RunResult("push"), lambda _e: None, mappings=None, run_id=1)
     next(feeder)  # the engine took the first batch, then the process died
     feeder.close()
     assert db.log == ["intents e1", 'bookmark {"n":1}']
@@ -99,7 +103,7 @@ def test_an_update_not_yet_applied_holds_the_bookmark_for_the_rest_of_the_run() 
     assert isinstance(batches[0][0], UpdateJob)
     assert db.log == ["intents e3"]  # no bookmark: the update is recorded only when it lands
     assert [e.kind for e in events].count("warning") == 1
-    assert db.get_meta(inputs.bookmark_key(singer()) or "") == '{"n":1}'
+    assert db.get_meta("bookmark:" + (read.source_id(singer().source) or "")) == '{"n":1}'
 
 
 def test_on_change_skip_does_not_hold_the_bookmark() -> None:
@@ -109,7 +113,7 @@ def test_on_change_skip_does_not_hold_the_bookmark() -> None:
     options = singer(rec(1, "changed"), state(2))
     options.on_change = "skip"
     feed(db, options)
-    assert db.get_meta(inputs.bookmark_key(options) or "") == '{"n":2}'
+    assert db.get_meta("bookmark:" + (read.source_id(options.source) or "")) == '{"n":2}'
 
 
 def test_a_dry_run_saves_no_bookmark_and_writes_no_state_file() -> None:
@@ -148,10 +152,10 @@ def test_a_first_run_gives_a_tap_an_empty_state_file_but_keeps_one_that_exists()
 
 
 def test_bookmark_keys() -> None:
-    cmd = PlanOptions(inputs=(), source_cmd="python3 -u fetch.py --token s3cret")
-    key = inputs.bookmark_key(cmd)
-    assert key is not None and key.startswith("bookmark:cmd:fetch.py:") and "s3cret" not in key
-    assert inputs.bookmark_key(PlanOptions(inputs=("-",), fmt="singer")) == "bookmark:stdin"
-    file_key = inputs.bookmark_key(PlanOptions(inputs=("t.jsonl",), fmt="singer"))
-    assert file_key == f"bookmark:file:{Path('t.jsonl').resolve()}"
-    assert inputs.bookmark_key(PlanOptions(inputs=("t.jsonl",))) is None
+    cmd = InputSpec(inputs=(), source_cmd="python3 -u fetch.py --token s3cret")
+    key = read.source_id(cmd)
+    assert key is not None and key.startswith("cmd:fetch.py:") and "s3cret" not in key
+    assert read.source_id(InputSpec(inputs=("-",), fmt="singer")) == "stdin"
+    file_key = read.source_id(InputSpec(inputs=("t.jsonl",), fmt="singer"))
+    assert file_key == f"file:{Path('t.jsonl').resolve()}"
+    assert read.source_id(InputSpec(inputs=("t.jsonl",))) is None

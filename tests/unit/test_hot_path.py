@@ -10,13 +10,13 @@ import random
 
 import pytest
 
-from zsync.mapping import _body_json, _encode, _string_json, canonical_json
-from zsync.plan import IdSet
+from zsync.plan.seen import IdSet
+from zsync.shape.canonical import _string_json, body_json, canonical_json, encode
 
 
 def encoder(value: object) -> bytes:
     """The reference: json's own encoder with zsync's canonical settings."""
-    return _encode(value).encode()
+    return encode(value).encode()
 
 
 # Everything the encoder treats specially, plus characters that only look special.
@@ -56,7 +56,7 @@ def test_a_body_is_encoded_exactly_as_the_json_encoder_does() -> None:
         "data": {"z": 1, "a": [1.5, None, True, False, {"k": long_text}]},
         "name": "\x01odd",
     }
-    assert _body_json(body) == encoder(body)
+    assert body_json(body) == encoder(body)
     assert canonical_json(body) == encoder(body)
     assert canonical_json({}) == encoder({}) == b"{}"
     assert canonical_json({1: "a"}) == encoder({1: "a"})  # not a body: the encoder's path
@@ -64,9 +64,9 @@ def test_a_body_is_encoded_exactly_as_the_json_encoder_does() -> None:
 
 @pytest.mark.parametrize("text", ["\ud800", "x" * 300 + "\udfff"])
 def test_a_lone_surrogate_fails_as_the_encoder_does(text: str) -> None:
-    for encode in (encoder, _string_json, canonical_json):
+    for fn in (encoder, _string_json, canonical_json):
         with pytest.raises(UnicodeEncodeError):
-            encode(text)
+            fn(text)
 
 
 def test_the_compact_id_set_answers_as_a_set_does() -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from zsync.errors import ConfigError, LedgerError, LedgerLocked
-from zsync.ledger import Intent, Ledger, Outcome, build_migrations
+from zsync.ledger import Ledger, build_migrations
+from zsync.model import Intent, Outcome
 
 
 def _intent(ext: str, payload: str = '{"text":"x"}') -> Intent:
@@ -152,7 +153,7 @@ def test_failing_migration_rolls_back_whole(
     migrations.mkdir()
     (migrations / "0001_ok.sql").write_text("CREATE TABLE a (x);\n")
     (migrations / "0002_bad.sql").write_text("CREATE TABLE b (x);\nTHIS IS NOT SQL;\n")
-    import zsync.ledger as ledger_mod
+    import zsync.ledger.store as ledger_mod
 
     monkeypatch.setattr(ledger_mod, "migrations_dir", lambda: migrations)
     path = tmp_path / "l.db"

@@ -9,17 +9,16 @@ go on. Values stay strings: a mapping file turns them into a body.
 from __future__ import annotations
 
 import csv
-import sys
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from zsync.errors import InputError
-from zsync.sources import Problem, Record
+from zsync.model import Problem, Record
+from zsync.read.files import BOM, open_binary
 
 __all__ = ["read_csv"]
 
 _SNIFF_BYTES = 1 << 16
-_BOM = b"\xef\xbb\xbf"
 _DELIMITERS = ",;\t|"
 # The csv module refuses fields over 128 KiB by default; a long call transcript in one cell
 # is normal input (mapping.MAX_TEXT_CHARS bounds what is finally sent).
@@ -31,21 +30,15 @@ def read_csv(
 ) -> Iterator[Record | Problem]:
     """Stream the rows of one CSV input as records; InputError at once if it cannot be opened."""
     if path == "-":
-        return _rows("<stdin>", stdin if stdin is not None else sys.stdin.buffer, delimiter)
-    _open(path).close()  # fail now, not at the first read
+        if stdin is None:
+            raise InputError("<stdin>: no standard input to read")
+        return _rows("<stdin>", stdin, delimiter)
+    open_binary(path).close()  # fail now, not at the first read
     return _from_file(path, delimiter)
 
 
-def _open(path: str) -> BinaryIO:
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        reason = "no such file" if isinstance(exc, FileNotFoundError) else exc.strerror or exc
-        raise InputError(f"{path}: {str(reason).lower()}") from None
-
-
 def _from_file(path: str, delimiter: str | None) -> Iterator[Record | Problem]:
-    with _open(path) as stream:
+    with open_binary(path) as stream:
         yield from _rows(path, stream, delimiter)
 
 
@@ -95,8 +88,8 @@ def _split(data: bytes) -> list[bytes]:
 def _rows(name: str, stream: BinaryIO, delimiter: str | None) -> Iterator[Record | Problem]:
     try:
         head = _read_head(stream)
-        if head.startswith(_BOM):
-            head = head[len(_BOM) :]
+        if head.startswith(BOM):
+            head = head[len(BOM) :]
         if not head.strip():
             yield Problem(name, "file is empty (a CSV input needs a header row)")
             return

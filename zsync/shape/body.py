@@ -1,9 +1,9 @@
-"""Input record -> create body, validation, canonical JSON, payload hash, idempotency key.
+"""Record -> create body: the template's fields for the record's kind, each checked.
 
 The body holds exactly the fields the Signals import template sends for the record's
 kind; anything else in the input is reported back in ``Prepared.dropped`` so the user is
-told, never silently ignored. The canonical JSON of the body is what the ledger stores
-and what is sent, so the same record always produces the same bytes, hash and key.
+told, never silently ignored. The canonical bytes, hashes and keys of the body
+are :mod:`zsync.shape.canonical`'s.
 
 This runs once per input record on every push, including re-runs where nothing changed,
 so the hot path avoids regexes, copies and serialising twice.
@@ -15,28 +15,11 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from zsync.sources import Problem, Record
-
-__all__ = [
-    "EXTERNAL_TEXT_FIELDS",
-    "KINDS",
-    "MAX_DEPTH",
-    "MAX_EXTERNAL_ID",
-    "MAX_TEXT_CHARS",
-    "RAW_SIGNAL_FIELDS",
-    "Invalid",
-    "Prepared",
-    "canonical_json",
-    "derive_external_id",
-    "idempotency_key",
-    "payload_hash",
-    "prepare",
-    "problem_to_invalid",
-]
+from zsync.model import Invalid, Prepared, Record
+from zsync.shape.canonical import body_json, derived_id, encode
 
 KINDS = ("external_text", "raw_signal")
 # Optional fields per kind, in the template's order (zentrik-api.md, "Create body").
@@ -72,124 +55,7 @@ _EXTERNAL_TEXT_KEYS = frozenset(("kind", "text", "signalType", "sourceKey", *EXT
 _RAW_SIGNAL_KEYS = frozenset(("kind", "source", "sourceKey", *RAW_SIGNAL_FIELDS))
 _CONTAINERS = (dict, list)
 
-# Reused: json.dumps builds a new encoder per call when given options.
-_encode = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-).encode
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-_IDEMPOTENCY_PREFIX = b"zsync-idempotency-v1\0"
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    origin: str
-    external_id: str
-    body: dict[str, Any]  # the create body: the template's fields for the kind
-    canonical: bytes  # canonical_json(body)
-    payload_hash: str  # sha256 hex of canonical
-    dropped: tuple[str, ...]  # input keys that are not sent (besides "kind"), sorted
-    raw_hash: str | None = None  # hash of the input line it came from, when known (JSONL)
-
-
-@dataclass(frozen=True, slots=True)
-class Invalid:
-    origin: str
-    external_id: str | None
-    field: str | None
-    message: str  # one line, starting with the origin
-
-
-def canonical_json(obj: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8: the bytes that are hashed, stored and sent."""
-    kind = type(obj)
-    if kind is str:
-        return _string_json(obj)
-    if kind is dict and all(type(key) is str for key in obj):
-        return _body_json(obj)
-    return _encode(obj).encode()
-
-
-# What _encode applies to every string (ensure_ascii=False), without its Python wrapper.
-_encode_string = json.encoder.encode_basestring
-# Bytes below 0x20: after the common escapes are applied, any that remain send a string
-# back to the JSON encoder (it writes them as \u00XX).
-_CONTROL_BYTES = bytes(range(0x20))
-_LONG = 256  # characters; shorter strings are cheaper to hand to the C encoder as they are
-_KEYS: dict[str, bytes] = {}  # '"key":' of the keys seen so far
-_KEYS_KEPT = 256
-
-
-def _string_json(value: str) -> bytes:
-    """``_encode(value).encode()`` for a string; a long one at about three times the speed.
-
-    json's C encoder escapes with ensure_ascii=False character by character; UTF-8 bytes
-    escaped with bytes.replace (memchr-fast) are the same bytes, since '"', '\\' and
-    control characters never occur inside a multi-byte sequence. Any control character
-    other than newline, return and tab (rare) falls back to the encoder itself.
-    """
-    if len(value) < _LONG:
-        return _encode_string(value).encode()
-    raw = value.encode()  # a lone surrogate raises UnicodeEncodeError, as _encode's would
-    if b"\\" in raw:
-        raw = raw.replace(b"\\", b"\\\\")
-    if b'"' in raw:
-        raw = raw.replace(b'"', b'\\"')
-    if b"\n" in raw:
-        raw = raw.replace(b"\n", b"\\n")
-    if b"\r" in raw:
-        raw = raw.replace(b"\r", b"\\r")
-    if b"\t" in raw:
-        raw = raw.replace(b"\t", b"\\t")
-    if len(raw.translate(None, _CONTROL_BYTES)) != len(raw):
-        return _encode_string(value).encode()
-    return b'"' + raw + b'"'
-
-
-def _body_json(body: dict[str, Any]) -> bytes:
-    """``canonical_json(body)`` for a create body (a dict with str keys).
-
-    The canonical form of a dict is '{' + the sorted '"key":value' parts joined by ',' + '}';
-    building it here lets the long text fields take the fast string path above.
-    """
-    parts = []
-    for key in sorted(body):
-        prefix = _KEYS.get(key)
-        if prefix is None:
-            prefix = _encode(key).encode() + b":"
-            if len(_KEYS) < _KEYS_KEPT:  # a body has a dozen; a user's object may have any
-                _KEYS[key] = prefix
-        value = body[key]
-        parts.append(
-            prefix + (_string_json(value) if type(value) is str else _encode(value).encode())
-        )
-    return b"{" + b",".join(parts) + b"}"
-
-
-def payload_hash(canonical: bytes) -> str:
-    return hashlib.sha256(canonical).hexdigest()
-
-
-def idempotency_key(canonical: bytes, nonce: str = "") -> str:
-    """Same body (and nonce) -> same key, so a re-send after a crash is a replay."""
-    h = hashlib.sha256(_IDEMPOTENCY_PREFIX)
-    h.update(nonce.encode())
-    h.update(b"\0")
-    h.update(canonical)
-    return "zsync-" + h.hexdigest()[:40]
-
-
-def derive_external_id(body: dict[str, Any]) -> str:
-    """A stable id for a record that has none: a hash of everything else it sends."""
-    rest = {k: v for k, v in body.items() if k != "externalId"}
-    return _derived(canonical_json(rest))
-
-
-def _derived(canonical_without_id: bytes) -> str:
-    return "zsync:" + hashlib.sha256(canonical_without_id).hexdigest()[:32]
-
-
-def problem_to_invalid(p: Problem) -> Invalid:
-    return Invalid(p.origin, None, None, f"{p.origin}: {p.message}")
 
 
 # -- field checks: each returns None when the value is fine, else what is wrong ----------
@@ -405,7 +271,7 @@ def prepare(record: Record, *, derive_external_id: bool = False) -> Prepared | I
     try:
         if external_id is not None:
             body["externalId"] = external_id
-            canonical = _body_json(body)
+            canonical = body_json(body)
         elif derive_external_id:
             external_id, canonical = _with_derived_id(body)
         else:
@@ -429,10 +295,10 @@ def _with_derived_id(body: dict[str, Any]) -> tuple[str, bytes]:
     canonical_json of a dict is '{' + sorted '"key":value' parts joined by ',' + '}', so
     the body without the id and the body with it share every part but one.
     """
-    parts = {key: f'"{key}":{_encode(value)}' for key, value in body.items()}
-    external_id = _derived(("{" + ",".join(parts[k] for k in sorted(parts)) + "}").encode())
+    parts = {key: f'"{key}":{encode(value)}' for key, value in body.items()}
+    external_id = derived_id(("{" + ",".join(parts[k] for k in sorted(parts)) + "}").encode())
     body["externalId"] = external_id
-    parts["externalId"] = f'"externalId":{_encode(external_id)}'
+    parts["externalId"] = f'"externalId":{encode(external_id)}'
     return external_id, ("{" + ",".join(parts[k] for k in sorted(parts)) + "}").encode()
 
 
@@ -440,7 +306,7 @@ def _unserialisable(body: dict[str, Any], exc: Exception) -> tuple[str | None, s
     """Which field cannot become JSON, and why (error path only)."""
     for key, value in body.items():
         try:
-            _encode(value).encode()
+            encode(value).encode()
         except UnicodeEncodeError as err:
             char = err.object[err.start] if isinstance(err.object, str) else "?"
             return key, f"contains an unpaired surrogate (U+{ord(char):04X}); not valid text"

@@ -10,19 +10,14 @@ from typing import Any
 
 import pytest
 
-from zsync.mapping import (
-    MAX_EXTERNAL_ID,
-    MAX_TEXT_CHARS,
-    Invalid,
-    Prepared,
+from zsync.model import Invalid, Prepared, Problem, Record, problem_to_invalid
+from zsync.shape.body import MAX_EXTERNAL_ID, MAX_TEXT_CHARS, prepare
+from zsync.shape.canonical import (
     canonical_json,
     derive_external_id,
     idempotency_key,
     payload_hash,
-    prepare,
-    problem_to_invalid,
 )
-from zsync.sources import Problem, Record
 
 # The template's own example input (signals-import-template.txt).
 TEMPLATE_TEXT = {

@@ -9,9 +9,9 @@ A mapping file names the kind and, per body field, where its value comes from::
     text = { template = "{subject}\\n\\n{body}", transforms = ["strip", { truncate = 20000 }] }
     signalType = "support_ticket"
 
-The result goes through :func:`zsync.mapping.prepare` like any other record, so validation,
+The result goes through :func:`zsync.shape.body.prepare` like any other record, so validation,
 canonical bytes and hashing stay in one place. Templates and transforms live in
-:mod:`zsync.templates`; this module checks the file and says which line is wrong.
+:mod:`zsync.shape.templates`; this module checks the file and says which line is wrong.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from datetime import date, datetime, time
 from typing import Any
 
 from zsync.errors import UsageError
-from zsync.mapping import EXTERNAL_TEXT_FIELDS, KINDS, RAW_SIGNAL_FIELDS, Invalid
-from zsync.sources import Record
-from zsync.templates import (
+from zsync.model import Invalid, Record
+from zsync.shape.body import EXTERNAL_TEXT_FIELDS, KINDS, RAW_SIGNAL_FIELDS
+from zsync.shape.templates import (
     MISSING,
     SIMPLE,
     TRANSFORM_NAMES,

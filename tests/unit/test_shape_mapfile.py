@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from zsync.mapfile import Mapping, MappingError, load, parse_template, to_iso8601
-from zsync.mapping import Invalid, Prepared, prepare
-from zsync.sources import Record
+from zsync.model import Invalid, Prepared, Record
+from zsync.shape.body import prepare
+from zsync.shape.mapfile import Mapping, MappingError, load, parse_template, to_iso8601
 
 HEADER = 'kind = "external_text"\n[fields]\nexternalId = "t:{id}"\nsignalType = "support_ticket"\n'
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from zsync.csvsource import read_csv
 from zsync.errors import InputError
-from zsync.sources import Problem, Record
+from zsync.model import Prepared, Problem, Record
+from zsync.read.csvfile import read_csv
 
 
 def rows(data: bytes, delimiter: str | None = None) -> list[Record | Problem]:
@@ -153,18 +153,18 @@ def test_files_by_path() -> None:
 
 
 def test_a_tsv_file_is_tab_separated_and_goes_through_its_mapping() -> None:
-    from zsync.inputs import read
     from zsync.plan import PlanOptions
+    from zsync.read import InputSpec
+    from zsync.views import preview
 
     Path("s.tsv").write_text("id\tnote\n1\ta, b; c\n")
     Path("m.toml").write_text(
         'kind = "external_text"\n[fields]\nexternalId = "s:{id}"\ntext = "{note}"\n'
         'signalType = "feedback_record"\n'
     )
-    [item] = read(PlanOptions(inputs=("s.tsv",), mapping="m.toml"))
-    assert isinstance(item, Record) and item.origin == "s.tsv:2"
-    assert item.data == {
-        "kind": "external_text",
+    [item] = preview(PlanOptions(source=InputSpec(inputs=("s.tsv",)), mapping="m.toml"), 5).items
+    assert isinstance(item, Prepared) and item.origin == "s.tsv:2"
+    assert item.body == {
         "externalId": "s:1",
         "text": "a, b; c",
         "signalType": "feedback_record",

@@ -1,4 +1,5 @@
-"""Operator views of the ledger: runs, one item's timeline, errors by cause, export, check.
+"""What the operator commands show: status, runs, one item's timeline, errors by cause,
+export, check, retry previews and input previews.
 
 Everything here reads; only ``check`` talks to the API, and it writes nothing anywhere.
 """
@@ -11,14 +12,19 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from zsync import plan, read
 from zsync.client import ZentrikClient
 from zsync.config import Settings
 from zsync.errors import ApiError, ApiUnavailable, AuthError, LedgerError, ZsyncError
-from zsync.ledger import Ledger, ledger_errors
+from zsync.ledger import Ledger, reading
+from zsync.model import NEEDS_LOOK, Idle, Invalid, Prepared, StateMessage, Status
+from zsync.plan import PlanOptions
+from zsync.shape import Shaper
 
 # Scopes each kind of work needs; `check` compares them with the key's.
 SCOPES_FOR = {
@@ -27,10 +33,6 @@ SCOPES_FOR = {
     "push --prune": ("signals:write", "signals:read", "signals:delete"),
     "reconcile": ("signals:write", "signals:read"),
 }
-
-
-def _open(settings: Settings) -> Ledger:
-    return Ledger.open_readonly(settings.ledger_path)
 
 
 def _duration(started: str | None, finished: str | None) -> float | None:
@@ -42,13 +44,9 @@ def _duration(started: str | None, finished: str | None) -> float | None:
 
 
 def runs(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
-    with ledger_errors(settings.ledger_path):
-        ledger = _open(settings)
-        try:
-            holder = ledger.lease_holder()
-            rows = ledger.recent_runs(limit)
-        finally:
-            ledger.close()
+    with reading(settings.ledger_path) as ledger:
+        holder = ledger.lease_holder()
+        rows = ledger.recent_runs(limit)
     for row in rows:
         row["duration_s"] = _duration(row["started_at"], row["finished_at"])
         if row["finished_at"] is None:
@@ -60,19 +58,15 @@ def runs(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
 
 
 def show(settings: Settings, external_id: str) -> dict[str, Any] | None:
-    with ledger_errors(settings.ledger_path):
-        ledger = _open(settings)
-        try:
-            item = ledger.get_item(external_id)
-            if item is None:
-                return None
-            item.pop("field_hashes", None)
-            payload = item.pop("payload", None)
-            item["payload"] = json.loads(payload) if payload else None
-            item["events"] = ledger.events_for(external_id)
-            return item
-        finally:
-            ledger.close()
+    with reading(settings.ledger_path) as ledger:
+        item = ledger.get_item(external_id)
+        if item is None:
+            return None
+        item.pop("field_hashes", None)
+        payload = item.pop("payload", None)
+        item["payload"] = json.loads(payload) if payload else None
+        item["events"] = ledger.events_for(external_id)
+        return item
 
 
 _NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
@@ -106,46 +100,38 @@ class Cause:
 
 def errors(settings: Settings, samples: int = 3) -> list[Cause]:
     groups: dict[str, Cause] = {}
-    with ledger_errors(settings.ledger_path):
-        ledger = _open(settings)
-        try:
-            for external_id, status, http_status, error, at in ledger.iter_failures():
-                key = cause_of(status, http_status, error)
-                group = groups.get(key)
-                if group is None:
-                    group = groups[key] = Cause(key, status, http_status, first_seen=at)
-                group.count += 1
-                group.last_seen = max(group.last_seen, at)
-                group.first_seen = min(group.first_seen, at)
-                if len(group.samples) < samples:
-                    group.samples.append(external_id)
-        finally:
-            ledger.close()
+    with reading(settings.ledger_path) as ledger:
+        for external_id, status, http_status, error, at in ledger.iter_failures():
+            key = cause_of(status, http_status, error)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = Cause(key, status, http_status, first_seen=at)
+            group.count += 1
+            group.last_seen = max(group.last_seen, at)
+            group.first_seen = min(group.first_seen, at)
+            if len(group.samples) < samples:
+                group.samples.append(external_id)
     return sorted(groups.values(), key=lambda g: (-g.count, g.cause))
 
 
 def export(settings: Settings, fmt: str, statuses: tuple[str, ...] = ()) -> Iterator[str]:
     """Ledger rows as JSONL lines or CSV lines (header first), streamed."""
-    with ledger_errors(settings.ledger_path):
-        ledger = _open(settings)
-        try:
-            rows = ledger.iter_export(statuses or None)
-            if fmt == "jsonl":
-                for row in rows:
-                    yield json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n"
-                return
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=list(Ledger.EXPORT_COLUMNS))
-            writer.writeheader()
+    with reading(settings.ledger_path) as ledger:
+        rows = ledger.iter_export(statuses or None)
+        if fmt == "jsonl":
             for row in rows:
-                writer.writerow(row)
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-            if buffer.getvalue():
-                yield buffer.getvalue()
-        finally:
-            ledger.close()
+                yield json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n"
+            return
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(Ledger.EXPORT_COLUMNS))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        if buffer.getvalue():
+            yield buffer.getvalue()
 
 
 @dataclass
@@ -211,7 +197,7 @@ def _ledger_check(settings: Settings, workspace: str | None) -> Check:
     if not path.exists():
         return Check("ledger", True, f"{path} does not exist yet; the first push creates it")
     try:
-        ledger = _open(settings)
+        ledger = Ledger.open_readonly(settings.ledger_path)
     except LedgerError as exc:
         return Check("ledger", False, str(exc))
     try:
@@ -228,3 +214,55 @@ def _ledger_check(settings: Settings, workspace: str | None) -> Check:
     return Check(
         "ledger", True, f"{path} schema {schema}, workspace {bound or 'not bound yet'}{lock}"
     )
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    with reading(settings.ledger_path) as ledger:
+        holder = ledger.lease_holder()
+        return {
+            "ledger": str(settings.ledger_path),
+            "schema": ledger.schema_version(),
+            "workspace_id": ledger.get_meta("workspace_id"),
+            "api_base": ledger.get_meta("api_base"),
+            "counts": ledger.counts_by_status(),
+            "oldest_unfinished": ledger.oldest_unfinished(),
+            "lock": None if holder is None else holder.describe(),
+            "bookmarks": ledger.bookmarks(),
+            "recent_runs": ledger.recent_runs(5),
+            "rejected": ledger.items_in(NEEDS_LOOK - {Status.ERROR}, limit=20),
+        }
+
+
+def retry_candidates(
+    settings: Settings, include_rejected: bool, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """What retry-failed would do, item by item; nothing is changed."""
+    statuses = [Status.FAILED, Status.ERROR] + ([Status.REJECTED] if include_rejected else [])
+    with reading(settings.ledger_path) as ledger:
+        return ledger.items_in(statuses, limit=limit)
+
+
+@dataclass
+class Preview:
+    items: list[Prepared | Invalid]
+    warnings: list[str]
+
+
+def preview(options: PlanOptions, limit: int) -> Preview:
+    """The bodies (or problems) of the first ``limit`` records; nothing is sent or written."""
+    mappings = plan.check(options)
+    out = Preview([], [])
+    shaper = Shaper(
+        mappings, derive_external_id=options.derive_external_id, warn=out.warnings.append
+    )
+    stream = read.read(options.source, warn=out.warnings.append)
+    with closing(stream):
+        for item in stream:
+            if len(out.items) >= limit:
+                break
+            if isinstance(item, StateMessage | Idle):
+                continue
+            shaped = shaper(item)
+            if shaped is not None:
+                out.items.append(shaped)
+    return out

@@ -16,9 +16,12 @@ from typing import Any
 
 import pytest
 
-from zsync import sources
 from zsync.errors import InputError, UsageError
-from zsync.sources import Problem, Record, detect_format, read_records
+from zsync.model import Problem, Record
+from zsync.read import files, jsonarray, jsonfile
+from zsync.read.files import detect_format
+from zsync.read.jsonfile import read_records
+from zsync.read.jsonl import pipe_lines
 
 GOOD = {"kind": "external_text", "externalId": "a-1", "signalType": "transcript", "text": "hi"}
 
@@ -320,7 +323,8 @@ def test_any_split_of_the_input_reads_the_same(
     data = TRICKY[case]
     fmt = "jsonl" if case == len(TRICKY) - 1 else "json"
     whole = items(data, fmt)
-    monkeypatch.setattr(sources, "_CHUNK", 8)  # also exercise the growing reads
+    for module in (files, jsonarray, jsonfile):  # also exercise the growing reads
+        monkeypatch.setattr(module, "CHUNK", 8)
     split = list(read_records("-", fmt, stdin=Trickle(data, step)))  # type: ignore[arg-type]
     assert summary(split) == summary(whole)
 
@@ -359,7 +363,7 @@ def test_records_from_a_slow_pipe_arrive_before_it_ends(
 def test_a_pipe_gives_each_line_when_complete_and_says_when_it_is_quiet() -> None:
     read_end, write_end = os.pipe()
     try:
-        lines = sources.pipe_lines(read_end, "fetch.py", idle=0.01)
+        lines = pipe_lines(read_end, "fetch.py", idle=0.01)
         os.write(write_end, b'\xef\xbb\xbf{"a": 1}\n\n{"b": ')
         assert next(lines) == ("fetch.py:1", b'{"a": 1}\n')  # BOM gone, as in a file
         assert next(lines) is None  # half a line so far: nothing to give, and it says so
@@ -460,7 +464,8 @@ def _count(found: Iterator[Record | Problem]) -> int:
 # Real memory (C allocations included) and fast, unlike tracemalloc at this size.
 _RSS_PROBE = """
 import resource, sys
-from zsync.sources import Record, read_records
+from zsync.model import Record
+from zsync.read.jsonfile import read_records
 list(read_records(sys.argv[2]))  # warm up on a small file: imports, caches
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 n = sum(1 for item in read_records(sys.argv[1]) if isinstance(item, Record))

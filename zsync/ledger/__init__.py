@@ -1,0 +1,46 @@
+"""The SQLite ledger: an intent log plus a cache of what the server holds.
+
+One connection, used only by the thread that opened it (the engine's writer). Writes are
+batched into ``BEGIN IMMEDIATE`` transactions; WAL lets ``zsync status`` read while a push
+writes. ``store`` opens, checks and migrates the file and holds meta and the workspace
+binding; ``lease``, ``runs`` and ``items`` hold the SQL of their tables. Every SQL statement
+zsync runs is in this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from zsync.ledger.items import ItemsTable
+from zsync.ledger.lease import LEASE_STALE_SECONDS, LeaseHolder, LeaseTable
+from zsync.ledger.runs import RunsTable
+from zsync.ledger.store import build_migrations, ledger_errors, migrations_dir, now_iso
+
+__all__ = [
+    "LEASE_STALE_SECONDS",
+    "LeaseHolder",
+    "Ledger",
+    "build_migrations",
+    "ledger_errors",
+    "migrations_dir",
+    "now_iso",
+    "reading",
+]
+
+
+class Ledger(LeaseTable, RunsTable, ItemsTable):
+    """One ledger file: open with :meth:`open` (read-write, migrated) or
+    :meth:`open_readonly`; the tables' methods come from their modules."""
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[Ledger]:
+    """The ledger opened read-only, SQLite errors turned into one-line LedgerErrors."""
+    with ledger_errors(path):
+        ledger = Ledger.open_readonly(path)
+        try:
+            yield ledger
+        finally:
+            ledger.close()

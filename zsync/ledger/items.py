@@ -1,0 +1,250 @@
+"""Items and their events: every read and write of one record's row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from zsync.ledger.store import Store, now_iso
+from zsync.model import NEEDS_LOOK, UNFINISHED, Intent, ItemRow, Outcome, Status, StoredItem
+
+_LOOKUP_CHUNK = 900
+
+
+def _in(statuses: Iterable[str]) -> tuple[str, list[str]]:
+    """Placeholders and values for ``status IN (...)``."""
+    wanted = sorted({str(s) for s in statuses})
+    return ",".join("?" * len(wanted)), wanted
+
+
+class ItemsTable(Store):
+    def lookup(self, external_ids: Sequence[str]) -> dict[str, ItemRow]:
+        found: dict[str, ItemRow] = {}
+        for start in range(0, len(external_ids), _LOOKUP_CHUNK):
+            chunk = external_ids[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                "SELECT external_id, status, payload_hash, public_id, raw_hash FROM items "
+                f"WHERE external_id IN ({marks})",
+                chunk,
+            ):
+                found[row[0]] = ItemRow(*row)
+        return found
+
+    def lookup_raw(self, raw_hashes: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """raw_hash -> (external_id, status) for the hashes the ledger knows."""
+        found: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(raw_hashes), _LOOKUP_CHUNK):
+            chunk = raw_hashes[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for raw_hash, external_id, status in self.conn.execute(
+                f"SELECT raw_hash, external_id, status FROM items WHERE raw_hash IN ({marks})",
+                chunk,
+            ):
+                found[raw_hash] = (external_id, status)
+        return found
+
+    def set_raw_hashes(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """(external_id, raw_hash) for unchanged items whose line hash was not known yet."""
+        if not pairs:
+            return
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE items SET raw_hash = ? WHERE external_id = ?",
+                [(h, e) for e, h in pairs],
+            )
+
+    def iter_items(self, statuses: Iterable[str], *, batch: int = 500) -> Iterator[StoredItem]:
+        """Stream items in the given statuses, in external_id order, without holding them all."""
+        marks, wanted = _in(statuses)
+        after = ""
+        while True:
+            rows = self.conn.execute(
+                "SELECT external_id, status, payload, idempotency_key, public_id, origin "
+                f"FROM items WHERE status IN ({marks}) AND external_id > ? "
+                "ORDER BY external_id LIMIT ?",
+                (*wanted, after, batch),
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield StoredItem(*row)
+            after = rows[-1][0]
+
+    def counts_by_status(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT status, COUNT(*) FROM items GROUP BY status")
+        return {status: int(n) for status, n in rows}
+
+    def oldest_unfinished(self) -> str | None:
+        marks, wanted = _in(UNFINISHED)
+        row = self.conn.execute(
+            f"SELECT MIN(created_at) FROM items WHERE status IN ({marks})", wanted
+        ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def items_in(self, statuses: Iterable[str], limit: int = 20) -> list[dict[str, Any]]:
+        marks, wanted = _in(statuses)
+        return list(
+            self.db.query(
+                "SELECT external_id, status, public_id, last_http_status AS http_status, "
+                "last_error AS error, origin, updated_at AS at FROM items "
+                f"WHERE status IN ({marks}) ORDER BY updated_at DESC LIMIT ?",
+                [*wanted, limit],
+            )
+        )
+
+    def get_item(self, external_id: str) -> dict[str, Any] | None:
+        sql = "SELECT * FROM items WHERE external_id = ?"
+        return next(self.db.query(sql, [external_id]), None)
+
+    def events_for(self, external_id: str) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT run_id, at, kind, http_status, detail FROM events "
+                "WHERE external_id = ? ORDER BY id",
+                [external_id],
+            )
+        )
+
+    def iter_failures(self) -> Iterator[tuple[str, str, int | None, str | None, str]]:
+        """(external_id, status, http_status, last_error, updated_at) of items needing a look."""
+        marks, wanted = _in(NEEDS_LOOK)
+        yield from self.conn.execute(
+            "SELECT external_id, status, last_http_status, last_error, updated_at FROM items "
+            f"WHERE status IN ({marks}) ORDER BY updated_at",
+            wanted,
+        )
+
+    EXPORT_COLUMNS = (
+        "external_id",
+        "status",
+        "public_id",
+        "job_id",
+        "attempts",
+        "last_http_status",
+        "last_error",
+        "origin",
+        "payload_hash",
+        "first_run_id",
+        "last_run_id",
+        "created_at",
+        "updated_at",
+    )
+
+    def iter_export(self, statuses: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
+        columns = ", ".join(self.EXPORT_COLUMNS)
+        if statuses:
+            marks, wanted = _in(statuses)
+            cur = self.conn.execute(
+                f"SELECT {columns} FROM items WHERE status IN ({marks}) ORDER BY external_id",
+                wanted,
+            )
+        else:
+            cur = self.conn.execute(f"SELECT {columns} FROM items ORDER BY external_id")
+        for row in cur:
+            yield dict(zip(self.EXPORT_COLUMNS, row, strict=True))
+
+    def record_intents(self, intents: Sequence[Intent], run_id: int) -> None:
+        """Commit the intent to send before any request leaves."""
+        if not intents:
+            return
+        ts = now_iso()
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT INTO items (external_id, payload_hash, payload, idempotency_key, status, "
+                "origin, first_run_id, last_run_id, created_at, updated_at, field_hashes, "
+                "raw_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(external_id) DO UPDATE SET payload_hash = excluded.payload_hash, "
+                "payload = excluded.payload, idempotency_key = excluded.idempotency_key, "
+                "status = excluded.status, origin = excluded.origin, last_error = NULL, "
+                "field_hashes = excluded.field_hashes, raw_hash = excluded.raw_hash, "
+                "last_run_id = excluded.last_run_id, updated_at = excluded.updated_at",
+                [
+                    (
+                        i.external_id,
+                        i.payload_hash,
+                        i.payload,
+                        i.idempotency_key,
+                        Status.PENDING,
+                        i.origin,
+                        run_id,
+                        run_id,
+                        ts,
+                        ts,
+                        i.field_hashes,
+                        i.raw_hash,
+                    )
+                    for i in intents
+                ],
+            )
+
+    def record_invalid(self, rows: Sequence[tuple[str | None, str, str]], run_id: int) -> None:
+        """(external_id or None, origin, message). A known item keeps its status."""
+        if not rows:
+            return
+        ts = now_iso()
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT INTO items (external_id, payload_hash, status, last_error, origin, "
+                "first_run_id, last_run_id, created_at, updated_at) "
+                "VALUES (?, '', 'invalid', ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(external_id) DO UPDATE SET last_error = excluded.last_error, "
+                "updated_at = excluded.updated_at WHERE items.status = 'invalid'",
+                [(e, m, o, run_id, run_id, ts, ts) for e, o, m in rows if e is not None],
+            )
+            self.conn.executemany(
+                "INSERT INTO events (external_id, run_id, at, kind, detail) "
+                "VALUES (?, ?, ?, 'invalid', ?)",
+                [(e, run_id, ts, m) for e, _o, m in rows],
+            )
+
+    def apply_outcomes(self, outcomes: Sequence[Outcome], run_id: int) -> None:
+        if not outcomes:
+            return
+        ts = now_iso()
+        with self.transaction():
+            for o in outcomes:
+                if o.status is not None:
+                    # A processed item's body is no longer needed for a byte-identical resend.
+                    drop_payload = o.status == "processed"
+                    self.conn.execute(
+                        "UPDATE items SET status = ?, "
+                        "public_id = COALESCE(?, public_id), job_id = COALESCE(?, job_id), "
+                        "attempts = attempts + ?, "
+                        "last_http_status = COALESCE(?, last_http_status), "
+                        "last_error = ?, last_run_id = ?, updated_at = ?, "
+                        "payload = CASE WHEN ? THEN NULL ELSE payload END "
+                        "WHERE external_id = ?",
+                        (
+                            o.status,
+                            o.public_id,
+                            o.job_id,
+                            o.attempts,
+                            o.http_status,
+                            o.detail if o.status in NEEDS_LOOK else None,
+                            run_id,
+                            ts,
+                            drop_payload,
+                            o.external_id,
+                        ),
+                    )
+                if o.intent is not None:
+                    i = o.intent
+                    self.conn.execute(
+                        "UPDATE items SET payload_hash = ?, payload = ?, idempotency_key = ?, "
+                        "field_hashes = ?, origin = ?, raw_hash = ? WHERE external_id = ?",
+                        (
+                            i.payload_hash,
+                            i.payload,
+                            i.idempotency_key,
+                            i.field_hashes,
+                            i.origin,
+                            i.raw_hash,
+                            o.external_id,
+                        ),
+                    )
+                self.conn.execute(
+                    "INSERT INTO events (external_id, run_id, at, kind, http_status, detail) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (o.external_id, run_id, ts, o.kind, o.http_status, o.detail),
+                )

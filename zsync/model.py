@@ -1,0 +1,291 @@
+"""Value types shared by the stages: what flows down the pipeline, and nothing that acts.
+
+    read  -> Record | Problem | Schema | StateMessage | Idle
+    shape -> Prepared | Invalid
+    plan  -> Intent (committed first), then Job (SendJob, PollJob, UpdateJob, ...)
+    engine-> Outcome (applied to the ledger by the one writer), Event (for the console)
+    run   -> RunResult (rendered by report, metrics and the CLI)
+
+Every item status is a :class:`Status`; the sets below name the groups the stages decide by.
+This module imports nothing of zsync but the exit-code enum.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from zsync.errors import ExitCode, ZsyncError
+
+
+class Status(StrEnum):
+    """An item's status in the ledger (see the README's "Item statuses")."""
+
+    PENDING = "pending"  # intent recorded; resent with the same body and key
+    SUBMITTED = "submitted"  # accepted by the server; publicId stored; processing
+    PROCESSED = "processed"
+    FAILED = "failed"  # the server's processing failed; retry-failed re-queues it
+    REJECTED = "rejected"  # permanent 4xx
+    ERROR = "error"  # transient failures outlasted the run's budget; resent next run
+    CONFLICT = "conflict"  # 409; settled by lookup
+    INVALID = "invalid"  # failed local validation; never sent
+    DELETED = "deleted"  # deleted by --prune, or found gone from the server
+
+
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
+# Accepted by the server: never created again for the same content.
+ACCEPTED = frozenset({Status.SUBMITTED, Status.PROCESSED, Status.FAILED})
+# Intent recorded but not (known to be) accepted: re-sent with the stored body and key.
+UNSETTLED = frozenset({Status.PENDING, Status.ERROR})
+# Processing has ended, one way or the other.
+TERMINAL = frozenset({Status.PROCESSED, Status.FAILED})
+# Not finished: the oldest of these is what "oldest unfinished" reports.
+UNFINISHED = frozenset({Status.PENDING, Status.SUBMITTED, Status.ERROR, Status.CONFLICT})
+# Statuses whose item carries a reason a person should read.
+NEEDS_LOOK = frozenset(
+    {Status.REJECTED, Status.ERROR, Status.CONFLICT, Status.FAILED, Status.INVALID}
+)
+
+
+# -- read -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    origin: str  # "in.jsonl:12" (1-based line), "in.json[3]" (0-based index), "<stdin>:4"
+    data: Any  # the parsed JSON value; shape checks that it is an object
+    stream: str | None = None  # the Singer stream it came from
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    origin: str  # "in.json:3:17" (line:column when known), "in.jsonl:5"
+    message: str  # one line, without the origin
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """A Singer SCHEMA message: a stream announced (its mapping is checked then)."""
+
+    origin: str
+    stream: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateMessage:
+    """A bookmark from the source: the value of a Singer/source-program STATE line."""
+
+    origin: str
+    value: Any
+
+
+class Idle:
+    """The source has sent nothing for a moment. The planner sends what it holds instead
+    of waiting for a full batch, and a stop is noticed while the source is quiet."""
+
+    __slots__ = ()
+
+
+IDLE = Idle()
+
+# What a reader yields.
+Item = Record | Problem | Schema | StateMessage | Idle
+
+
+# -- shape ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    origin: str
+    external_id: str
+    body: dict[str, Any]  # the create body: the template's fields for the kind
+    canonical: bytes  # canonical_json(body)
+    payload_hash: str  # sha256 hex of canonical
+    dropped: tuple[str, ...]  # input keys that are not sent (besides "kind"), sorted
+    raw_hash: str | None = None  # hash of the input line it came from, when known (JSONL)
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    origin: str
+    external_id: str | None
+    field: str | None
+    message: str  # one line, starting with the origin
+
+
+def problem_to_invalid(p: Problem) -> Invalid:
+    return Invalid(p.origin, None, None, f"{p.origin}: {p.message}")
+
+
+# -- plan -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRow:
+    """What the planner needs to know of one ledger item."""
+
+    external_id: str
+    status: str
+    payload_hash: str
+    public_id: str | None
+    raw_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    external_id: str
+    status: str
+    payload: str | None
+    idempotency_key: str | None
+    public_id: str | None
+    origin: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A create about to be sent: committed before the request leaves."""
+
+    external_id: str
+    payload_hash: str
+    payload: str
+    idempotency_key: str
+    origin: str
+    field_hashes: str | None = None
+    raw_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendJob:
+    external_id: str
+    payload: bytes
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class PollJob:
+    external_id: str
+    public_id: str
+    interval: float  # seconds until this poll is due (the engine schedules it)
+
+
+@dataclass(frozen=True, slots=True)
+class RequeueJob:
+    external_id: str
+    public_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateJob:
+    """A changed record: PATCH the changed fields, then re-queue processing."""
+
+    external_id: str
+    public_id: str
+    fields: dict[str, Any]
+    intent: Intent
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteJob:
+    external_id: str
+    public_id: str
+
+
+Job = SendJob | PollJob | RequeueJob | UpdateJob | DeleteJob
+
+
+# -- engine -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one request settled for one item; applied by the writer in batches."""
+
+    external_id: str
+    kind: str  # created | replayed | processed | failed | rejected | conflict | error | ...
+    status: str | None = None  # the item's new status (None: leave it)
+    http_status: int | None = None
+    public_id: str | None = None
+    job_id: str | None = None
+    detail: str | None = None
+    attempts: int = 0
+    # Set when the server now holds a new body for the item (an update or a deliberate resend).
+    intent: Intent | None = None
+
+
+@dataclass
+class Event:
+    """Something a person may want to see; the CLI decides how (or whether) to show it."""
+
+    kind: str
+    external_id: str | None = None
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Emit = Callable[[Event], None]
+
+
+def ignore(_: Event) -> None:
+    """An Emit that shows nothing."""
+
+
+@dataclass
+class RunOptions:
+    concurrency: int = 8
+    rate: float | None = None
+    delay_ms: int = 0
+    poll: bool = True
+    poll_seconds: float = 300.0
+    poll_interval: float = 6.0
+    first_poll: float = 0.5
+    max_duration: float | None = None
+    metrics_file: Path | None = None  # Prometheus textfile written at the end of the run
+
+
+# Outcomes after which the run as a whole is not clean (exit 1).
+_FAILING = ("rejected", "failed", "invalid", "duplicate", "conflict", "prune-refused")
+# Outcomes that mean "the next run has work to finish" (exit 75).
+_UNFINISHED_KINDS = ("error", "pending", "deferred")
+
+
+@dataclass
+class RunResult:
+    command: str
+    run_id: int | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)
+    throttled: int = 0
+    interrupted: bool = False
+    timed_out: bool = False
+    api_down: bool = False  # every request failed for a whole wait budget: stopped early
+    polled: bool = True
+    duration: float = 0.0
+    fatal: ZsyncError | None = None
+    problems: list[str] = field(default_factory=list)
+    dropped_fields: dict[str, tuple[int, str]] = field(default_factory=dict)
+    retries: int = 0
+    seen: int = 0  # input records read so far (push only)
+    total: int | None = None  # input records expected, when cheaply known (progress ETA)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.fatal is not None:
+            return self.fatal.exit_code
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        if any(self.counts[k] for k in _FAILING):
+            return ExitCode.ITEMS_FAILED
+        if any(self.counts[k] for k in _UNFINISHED_KINDS) or self.timed_out or self.api_down:
+            return ExitCode.PENDING
+        if self.polled and self.counts["submitted"]:
+            return ExitCode.PENDING
+        return ExitCode.OK
+
+    def note_problem(self, message: str, keep: int = 50) -> None:
+        if len(self.problems) < keep:
+            self.problems.append(message)

@@ -1,0 +1,143 @@
+"""The diff: one shaped record against what the ledger holds -> unchanged, a job, or a note.
+
+``decide`` is the whole rule (send | unchanged | changed); ``plan_one`` turns its answer into
+a create (with its intent), an update, a resend of an unsettled body, or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from zsync.ledger import Ledger
+from zsync.model import (
+    ACCEPTED,
+    UNSETTLED,
+    Event,
+    Intent,
+    ItemRow,
+    Job,
+    Prepared,
+    RunResult,
+    SendJob,
+    Status,
+    UpdateJob,
+)
+from zsync.plan.options import PlanOptions
+from zsync.plan.stream import SKIPPABLE
+from zsync.shape.canonical import field_hashes, idempotency_key
+
+
+def intent_for(prepared: Prepared, nonce: str = "") -> Intent:
+    return Intent(
+        prepared.external_id,
+        prepared.payload_hash,
+        prepared.canonical.decode(),
+        idempotency_key(prepared.canonical, nonce),
+        prepared.origin,
+        field_hashes(prepared.body),
+        prepared.raw_hash,
+    )
+
+
+def plan_one(
+    ledger: Ledger | None,
+    options: PlanOptions,
+    prepared: Prepared,
+    row: ItemRow | None,
+    result: RunResult,
+    emit: Callable[[Event], None],
+    budget: list[int | None],
+    intents: list[Intent],
+) -> Job | None:
+    decision = decide(prepared, row)
+    if decision == "unchanged":
+        result.counts["unchanged"] += 1
+        return None
+    if decision == "changed":
+        stored = _unsettled_stored(ledger, prepared.external_id)
+        if stored is not None:
+            # The old body may have reached the server: settle it first, with its own key;
+            # the change is picked up by the run after it is accepted.
+            result.counts["changed"] += 1
+            emit(Event("changed", prepared.external_id, "changed while unsettled: settling first"))
+            return stored
+        if options.on_change == "skip" or row is None or not row.public_id:
+            result.counts["changed"] += 1
+            emit(Event("changed", prepared.external_id, "content changed since it was sent"))
+            return None
+    if budget[0] is not None:
+        if budget[0] <= 0:
+            result.counts["deferred"] += 1
+            return None
+        budget[0] -= 1
+    result.counts["attempted"] += 1
+    if decision == "changed" and options.on_change == "update":
+        assert row is not None and row.public_id is not None
+        fields = _changed_fields(ledger, prepared)
+        if options.dry_run:
+            emit(Event("would-update", prepared.external_id, json.dumps(fields, sort_keys=True)))
+            return None
+        return UpdateJob(prepared.external_id, row.public_id, fields, intent_for(prepared))
+    if options.dry_run:
+        emit(Event("would-send", prepared.external_id, prepared.canonical.decode()))
+        return None
+    # A deliberate resend of changed content needs a key the server has not seen.
+    nonce = f"resend:{row.public_id}" if decision == "changed" and row is not None else ""
+    intent = intent_for(prepared, nonce)
+    intents.append(intent)
+    return SendJob(prepared.external_id, prepared.canonical, intent.idempotency_key)
+
+
+def line_hashes_to_learn(batch: list[Prepared], known: dict[str, ItemRow]) -> list[tuple[str, str]]:
+    """Unchanged items whose line hash the ledger lacks (older ledgers, other formats)."""
+    pairs = []
+    for p in batch:
+        row = known.get(p.external_id)
+        if (
+            p.raw_hash is not None
+            and row is not None
+            and row.raw_hash != p.raw_hash
+            and row.payload_hash == p.payload_hash
+            and row.status in SKIPPABLE
+        ):
+            pairs.append((p.external_id, p.raw_hash))
+    return pairs
+
+
+def decide(prepared: Prepared, row: ItemRow | None) -> str:
+    """send | unchanged | changed."""
+    if row is None or row.status == Status.INVALID:
+        return "send"
+    if row.payload_hash == prepared.payload_hash:
+        return "send" if row.status in UNSETTLED else "unchanged"
+    if row.status in (Status.REJECTED, Status.DELETED):
+        return "send"  # the earlier body never became a signal (or its signal is gone)
+    if row.status in ACCEPTED or row.status in UNSETTLED or row.status == Status.CONFLICT:
+        return "changed"
+    return "send"
+
+
+def _changed_fields(ledger: Ledger | None, prepared: Prepared) -> dict[str, Any]:
+    """The fields whose value differs from the body the server last accepted."""
+    item = ledger.get_item(prepared.external_id) if ledger is not None else None
+    old_raw = item.get("field_hashes") if item else None
+    if not old_raw:
+        return dict(prepared.body)  # no record of the old fields: send them all
+    old: dict[str, str] = json.loads(old_raw)
+    new: dict[str, str] = json.loads(field_hashes(prepared.body))
+    fields = {k: prepared.body[k] for k, h in new.items() if old.get(k) != h}
+    fields.update({k: None for k in old if k not in new})
+    return fields
+
+
+def _unsettled_stored(ledger: Ledger | None, external_id: str) -> SendJob | None:
+    if ledger is None:
+        return None
+    item = ledger.get_item(external_id)
+    if item is None or item["status"] not in UNSETTLED:
+        return None
+    if not item.get("payload") or not item.get("idempotency_key"):
+        return None
+    return SendJob(external_id, str(item["payload"]).encode(), str(item["idempotency_key"]))

@@ -1,0 +1,59 @@
+"""Prune: delete the signals whose records are gone from a complete input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from zsync.ledger import Ledger
+from zsync.model import ACCEPTED, DeleteJob, Emit, Event, Job, RunResult
+from zsync.plan.options import PlanOptions
+from zsync.plan.seen import Seen
+
+
+def prune(
+    ledger: Ledger | None,
+    options: PlanOptions,
+    seen: Seen,
+    result: RunResult,
+    emit: Emit,
+) -> Iterator[list[Job]]:
+    """Delete signals this ledger created whose records are gone from the complete input."""
+    if ledger is None:
+        return
+    if seen.unreadable:
+        message = (
+            f"prune refused: {seen.unreadable} input record(s) could not be read, so the input "
+            "is not known to be the complete dataset"
+        )
+        result.counts["prune-refused"] += 1
+        result.note_problem(message)
+        emit(Event("prune-refused", None, message))
+        return
+    accepted = sorted(ACCEPTED)
+    gone = [
+        item
+        for item in ledger.iter_items(accepted)
+        if item.public_id and hash(item.external_id) not in seen.ids
+    ]
+    total = sum(ledger.counts_by_status().get(s, 0) for s in accepted)
+    if gone and not options.force and len(gone) > options.prune_max * total:
+        message = (
+            f"prune refused: {len(gone)} of {total} signals would be deleted, more than "
+            f"--prune-max {options.prune_max:.0%}; check the input is complete, or pass --force"
+        )
+        result.counts["prune-refused"] += 1
+        result.note_problem(message)
+        emit(Event("prune-refused", None, message))
+        return
+    batch: list[Job] = []
+    for item in gone:
+        assert item.public_id is not None
+        if options.dry_run:
+            result.counts["would-delete"] += 1
+            emit(Event("would-delete", item.external_id, item.public_id))
+            continue
+        batch.append(DeleteJob(item.external_id, item.public_id))
+        if len(batch) >= 200:
+            yield batch
+            batch = []
+    yield batch

@@ -1,0 +1,60 @@
+"""Stage 2, shape: a record becomes a create body, or the reason it cannot.
+
+A mapping file (``mapfile``, with its ``templates``) turns any record into the template's
+shape; ``body`` checks the fields of its kind and builds the body; ``canonical`` gives the
+bytes that are hashed, stored and sent, and every hash and key derived from them. Nothing
+here reads input or touches the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from zsync.model import Invalid, Prepared, Problem, Record, Schema, problem_to_invalid
+from zsync.shape.body import prepare
+from zsync.shape.mapfile import Mapping, MappingError, MappingFile, load
+
+__all__ = ["MappingError", "MappingFile", "Shaper", "load", "prepare"]
+
+Warn = Callable[[str], None]
+
+
+class Shaper:
+    """Record -> Prepared | Invalid; None for what is not a record to send (a Singer SCHEMA,
+    a record of a stream the mapping file does not map, said once per stream)."""
+
+    def __init__(
+        self, mappings: MappingFile | None, *, derive_external_id: bool, warn: Warn
+    ) -> None:
+        self.mappings = mappings
+        self.derive = derive_external_id
+        self.warn = warn
+        self._warned: set[str] = set()
+
+    def __call__(self, item: Record | Problem | Schema) -> Prepared | Invalid | None:
+        if type(item) is Record:
+            if self.mappings is not None:
+                mapping = self._mapping(item.stream, item.origin)
+                if mapping is None:
+                    return None
+                mapped = mapping.apply(item)
+                if isinstance(mapped, Invalid):
+                    return mapped
+                item = mapped
+            return prepare(item, derive_external_id=self.derive)
+        if isinstance(item, Problem):
+            return problem_to_invalid(item)
+        if isinstance(item, Schema) and self.mappings is not None:
+            self._mapping(item.stream, item.origin)
+        return None
+
+    def _mapping(self, stream: str | None, origin: str) -> Mapping | None:
+        assert self.mappings is not None
+        mapping = self.mappings.for_stream(stream)
+        if mapping is None and stream is not None and stream not in self._warned:
+            self._warned.add(stream)
+            self.warn(
+                f"{origin}: Singer stream {stream!r} has no mapping in {self.mappings.name} "
+                f"(add [streams.{stream}] or top-level [fields]); its records are skipped"
+            )
+        return mapping
