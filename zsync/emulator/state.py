@@ -179,9 +179,11 @@ class EmulatorState:
                 "this record is refused by a workspace rule",
                 field="externalId",
             )
-        identity = self._identity(fields)
-        digest = content_digest(fields)
         config = self.config
+        key = _identity_key(fields)
+        identity = key if config.dedupe == "on" else None
+        # Only one answer compares content; the others skip the canonical re-encode.
+        digest = content_digest(fields) if config.duplicate_answer == "conflict-if-changed" else ""
         with self.lock:
             now = self._clock()
             existing_id = self._by_identity.get(identity) if identity is not None else None
@@ -207,9 +209,9 @@ class EmulatorState:
             self._signals[public_id] = signal
             if identity is not None:
                 self._by_identity[identity] = public_id
-            if fields.get("externalId") is not None:
+            if key is not None:
                 self._creates[str(fields["externalId"])] += 1
-                self._creates_by_identity[str(_identity_key(fields))] += 1
+                self._creates_by_identity[key] += 1
             receipt = signal.receipt(now, config)
             receipt["status"] = "queued"
             return Answer(201, encode(receipt), created=True)
