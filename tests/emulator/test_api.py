@@ -156,7 +156,7 @@ def test_status_runs_queued_processing_processed(http: requests.Session) -> None
         assert wait_for_status(http, emu, public_id, "processing")["status"] == "processing"
         done = wait_for_status(http, emu, public_id, "processed")
     assert done["status"] == "processed"
-    assert done["processing"] == {"attempts": 1, "error": None}
+    assert done["processing"] == {"status": "processed", "attempts": 1, "error": None}
     assert done["text"] == TEXT_BODY["text"]
     assert done["updatedAt"] > done["createdAt"]
 
@@ -166,7 +166,11 @@ def test_fail_rate_one_ends_failed_and_process_requeues(http: requests.Session) 
         receipt = create(http, emu, TEXT_BODY).json()
         failed = wait_for_status(http, emu, receipt["publicId"], "failed")
         assert failed["status"] == "failed"
-        assert failed["processing"]["error"]
+        assert failed["processing"] == {
+            "status": "failed",
+            "attempts": 1,
+            "error": "transcript too short",
+        }
 
         emu.set_faults(fail_rate=0.0)
         url = f"{emu.url}/external/v1/signals/{receipt['publicId']}/process"
@@ -175,7 +179,7 @@ def test_fail_rate_one_ends_failed_and_process_requeues(http: requests.Session) 
         assert requeued.json()["status"] == "queued"
         assert requeued.json()["jobId"] != receipt["jobId"]
         done = wait_for_status(http, emu, receipt["publicId"], "processed")
-        assert done["processing"] == {"attempts": 2, "error": None}
+        assert done["processing"] == {"status": "processed", "attempts": 2, "error": None}
         assert done["jobId"] == requeued.json()["jobId"]
 
 

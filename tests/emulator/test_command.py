@@ -109,3 +109,71 @@ def test_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
     assert second.returncode == 1
     assert second.stderr.strip().count("\n") == 0
     assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--readyz-extra-check", "cache"],
+        ["--readyz-extra-check", "=degraded"],
+        ["--readyz-extra-check", "database=down"],
+        ["--delete-status", "202"],
+        ["--list-order", "alphabetical"],
+        ["--max-inflight", "-1"],
+        ["--idempotency", "sometimes"],
+        ["--receipt-workspace", ""],
+    ],
+)
+def test_bad_variant_flags_are_usage_errors(args: list[str]) -> None:
+    result = CliRunner().invoke(emulator_command, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+def test_variant_flags_reach_the_running_server(tmp_path: Path) -> None:
+    process, port = _launch(
+        tmp_path,
+        "--inspect",
+        "--idempotency",
+        "ignore",
+        "--dedupe",
+        "off",
+        "--receipt-without-job-id",
+        "--receipt-workspace",
+        "elsewhere",
+        "--echo-key-in",
+        "message",
+        "--delete-status",
+        "200",
+        "--readyz-extra-check",
+        "cache=degraded",
+        "--list-order",
+        "newest",
+        "--list-hides-external-id",
+        "--max-inflight",
+        "5",
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        with requests.Session() as http:
+            http.headers["Authorization"] = "Bearer zsync-dev-key"
+            ready = http.get(f"{api}/readyz", timeout=5).json()
+            body = {"text": "t", "signalType": "transcript", "externalId": "x"}
+            url = f"{api}/external/v1/signals"
+            receipts = [
+                http.post(url, json=body, headers={"Idempotency-Key": "k"}, timeout=5).json()
+                for _ in range(2)
+            ]
+            listed = http.get(url, timeout=5).json()
+            deleted = http.delete(f"{url}/{receipts[0]['publicId']}", timeout=5)
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    assert ready["checks"]["cache"] == "degraded"
+    assert [r["publicId"] for r in receipts] == ["SIGNAL-1", "SIGNAL-2"]
+    assert "jobId" not in receipts[0]
+    assert receipts[0]["workspaceId"] == "elsewhere"
+    assert receipts[0]["message"] == "zsync-dev-key"
+    assert [s["publicId"] for s in listed] == ["SIGNAL-2", "SIGNAL-1"]
+    assert "externalId" not in listed[0]
+    assert deleted.status_code == 200

@@ -118,3 +118,21 @@ def test_a_deleted_identity_can_be_created_again(
     assert again.status_code == 201
     assert again.json()["publicId"] != public_id
     assert emu.truth()["creates_by_external_id"] == {"ext-1": 2}
+
+
+def test_truth_counts_creates_and_live_signals_per_identity(http: requests.Session) -> None:
+    with running_emulator(dedupe="off") as emu:
+        post(http, emu, {**BODY, "sourceKey": "crm.v1"})
+        doomed = post(http, emu, {**BODY, "sourceKey": "crm.v1"}).json()["publicId"]
+        post(http, emu, {**BODY, "sourceKey": "helpdesk.v1"})
+        post(http, emu, {**BODY, "externalId": "ext-2"})
+        post(http, emu, {"text": "no id", "signalType": "transcript"})
+        http.delete(f"{emu.url}/external/v1/signals/{doomed}")
+        truth = requests.get(f"{emu.root}/__emulator/state", timeout=5).json()
+    assert truth["creates_by_external_id"] == {"ext-1": 3, "ext-2": 1}
+    assert truth["live_by_external_id"] == {"ext-1": 2, "ext-2": 1}
+    assert truth["by_identity"] == [
+        {"sourceKey": "crm.v1", "externalId": "ext-1", "creates": 2, "live": 1},
+        {"sourceKey": "helpdesk.v1", "externalId": "ext-1", "creates": 1, "live": 1},
+        {"sourceKey": None, "externalId": "ext-2", "creates": 1, "live": 1},
+    ]

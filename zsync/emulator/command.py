@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from zsync.config import DEV_API_KEY, is_loopback
-from zsync.emulator.config import ALL_SCOPES, DEDUPE_MODES, DUPLICATE_ANSWERS, EmulatorConfig
+from zsync.emulator.config import (
+    ALL_SCOPES,
+    CONFLICT_BODIES,
+    DEDUPE_MODES,
+    DUPLICATE_ANSWERS,
+    FAILURE_REASON_PLACES,
+    IDEMPOTENCY_MODES,
+    LIST_FAULTS,
+    LIST_ORDERS,
+    RETRY_AFTER_FORMATS,
+    EmulatorConfig,
+)
 from zsync.emulator.server import serve_forever
 from zsync.errors import ExitCode
 
@@ -18,6 +30,18 @@ _NON_NEGATIVE = click.FloatRange(min=0.0)
 def _fail(message: str, code: ExitCode) -> None:
     click.echo(f"zsync emulator: {message}", err=True)
     raise SystemExit(int(code))
+
+
+def _check_pairs(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for value in values:
+        name, sep, state = value.partition("=")
+        if not sep or not name.strip() or not state.strip():
+            raise click.BadParameter(f"{value!r} is not NAME=VALUE", ctx, param)
+        pairs.append((name.strip(), state.strip()))
+    return tuple(pairs)
 
 
 @click.command(name="emulator")
@@ -70,7 +94,89 @@ def _fail(message: str, code: ExitCode) -> None:
     type=click.Choice(DUPLICATE_ANSWERS),
     default="replay",
     show_default=True,
-    help="Answer to a repeated identity: 200, 201 (both with the existing receipt) or 409.",
+    help="Answer to a repeated identity: 200, 201 (both with the existing receipt), 409, "
+    "or 200 when the body is identical and 409 when it differs.",
+)
+@click.option(
+    "--conflict-body",
+    type=click.Choice(CONFLICT_BODIES),
+    default="named",
+    show_default=True,
+    help="Whether a duplicate's 409 names the existing signal (error.publicId).",
+)
+@click.option(
+    "--idempotency",
+    type=click.Choice(IDEMPOTENCY_MODES),
+    default="honour",
+    show_default=True,
+    help="ignore: Idempotency-Key is disregarded, so a resend is a new create.",
+)
+@click.option(
+    "--idempotency-ttl-seconds",
+    type=_NON_NEGATIVE,
+    default=0.0,
+    show_default=True,
+    help="How long an Idempotency-Key is remembered (0 = for ever).",
+)
+@click.option(
+    "--list-order",
+    type=click.Choice(LIST_ORDERS),
+    default="created",
+    show_default=True,
+    help="List order: oldest first, newest first, a fixed random order, or reshuffled per read.",
+)
+@click.option(
+    "--list-hides-external-id", is_flag=True, help="List items lack externalId (GET keeps it)."
+)
+@click.option(
+    "--list-fault",
+    type=click.Choice(LIST_FAULTS),
+    default="none",
+    show_default=True,
+    help="Bad list answers: an object body, no total headers, a total that drops on every "
+    "read, or items that are not objects / lack publicId.",
+)
+@click.option(
+    "--failure-reason",
+    default="transcript too short",
+    show_default=True,
+    help="Why a failed signal failed.",
+)
+@click.option(
+    "--failure-reason-at",
+    type=click.Choice(FAILURE_REASON_PLACES),
+    default="processing.error",
+    show_default=True,
+    help="Where a failed signal carries the reason (none = nowhere).",
+)
+@click.option("--receipt-without-job-id", is_flag=True, help="Create receipts carry no jobId.")
+@click.option(
+    "--receipt-workspace",
+    default=None,
+    metavar="ID",
+    help="Receipts name this workspaceId instead of the auth context's.",
+)
+@click.option(
+    "--delete-status",
+    type=click.Choice(["200", "204"]),
+    default="204",
+    show_default=True,
+    help="DELETE answers 204 (no body) or 200 with {publicId, deleted}.",
+)
+@click.option(
+    "--readyz-extra-check",
+    "readyz_extra_checks",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=_check_pairs,
+    help="Another readyz check (repeatable), e.g. cache=degraded; database and "
+    "workspaceQueue are reported as usual.",
+)
+@click.option(
+    "--echo-key-in",
+    default=None,
+    metavar="FIELD",
+    help="Hostile server: the receipt's FIELD (e.g. jobId) carries the presented API key.",
 )
 @click.option(
     "--latency-ms",
@@ -87,11 +193,32 @@ def _fail(message: str, code: ExitCode) -> None:
     help="Time a create holds its Idempotency-Key before answering.",
 )
 @click.option(
+    "--inflight-cost-ms",
+    type=_NON_NEGATIVE,
+    default=0.0,
+    show_default=True,
+    help="Queueing server: delay per other request in flight when a request arrives.",
+)
+@click.option(
+    "--max-inflight",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Answer 503 to a request arriving while this many are in flight (0 = unlimited).",
+)
+@click.option(
     "--rate-limit",
     type=_NON_NEGATIVE,
     default=0.0,
     show_default=True,
     help="Requests/s per key (0 = unlimited); beyond it 429 with Retry-After.",
+)
+@click.option(
+    "--retry-after",
+    type=click.Choice(RETRY_AFTER_FORMATS),
+    default="seconds",
+    show_default=True,
+    help="How a 429 gives Retry-After: delta seconds, an HTTP date, or not at all.",
 )
 @click.option(
     "--error-rate",
@@ -135,32 +262,20 @@ def _fail(message: str, code: ExitCode) -> None:
 @click.option("--verbose", "-v", is_flag=True, help="Log one line per request to stderr.")
 def emulator_command(
     host: str,
-    port: int,
     allow_remote: bool,
     api_key: str,
     scopes: str,
-    process_seconds: float,
-    fail_rate: float,
-    dedupe: str,
-    duplicate_answer: str,
-    latency_ms: float,
-    handle_ms: float,
-    rate_limit: float,
-    error_rate: float,
-    reset_rate: float,
-    drop_after_commit_rate: float,
-    warmup_seconds: float,
-    not_ready: bool,
-    seed: int | None,
-    inspect: bool,
+    delete_status: str,
     port_file: Path | None,
     verbose: bool,
+    **settings: Any,
 ) -> None:
     """Serve a local Zentrik Signals API for demos, tests and rehearsals.
 
     It follows the documented API under /api (readyz, auth/context, signals create, get,
     list, PATCH, DELETE and /process), processes signals on a clock, honours
-    Idempotency-Key, and injects faults on request. State lives in memory only.
+    Idempotency-Key, and injects faults on request. Where the API contract is silent, flags
+    pick the variant (see docs/emulator.md). State lives in memory only.
 
     Example:
 
@@ -176,23 +291,10 @@ def emulator_command(
     try:
         config = EmulatorConfig(
             host=host,
-            port=port,
             api_key=api_key.strip(),
             scopes=tuple(s.strip() for s in scopes.split(",") if s.strip()),
-            process_seconds=process_seconds,
-            fail_rate=fail_rate,
-            dedupe=dedupe,
-            duplicate_answer=duplicate_answer,
-            latency_ms=latency_ms,
-            handle_ms=handle_ms,
-            rate_limit=rate_limit,
-            error_rate=error_rate,
-            reset_rate=reset_rate,
-            drop_after_commit_rate=drop_after_commit_rate,
-            warmup_seconds=warmup_seconds,
-            not_ready=not_ready,
-            seed=seed,
-            inspect=inspect,
+            delete_status=int(delete_status),
+            **settings,
         )
     except ValueError as exc:
         _fail(str(exc), ExitCode.USAGE)
@@ -209,4 +311,6 @@ def emulator_command(
             access_log=access_log if verbose else None,
         )
     except OSError as exc:
-        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", ExitCode.ITEMS_FAILED)
+        _fail(
+            f"cannot listen on {host}:{config.port}: {exc.strerror or exc}", ExitCode.ITEMS_FAILED
+        )

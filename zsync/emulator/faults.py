@@ -62,3 +62,30 @@ class FaultInjector:
         with self._lock:
             self._rng = random.Random(self._config.seed)
             self._buckets.clear()
+
+
+class InflightGauge:
+    """API requests being answered right now: what a queueing server's latency and its
+    overload refusals depend on. Always counted, so the live settings can be turned on mid-run."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def enter(self, limit: int) -> int | None:
+        """Admit a request: how many others are in flight, or None when ``limit`` (> 0) are."""
+        with self._lock:
+            others = self._count
+            if 0 < limit <= others:
+                return None
+            self._count += 1
+            return others
+
+    def leave(self) -> None:
+        with self._lock:
+            self._count -= 1
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return self._count

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import math
 import socket
 import struct
 import sys
@@ -11,13 +12,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from typing import Any, cast
 from urllib.parse import parse_qs
 
 from zsync.emulator.config import EmulatorConfig
-from zsync.emulator.faults import FaultInjector
+from zsync.emulator.faults import FaultInjector, InflightGauge
+from zsync.emulator.listing import list_answer
 from zsync.emulator.routes import DEFAULT_LIMIT, MAX_LIMIT, WARMUP_PAGE, int_param, match
 from zsync.emulator.state import Answer, EmulatorState, encode
 from zsync.emulator.validation import ApiFailure
@@ -33,6 +36,7 @@ class App:
     state: EmulatorState
     faults: FaultInjector
     started: float = field(default_factory=time.monotonic)
+    inflight: InflightGauge = field(default_factory=InflightGauge)
     access_log: Callable[[str], None] | None = None
 
     def warming_up(self) -> bool:
@@ -240,6 +244,27 @@ class Handler(BaseHTTPRequestHandler):
         query: str,
     ) -> int:
         app = self.app
+        others = app.inflight.enter(app.config.max_inflight)
+        if others is None:
+            app.state.count_fault("overloaded_503")
+            return self._send_failure(
+                ApiFailure(503, "overloaded", "too many requests in flight; try again later")
+            )
+        try:
+            return self._admitted(template, methods, params, raw, query, others)
+        finally:
+            app.inflight.leave()
+
+    def _admitted(
+        self,
+        template: str | None,
+        methods: dict[str, tuple[str, str | None]],
+        params: tuple[str, ...],
+        raw: bytes,
+        query: str,
+        others: int,
+    ) -> int:
+        app = self.app
         config = app.config
         if app.faults.chance(config.reset_rate):
             app.state.count_fault("reset")
@@ -247,11 +272,15 @@ class Handler(BaseHTTPRequestHandler):
         if config.latency_ms > 0:
             app.state.count_fault("latency")
             time.sleep(config.latency_ms / 1000)
+        if config.inflight_cost_ms > 0 and others:
+            # A queueing server: each request already in flight slows this one down.
+            app.state.count_fault("inflight_delay")
+            time.sleep(config.inflight_cost_ms * others / 1000)
         retry_after = app.faults.take_token(self.headers.get("Authorization", ""))
         if retry_after is not None:
             app.state.count_fault("rate_limited_429")
             failure = ApiFailure(429, "rate_limited", "too many requests")
-            return self._send_json(429, failure.body(), {"Retry-After": str(retry_after)})
+            return self._send_json(429, failure.body(), _retry_after(config, retry_after))
         if app.faults.chance(config.error_rate):
             app.state.count_fault("error_503")
             failure = ApiFailure(503, "unavailable", "service temporarily unavailable")
@@ -289,6 +318,7 @@ class Handler(BaseHTTPRequestHandler):
     def _warming_up(self, template: str | None) -> int:
         if template == "/api/readyz":
             checks = {"database": "ok", "workspaceQueue": "starting"}
+            checks.update(self.app.config.readyz_extra_checks)
             return self._send_json(503, {"checks": checks})
         if self.command == "GET":
             return self._send(404, WARMUP_PAGE, content_type="text/html; charset=utf-8")
@@ -315,6 +345,7 @@ class Handler(BaseHTTPRequestHandler):
     def _readyz(self, params: tuple[str, ...], raw: bytes, query: str) -> Answer:
         ready = not self.app.config.not_ready
         checks = {"database": "ok", "workspaceQueue": "ok" if ready else "degraded"}
+        checks.update(self.app.config.readyz_extra_checks)
         return Answer(200 if ready else 503, encode({"checks": checks}))
 
     def _auth_context(self, params: tuple[str, ...], raw: bytes, query: str) -> Answer:
@@ -338,9 +369,8 @@ class Handler(BaseHTTPRequestHandler):
         values = parse_qs(query, keep_blank_values=True)
         limit = min(int_param(values, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
         offset = int_param(values, "offset", 0, minimum=0)
-        page, total = self.app.state.list(limit, offset)
-        headers = {"X-Total-Count": str(total), "X-Limit": str(limit), "X-Offset": str(offset)}
-        return Answer(200, encode(page), headers)
+        page, total = self.app.state.list_page(limit, offset)
+        return list_answer(page, total, limit, offset, self.app.config)
 
     def _get(self, params: tuple[str, ...], raw: bytes, query: str) -> Answer:
         return Answer(200, encode(self.app.state.get(params[0])))
@@ -350,7 +380,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def _delete(self, params: tuple[str, ...], raw: bytes, query: str) -> Answer:
         self.app.state.delete(params[0])
+        if self.app.config.delete_status == 200:
+            return Answer(200, encode({"publicId": params[0], "deleted": True}))
         return Answer(204, b"")
 
     def _process(self, params: tuple[str, ...], raw: bytes, query: str) -> Answer:
         return Answer(202, encode(self.app.state.process(params[0])))
+
+
+def _retry_after(config: EmulatorConfig, seconds: int) -> dict[str, str]:
+    if config.retry_after == "absent":
+        return {}
+    if config.retry_after == "http-date":
+        # Whole seconds, rounded up, so the date never asks for less wait than ``seconds``.
+        return {"Retry-After": formatdate(math.ceil(time.time()) + seconds, usegmt=True)}
+    return {"Retry-After": str(seconds)}

@@ -60,6 +60,11 @@ class RunningEmulator:
     def port(self) -> int:
         return int(self._server.server_address[1])
 
+    @property
+    def inflight(self) -> int:
+        """API requests being answered right now."""
+        return self._app.inflight.count
+
     def _start(self) -> None:
         self._thread.start()
 

@@ -5,32 +5,33 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from zsync.emulator.config import EmulatorConfig
 from zsync.emulator.faults import FaultInjector
+from zsync.emulator.signals import Signal, content_digest
 from zsync.emulator.validation import ApiFailure, check_create, check_patch, parse_object
 
-FAULT_NAMES = ("reset", "dropped_after_commit", "error_503", "rate_limited_429", "latency")
-QUEUED_SHARE = 0.2
-FAILURE_MESSAGE = "processing failed (injected by the emulator's fail_rate)"
+FAULT_NAMES = (
+    "reset",
+    "dropped_after_commit",
+    "error_503",
+    "rate_limited_429",
+    "latency",
+    "overloaded_503",
+    "inflight_delay",
+)
 
 
 def encode(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def _iso(wall: float) -> str:
-    return (
-        datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
 
 
 @dataclass
@@ -43,71 +44,9 @@ class Answer:
 
 
 @dataclass
-class _Signal:
-    public_id: str
-    job_id: str
-    fields: dict[str, Any]
-    created_wall: float
-    changed_wall: float
-    t0: float
-    t0_wall: float
-    duration: float
-    will_fail: bool
-    attempts: int = 1
-
-    def status(self, now: float) -> str:
-        elapsed = now - self.t0
-        if elapsed >= self.duration:
-            return "failed" if self.will_fail else "processed"
-        return "queued" if elapsed < self.duration * QUEUED_SHARE else "processing"
-
-    def to_json(self, now: float, workspace_id: str) -> dict[str, Any]:
-        status = self.status(now)
-        updated = self.changed_wall
-        elapsed = now - self.t0
-        # The clock moves the status without a write, so updatedAt follows the last transition.
-        for share in (QUEUED_SHARE, 1.0):
-            if elapsed >= self.duration * share:
-                updated = max(updated, self.t0_wall + self.duration * share)
-        out: dict[str, Any] = {
-            "publicId": self.public_id,
-            "jobId": self.job_id,
-            "workspaceId": workspace_id,
-            "status": status,
-            "externalId": self.fields.get("externalId"),
-            "name": self.fields.get("name"),
-            "signalType": self._signal_type(),
-            "createdAt": _iso(self.created_wall),
-            "updatedAt": _iso(updated),
-            "processing": {
-                "attempts": self.attempts,
-                "error": FAILURE_MESSAGE if status == "failed" else None,
-            },
-        }
-        for name, value in self.fields.items():
-            out.setdefault(name, value)
-        return out
-
-    def _signal_type(self) -> Any:
-        # raw_signal bodies carry their type inside the source descriptor (see the template).
-        if "signalType" in self.fields:
-            return self.fields["signalType"]
-        source = self.fields.get("source")
-        external = source.get("external_data") if isinstance(source, dict) else None
-        return external.get("signalType") if isinstance(external, dict) else None
-
-    def receipt(self, now: float, workspace_id: str) -> dict[str, Any]:
-        return {
-            "publicId": self.public_id,
-            "jobId": self.job_id,
-            "workspaceId": workspace_id,
-            "status": self.status(now),
-        }
-
-
-@dataclass
 class _IdempotencyRecord:
     body_hash: str
+    at: float  # when the answer was stored (or the key reserved), for the key's lifetime
     answer: Answer | None = None  # None while the first request with the key is in flight
 
 
@@ -131,14 +70,18 @@ class EmulatorState:
         self._clear()
 
     def _clear(self) -> None:
-        self._signals: dict[str, _Signal] = {}
+        self._signals: dict[str, Signal] = {}
         self._by_identity: dict[str, str] = {}
         self._idempotency: dict[str, _IdempotencyRecord] = {}
         self._next_number = 1
         self._creates: Counter[str] = Counter()
+        self._creates_by_identity: Counter[str] = Counter()
         self._deleted = 0
         self._requests: Counter[str] = Counter()
         self._fault_counts: Counter[str] = Counter()
+        self._list_reads = 0
+        # List order draws come from their own generator, so they never shift fault draws.
+        self._order_rng = random.Random(self.config.seed)
 
     def reset(self) -> None:
         with self.lock:
@@ -157,12 +100,11 @@ class EmulatorState:
     # -- signals --------------------------------------------------------------------------
 
     def _identity(self, fields: dict[str, Any]) -> str | None:
-        external_id = fields.get("externalId")
-        if self.config.dedupe != "on" or external_id is None:
+        if self.config.dedupe != "on":
             return None
-        return json.dumps([fields.get("sourceKey"), external_id], sort_keys=True)
+        return _identity_key(fields)
 
-    def _requeue(self, signal: _Signal) -> None:
+    def _requeue(self, signal: Signal) -> None:
         signal.job_id = f"job-{uuid.uuid4().hex}"
         signal.t0 = self._clock()
         signal.t0_wall = self._wall()
@@ -170,28 +112,12 @@ class EmulatorState:
         signal.will_fail = self._faults.chance(self.config.fail_rate)
 
     def create(self, raw: bytes, idempotency_key: str | None, handle_seconds: float) -> Answer:
-        body_hash = hashlib.sha256(raw).hexdigest()
+        if self.config.idempotency == "ignore":
+            idempotency_key = None
         if idempotency_key is not None:
-            with self.lock:
-                record = self._idempotency.get(idempotency_key)
-                if record is None:
-                    self._idempotency[idempotency_key] = _IdempotencyRecord(body_hash)
-                elif record.answer is None:
-                    raise ApiFailure(
-                        409,
-                        "request_in_progress",
-                        "a request with this Idempotency-Key is still being handled",
-                    )
-                elif record.body_hash != body_hash:
-                    raise ApiFailure(
-                        409,
-                        "idempotency_conflict",
-                        "this Idempotency-Key was used with a different request body",
-                    )
-                else:
-                    replayed = record.answer
-                    headers = {**replayed.headers, "Idempotent-Replayed": "true"}
-                    return Answer(replayed.status, replayed.body, headers)
+            replayed = self._reserve_key(idempotency_key, hashlib.sha256(raw).hexdigest())
+            if replayed is not None:
+                return replayed
         try:
             if handle_seconds > 0:
                 time.sleep(handle_seconds)
@@ -205,8 +131,43 @@ class EmulatorState:
             raise
         if idempotency_key is not None:
             with self.lock:
-                self._idempotency[idempotency_key].answer = answer
+                record = self._idempotency[idempotency_key]
+                record.answer = answer
+                record.at = self._clock()
         return answer
+
+    def _reserve_key(self, key: str, body_hash: str) -> Answer | None:
+        """The stored answer to replay, or None once the key is reserved for this request."""
+        with self.lock:
+            now = self._clock()
+            record = self._idempotency.get(key)
+            ttl = self.config.idempotency_ttl_seconds
+            kept = ttl <= 0 or record is None or record.answer is None or now - record.at <= ttl
+            if not kept:
+                record = None  # forgotten: this request starts afresh
+            if record is None:
+                self._idempotency[key] = _IdempotencyRecord(body_hash, now)
+                return None
+            if record.answer is None:
+                raise ApiFailure(
+                    409,
+                    "request_in_progress",
+                    "a request with this Idempotency-Key is still being handled",
+                )
+            if record.body_hash != body_hash:
+                raise ApiFailure(
+                    409,
+                    "idempotency_conflict",
+                    "this Idempotency-Key was used with a different request body",
+                )
+            replayed = record.answer
+            headers = {**replayed.headers, "Idempotent-Replayed": "true"}
+            return Answer(replayed.status, replayed.body, headers)
+
+    def _duplicate(self, message: str, existing_id: str) -> ApiFailure:
+        named = self.config.conflict_body == "named"
+        extra = {"publicId": existing_id} if named else None
+        return ApiFailure(409, "duplicate_external_id", message, extra=extra)
 
     def _create_unkeyed(self, raw: bytes) -> Answer:
         fields = parse_object(raw)
@@ -218,34 +179,40 @@ class EmulatorState:
                 "this record is refused by a workspace rule",
                 field="externalId",
             )
-        identity = self._identity(fields)
-        workspace = self.config.workspace_id
+        config = self.config
+        key = _identity_key(fields)
+        identity = key if config.dedupe == "on" else None
+        # Only one answer compares content; the others skip the canonical re-encode.
+        digest = content_digest(fields) if config.duplicate_answer == "conflict-if-changed" else ""
         with self.lock:
             now = self._clock()
             existing_id = self._by_identity.get(identity) if identity is not None else None
             if existing_id is not None:
                 existing = self._signals[existing_id]
-                answer = self.config.duplicate_answer
-                if answer == "conflict":
-                    raise ApiFailure(
-                        409,
-                        "duplicate_external_id",
+                answer = config.duplicate_answer
+                if answer == "conflict" or (
+                    answer == "conflict-if-changed" and digest != existing.digest
+                ):
+                    raise self._duplicate(
                         "a signal with this sourceKey and externalId already exists",
-                        extra={"publicId": existing_id},
+                        existing_id,
                     )
-                status = 200 if answer == "replay" else 201
-                return Answer(status, encode(existing.receipt(now, workspace)))
+                status = 201 if answer == "created" else 200
+                return Answer(status, encode(existing.receipt(now, config)))
             public_id = f"SIGNAL-{self._next_number}"
             self._next_number += 1
             wall = self._wall()
-            signal = _Signal(public_id, "", fields, wall, wall, now, wall, 0.0, False)
+            signal = Signal(public_id, "", fields, wall, wall, now, wall, 0.0, False)
+            signal.digest = digest
+            signal.sort_key = self._order_rng.random()
             self._requeue(signal)
             self._signals[public_id] = signal
             if identity is not None:
                 self._by_identity[identity] = public_id
-            if fields.get("externalId") is not None:
+            if key is not None:
                 self._creates[str(fields["externalId"])] += 1
-            receipt = signal.receipt(now, workspace)
+                self._creates_by_identity[key] += 1
+            receipt = signal.receipt(now, config)
             receipt["status"] = "queued"
             return Answer(201, encode(receipt), created=True)
 
@@ -254,14 +221,52 @@ class EmulatorState:
             signal = self._signals.get(public_id)
             if signal is None:
                 raise _not_found(public_id)
-            return signal.to_json(self._clock(), self.config.workspace_id)
+            return signal.to_json(self._clock(), self.config)
 
-    def list(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    def list_page(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        """One page in the configured order, and the total the server claims."""
         with self.lock:
             now = self._clock()
-            live = list(self._signals.values())
-            page = live[offset : offset + limit]
-            return [s.to_json(now, self.config.workspace_id) for s in page], len(live)
+            ordered = self._ordered()
+            total = len(ordered)
+            if self.config.list_fault == "shrink":
+                # Each read claims one signal fewer than the last, and pages agree with it.
+                total = max(0, total - self._list_reads)
+                self._list_reads += 1
+            page = ordered[offset : min(offset + limit, total)]
+            return [s.to_json(now, self.config) for s in page], total
+
+    def _by_identity_truth(self) -> list[dict[str, Any]]:
+        """Creates ever made and signals alive per (sourceKey, externalId): exactly-once is
+        ``creates == 1`` for every identity a client sent."""
+        live: Counter[str] = Counter()
+        for signal in self._signals.values():
+            key = _identity_key(signal.fields)
+            if key is not None:
+                live[key] += 1
+        rows = []
+        for key in dict.fromkeys([*self._creates_by_identity, *live]):
+            source_key, external_id = json.loads(key)
+            rows.append(
+                {
+                    "sourceKey": source_key,
+                    "externalId": external_id,
+                    "creates": self._creates_by_identity.get(key, 0),
+                    "live": live.get(key, 0),
+                }
+            )
+        return rows
+
+    def _ordered(self) -> list[Signal]:
+        signals = list(self._signals.values())  # creation order: dicts keep insertion order
+        order = self.config.list_order
+        if order == "newest":
+            signals.reverse()
+        elif order == "random":
+            signals.sort(key=lambda s: s.sort_key)
+        elif order == "unstable":
+            self._order_rng.shuffle(signals)
+        return signals
 
     def patch(self, public_id: str, raw: bytes) -> dict[str, Any]:
         changes = parse_object(raw)
@@ -275,11 +280,8 @@ class EmulatorState:
             if new_identity != old_identity:
                 holder = self._by_identity.get(new_identity) if new_identity else None
                 if holder is not None and holder != public_id:
-                    raise ApiFailure(
-                        409,
-                        "duplicate_external_id",
-                        "another signal already has this sourceKey and externalId",
-                        extra={"publicId": holder},
+                    raise self._duplicate(
+                        "another signal already has this sourceKey and externalId", holder
                     )
                 if old_identity is not None:
                     self._by_identity.pop(old_identity, None)
@@ -287,7 +289,7 @@ class EmulatorState:
                     self._by_identity[new_identity] = public_id
             signal.fields.update(changes)
             signal.changed_wall = self._wall()
-            return signal.to_json(self._clock(), self.config.workspace_id)
+            return signal.to_json(self._clock(), self.config)
 
     def delete(self, public_id: str) -> None:
         with self.lock:
@@ -314,17 +316,27 @@ class EmulatorState:
     def truth(self) -> dict[str, Any]:
         with self.lock:
             now = self._clock()
-            signals = [s.to_json(now, self.config.workspace_id) for s in self._signals.values()]
+            signals = [s.to_json(now, self.config) for s in self._signals.values()]
             live: Counter[str] = Counter(
                 str(s["externalId"]) for s in signals if s["externalId"] is not None
             )
+            by_identity = self._by_identity_truth()
             faults = {name: self._fault_counts.get(name, 0) for name in FAULT_NAMES}
             return {
                 "signals": signals,
                 "creates_by_external_id": dict(self._creates),
                 "live_by_external_id": dict(live),
+                "by_identity": by_identity,
                 "deleted": self._deleted,
                 "idempotency_keys": len(self._idempotency),
                 "requests": dict(self._requests),
                 "faults": faults,
             }
+
+
+def _identity_key(fields: dict[str, Any]) -> str | None:
+    """(sourceKey, externalId) as one hashable string; None for a signal without externalId."""
+    external_id = fields.get("externalId")
+    if external_id is None:
+        return None
+    return json.dumps([fields.get("sourceKey"), external_id], sort_keys=True)

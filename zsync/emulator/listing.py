@@ -1,0 +1,40 @@
+"""How the list endpoint answers: the documented shape (a bare array, totals in headers) or one
+of the variants and faults a client must survive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zsync.emulator.config import EmulatorConfig
+from zsync.emulator.state import Answer, encode
+
+# With list_fault "garbage-items", items at these positions (counted across pages, modulo
+# GARBAGE_EVERY) are broken: one is a bare string, one an object without publicId.
+GARBAGE_EVERY = 4
+_NOT_AN_OBJECT = 1
+_NO_PUBLIC_ID = 3
+
+
+def list_answer(
+    page: list[dict[str, Any]], total: int, limit: int, offset: int, config: EmulatorConfig
+) -> Answer:
+    items: list[Any] = page
+    if config.list_hides_external_id:
+        items = [{k: v for k, v in item.items() if k != "externalId"} for item in items]
+    fault = config.list_fault
+    if fault == "garbage-items":
+        items = [_garbage(item, offset + n) for n, item in enumerate(items)]
+    headers = {"X-Total-Count": str(total), "X-Limit": str(limit), "X-Offset": str(offset)}
+    if fault == "no-headers":
+        headers = {}
+    body: object = {"data": items} if fault == "not-array" else items
+    return Answer(200, encode(body), headers)
+
+
+def _garbage(item: dict[str, Any], position: int) -> Any:
+    slot = position % GARBAGE_EVERY
+    if slot == _NOT_AN_OBJECT:
+        return item["publicId"]
+    if slot == _NO_PUBLIC_ID:
+        return {k: v for k, v in item.items() if k != "publicId"}
+    return item
