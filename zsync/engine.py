@@ -360,7 +360,13 @@ class Engine:
                 if not inflight and (stopping or idle):
                     break
                 timeout = self._wait_timeout(now)
-                done, _ = wait(list(inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+                if not inflight:
+                    # wait() on no futures returns at once: with only polls ahead, that was
+                    # a busy loop burning a core until the next one was due.
+                    self.stop.wait(timeout)
+                    done = set()
+                else:
+                    done, _ = wait(list(inflight), timeout=timeout, return_when=FIRST_COMPLETED)
                 for fut in done:
                     job = inflight.pop(fut)
                     try:
