@@ -41,8 +41,12 @@ _ATTENTION = frozenset(
         "prune-refused",
         "warning",
         "api-down",
+        "notice",
     }
 )
+
+
+_LEVELS = {"changed": "warning", "warning": "warning", "notice": "info"}
 
 
 class Console:
@@ -93,10 +97,8 @@ class Console:
             return
         with self.lock:
             if event.kind in _ATTENTION:
-                if state.quiet:
-                    return
                 if state.log_format == "json":
-                    level = "warning" if event.kind in ("changed", "warning") else "error"
+                    level = _LEVELS.get(event.kind, "error")
                     self._log(event, level)
                     return
                 if self.shown >= _MAX_ITEM_LINES and state.verbose == 0:

@@ -27,79 +27,99 @@ def _epoch(iso: str | None) -> float | None:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def render(result: RunResult, ledger: Ledger) -> str:
-    command = _label(result.command)
-    out: list[str] = []
+Sample = tuple[str, int | float]
 
-    def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
-        out.append(f"# HELP {name} {help_}")
-        out.append(f"# TYPE {name} {kind}")
-        out.extend(f"{name}{labels} {value:g}" for labels, value in samples)
 
-    metric(
-        "zsync_run_items",
-        "gauge",
-        "Items by outcome in the last run of each command.",
-        [
-            (f'{{command="{command}",outcome="{_label(k)}"}}', v)
-            for k, v in sorted(result.counts.items())
-        ],
-    )
-    metric(
-        "zsync_run_duration_seconds",
-        "gauge",
-        "Wall time of the last run.",
-        [(f'{{command="{command}"}}', round(result.duration, 3))],
-    )
-    metric(
-        "zsync_run_exit_code",
-        "gauge",
-        "Exit code of the last run.",
-        [(f'{{command="{command}"}}', int(result.exit_code))],
-    )
-    metric(
-        "zsync_run_requests",
-        "gauge",
-        "HTTP answers in the last run, by status.",
-        [
-            (f'{{command="{command}",status="{_label(k)}"}}', v)
-            for k, v in sorted(result.requests.items())
-        ],
-    )
-    metric(
-        "zsync_run_rate_limited",
-        "gauge",
-        "429 answers in the last run.",
-        [(f'{{command="{command}"}}', result.throttled)],
-    )
+def _number(value: int | float) -> str:
+    """Exact: integers as integers, other numbers at full precision (``%g`` kept only six
+    digits, so a timestamp was off by up to ±83 minutes and counts over a million rounded)."""
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
+
+def _metric(name: str, kind: str, help_: str, samples: list[Sample]) -> list[str]:
+    lines = [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
+    lines.extend(f"{name}{labels} {_number(value)}" for labels, value in samples)
+    return lines
+
+
+def _run_metrics(result: RunResult) -> list[str]:
+    command = f'command="{_label(result.command)}"'
+    return [
+        *_metric(
+            "zsync_run_items",
+            "gauge",
+            "Items by outcome in the last run of each command.",
+            [(f'{{{command},outcome="{_label(k)}"}}', v) for k, v in sorted(result.counts.items())],
+        ),
+        *_metric(
+            "zsync_run_duration_seconds",
+            "gauge",
+            "Wall time of the last run.",
+            [(f"{{{command}}}", result.duration)],
+        ),
+        *_metric(
+            "zsync_run_exit_code",
+            "gauge",
+            "Exit code of the last run.",
+            [(f"{{{command}}}", int(result.exit_code))],
+        ),
+        *_metric(
+            "zsync_run_requests",
+            "gauge",
+            "HTTP answers in the last run, by status.",
+            [
+                (f'{{{command},status="{_label(k)}"}}', v)
+                for k, v in sorted(result.requests.items())
+            ],
+        ),
+        *_metric(
+            "zsync_run_rate_limited",
+            "gauge",
+            "429 answers in the last run.",
+            [(f"{{{command}}}", result.throttled)],
+        ),
+    ]
+
+
+def _ledger_metrics(ledger: Ledger) -> list[str]:
     counts = ledger.counts_by_status()
-    metric(
-        "zsync_ledger_items",
-        "gauge",
-        "Items in the ledger by status.",
-        [(f'{{status="{_label(k)}"}}', v) for k, v in sorted(counts.items())],
-    )
-    metric(
-        "zsync_items_pending",
-        "gauge",
-        "Items not yet settled (pending, submitted, error, conflict).",
-        [("", sum(counts.get(s, 0) for s in UNFINISHED))],
-    )
+    lines = [
+        *_metric(
+            "zsync_ledger_items",
+            "gauge",
+            "Items in the ledger by status.",
+            [(f'{{status="{_label(k)}"}}', v) for k, v in sorted(counts.items())],
+        ),
+        *_metric(
+            "zsync_items_pending",
+            "gauge",
+            "Items not yet settled (pending, submitted, error, conflict).",
+            [("", sum(counts.get(s, 0) for s in UNFINISHED))],
+        ),
+    ]
     last_ok = _epoch(ledger.last_success())
     if last_ok is not None:
-        metric(
+        lines += _metric(
             "zsync_last_success_timestamp_seconds",
             "gauge",
             "When a run last finished with exit 0.",
-            [("", round(last_ok, 3))],
+            [("", last_ok)],
         )
-    metric(
+    return lines
+
+
+def render(result: RunResult, ledger: Ledger) -> str:
+    """The Prometheus text format (node_exporter's textfile collector)."""
+    lines = _run_metrics(result) + _ledger_metrics(ledger)
+    lines += _metric(
         "zsync_last_run_timestamp_seconds",
         "gauge",
         "When this file was written.",
-        [("", round(time.time(), 3))],
+        [("", time.time())],
     )
-    return "\n".join(out) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def write(path: Path, text: str) -> None:

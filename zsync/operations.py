@@ -18,7 +18,7 @@ from zsync.config import Settings
 from zsync.engine import Engine
 from zsync.errors import ApiUnavailable, TransientError, ZsyncError
 from zsync.ledger import Ledger, ledger_errors
-from zsync.model import Emit, Job, RunOptions, RunResult, Status, ignore
+from zsync.model import Emit, Event, Job, RunOptions, RunResult, Status, ignore
 from zsync.plan import PlanOptions
 from zsync.retry import RetryPolicy
 
@@ -92,7 +92,10 @@ def _run(
     ctx.settings.require_key()
     path = ctx.settings.ledger_path
     with ledger_errors(path):
+        new = not path.exists()
         ledger = Ledger.open(path)
+        if new:  # a cron job in the wrong directory would otherwise start over unnoticed
+            ctx.emit(Event("notice", message=f"created a new ledger at {path.resolve()}"))
         try:
             ledger.acquire_lease(command)
             run_id = result.run_id = ledger.start_run(command, arguments)

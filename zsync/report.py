@@ -14,6 +14,8 @@ ORDER = (
     "requeued",
     "updated",
     "deleted",
+    "would-send",
+    "would-update",
     "would-delete",
     "processed",
     "unchanged",

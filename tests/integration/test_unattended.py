@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +63,87 @@ def test_waiting_for_processing_burns_no_cpu(tmp_path: Path) -> None:
     # Interpreter start-up and 80 requests cost well under a second; the rest is waiting.
     assert wall >= 4.0
     assert cpu < 0.25 * wall, f"{cpu:.2f}s of CPU in {wall:.2f}s of wall time"
+
+
+def test_metrics_are_exact_and_parse_as_prometheus_text(
+    emulator: Any, api_env: dict[str, str]
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.conftest import run_cli
+    from zsync.ledger import Ledger
+    from zsync.metrics import render
+    from zsync.model import RunResult
+
+    _write(Path("in.jsonl"), 3)
+    done = run_cli(["push", "-i", "in.jsonl", "--metrics-file", "z.prom"], env=api_env)
+    assert done.code == 0, done.err
+    families = {f.name: f for f in text_string_to_metric_families(Path("z.prom").read_text())}
+    [last_ok] = families["zsync_last_success_timestamp_seconds"].samples
+    ledger = Ledger.open_readonly(Path("zsync.db"))
+    finished = ledger.last_success()
+    assert finished is not None
+    expected = datetime.fromisoformat(finished.replace("Z", "+00:00")).timestamp()
+    # to the millisecond the ledger keeps, not to six significant digits (±83 minutes)
+    assert abs(last_ok.value - expected) < 0.001
+    big = RunResult("push")
+    big.counts["unchanged"] = 1_234_567
+    text = render(big, ledger)
+    ledger.close()
+    assert 'zsync_run_items{command="push",outcome="unchanged"} 1234567\n' in text
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    assert any(s.value == 1_234_567 for s in samples)
+
+
+def test_a_missing_input_is_a_usage_error_before_any_ledger_exists(
+    api_env: dict[str, str],
+) -> None:
+    from tests.conftest import run_cli
+
+    result = run_cli(["push", "-i", "nope.jsonl"], env=api_env)
+    assert result.code == 2
+    assert result.err.strip() == "zsync: error: --input nope.jsonl: no such file"
+    assert not Path("zsync.db").exists()
+    Path("locked.jsonl").write_text("{}\n")
+    Path("locked.jsonl").chmod(0)
+    if os.geteuid() != 0:  # root reads anything
+        result = run_cli(["push", "-i", "locked.jsonl"], env=api_env)
+        assert result.code == 2 and "permission denied" in result.err
+    result = run_cli(["push", "-i", "."], env=api_env)
+    assert result.code == 2 and "is a directory" in result.err
+    assert not Path("zsync.db").exists()
+
+
+def test_quiet_says_nothing_on_a_clean_run_and_still_names_problems(
+    emulator: Any, api_env: dict[str, str]
+) -> None:
+    from tests.conftest import run_cli
+
+    _write(Path("in.jsonl"), 3)
+    first = run_cli(["-q", "push", "-i", "in.jsonl", "--no-poll"], env=api_env)
+    assert first.code == 0 and first.out == "", first.out
+    assert "created a new ledger" in first.err  # the one-time notice, even when quiet
+    again = run_cli(["-q", "push", "-i", "in.jsonl", "--no-poll"], env=api_env)
+    assert (again.code, again.out, again.err) == (0, "", "")
+    with Path("in.jsonl").open("a") as f:
+        f.write('{"kind": "external_text", "externalId": "bad"}\n')
+    bad = run_cli(["-q", "push", "-i", "in.jsonl", "--no-poll"], env=api_env)
+    assert bad.code == 1
+    assert "in.jsonl:4: field 'text': missing" in bad.err
+    assert "1 invalid" in bad.out + bad.err
+
+
+def test_dry_run_counts_what_it_would_send_and_keeps_stdout_for_bodies(
+    api_env: dict[str, str],
+) -> None:
+    from tests.conftest import run_cli
+
+    _write(Path("in.jsonl"), 4)
+    text = run_cli(["push", "-i", "in.jsonl", "--dry-run"], env=api_env)
+    assert text.code == 0
+    assert "4 would-send" in text.err and "nothing to do" not in text.err
+    as_json = run_cli(["push", "-i", "in.jsonl", "--dry-run", "--json"], env=api_env)
+    bodies = [json.loads(line) for line in as_json.out.splitlines()]
+    assert [b["externalId"] for b in bodies] == [f"wait-{i}" for i in range(4)]
+    summary = json.loads(as_json.err.strip().splitlines()[-1])
+    assert summary["counts"]["would-send"] == 4

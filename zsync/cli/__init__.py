@@ -23,7 +23,9 @@ from zsync.errors import ExitCode, ZsyncError
 @click.version_option(__version__, prog_name="zsync")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("-v", "--verbose", count=True, help="Show each item's outcome.")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors and the summary.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Nothing on a clean run; problems and their summary only."
+)
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),

@@ -20,6 +20,7 @@ import click
 
 from zsync import config, operations, report
 from zsync.console import Console, State
+from zsync.errors import ExitCode
 from zsync.model import RunOptions, RunResult
 from zsync.read import FORMATS, InputSpec
 
@@ -215,15 +216,16 @@ def render_run(state: State, result: RunResult, as_json: bool, console: Console)
             click.echo(line, err=True)
     if result.fatal is not None:
         click.echo(f"zsync: error: {config.redact(str(result.fatal), state.secret)}", err=True)
-    if as_json:
+    code = result.exit_code
+    dry = result.run_id is None and result.command == "push"
+    if as_json and dry:
+        # stdout holds the bodies, one JSON line each: the summary goes to stderr, one line
+        click.echo(json.dumps(report.summary_json(result), sort_keys=True), err=True)
+    elif as_json:
         click.echo(json.dumps(report.summary_json(result), indent=2, sort_keys=True))
-    else:
-        click.echo(report.summary_text(result), err=result.command == "push" and _dry(result))
-    sys.exit(int(result.exit_code))
-
-
-def _dry(result: RunResult) -> bool:
-    return result.run_id is None
+    elif not state.quiet or code != ExitCode.OK:
+        click.echo(report.summary_text(result), err=dry)
+    sys.exit(int(code))
 
 
 def send(

@@ -77,10 +77,12 @@ def plan_one(
         assert row is not None and row.public_id is not None
         fields = _changed_fields(ledger, prepared)
         if options.dry_run:
+            result.counts["would-update"] += 1
             emit(Event("would-update", prepared.external_id, json.dumps(fields, sort_keys=True)))
             return None
         return UpdateJob(prepared.external_id, row.public_id, fields, intent_for(prepared))
     if options.dry_run:
+        result.counts["would-send"] += 1
         emit(Event("would-send", prepared.external_id, prepared.canonical.decode()))
         return None
     # A deliberate resend of changed content needs a key the server has not seen.

@@ -21,10 +21,11 @@ from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from zsync.errors import UsageError
+from zsync.errors import InputError, UsageError
 from zsync.model import Idle, Item, Problem, Record
 from zsync.read.command import SourceFailed, check_command, pipe_records, program_name, run_command
 from zsync.read.csvfile import read_csv
+from zsync.read.files import open_binary
 from zsync.read.jsonfile import read_records
 from zsync.read.singer import singer_messages, state_lines
 
@@ -108,6 +109,9 @@ def check(spec: InputSpec) -> None:
             raise UsageError("--delimiter is for CSV input (a .csv/.tsv file or --format csv)")
         if len(csv_delimiter(spec.delimiter) or "") != 1:
             raise UsageError("--delimiter must be one character (or 'tab')")
+    for path in spec.inputs:
+        if path != "-":
+            _check_readable(path)
 
 
 def read(
@@ -138,6 +142,14 @@ def read(
         else:
             items = read_records(path, "jsonl" if fmt == "singer" else spec.fmt, stdin=spec.stdin)
         yield from singer_messages(items, warn) if fmt == "singer" else items
+
+
+def _check_readable(path: str) -> None:
+    """A missing or unreadable input is a usage error, found before any ledger is opened."""
+    try:
+        open_binary(path).close()
+    except InputError as exc:
+        raise UsageError(f"--input {exc}") from None
 
 
 def _is_pipe(stream: BinaryIO | None) -> bool:
