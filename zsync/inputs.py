@@ -438,7 +438,9 @@ class Bookmark:
         with self.ledger.transaction():
             self.ledger.set_meta(self.key, text)
         self.saved = text
-        self.emit(Event("bookmark", None, f"saved after {state.origin}: {text}"))
+        # data["value"] is the value as the source sent it: a Singer target hands it on
+        message = f"saved after {state.origin}: {text}"
+        self.emit(Event("bookmark", None, message, {"value": state.value}))
         if self.options.state_file:
             try:
                 _write_state_file(self.options.state_file, text)
