@@ -154,6 +154,13 @@ def _checked(where: str, setting: Setting, value: Any) -> Any:
         if type(value) is not int:
             raise bad("a whole number")
     elif kind == "number":
+        if type(value) is str:
+            # Meltano has no kind for a fractional number that survives its JSON config
+            # file, so a setting without one, set from the environment, arrives as text.
+            try:
+                value = float(value)
+            except ValueError:
+                raise bad("a number") from None
         if type(value) not in (int, float) or not math.isfinite(value):
             raise bad("a number")
     elif type(value) is not str or not value.strip():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import sqlite3
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 
 from tests.conftest import TEST_KEY
 
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).with_name("target-zentrik")
 MAPPING = """\
 kind = "external_text"
@@ -133,7 +135,7 @@ def test_a_state_after_a_record_not_yet_recorded_is_held_back(emulator: Any) -> 
 
 
 def test_stdout_holds_only_state_lines_whatever_the_stream_holds(emulator: Any) -> None:
-    config = write_config(emulator, poll=True, poll_seconds=20)
+    config = write_config(emulator, poll=True, poll_seconds="20")  # text, as from Meltano
     stream = [
         {"type": "SCHEMA", "stream": "notes", "schema": {"type": "object"}, "key_properties": []},
         record(1),
@@ -162,6 +164,7 @@ def test_stdout_holds_only_state_lines_whatever_the_stream_holds(emulator: Any) 
         ({"poll": "yes"}, "setting 'poll' must be true or false"),
         ({"on_change": "merge"}, "setting 'on_change' must be one of update, skip, resend"),
         ({"rate": 0}, "setting 'rate' must be a number above 0"),
+        ({"poll_seconds": "soon"}, "setting 'poll_seconds' must be a number, not \"soon\""),
         ({"api_key": 12345}, "setting 'api_key' must be a non-empty string, not a secret value"),
     ],
 )
@@ -233,3 +236,16 @@ def test_exit_codes_are_zsyncs() -> None:
     assert "unreachable" in down.stderr and down.stdout == ""
     assert target(["--config", "nope.json"]).returncode == 2
     assert target(["--unknown-flag"]).returncode == 2
+
+
+def test_the_docs_and_the_example_project_list_every_setting() -> None:
+    from zsync.target import SETTINGS
+
+    names = [s.name for s in SETTINGS]
+    docs = (REPO / "docs" / "meltano.md").read_text()
+    table = re.findall(r"^\| `(\w+)` \|", docs, flags=re.MULTILINE)
+    assert table == names
+    project = (REPO / "examples" / "meltano" / "meltano.yml").read_text()
+    loader = project.split("loaders:", 1)[1]
+    assert re.findall(r"^    - name: (\w+)$", loader, flags=re.MULTILINE) == names
+    assert "sensitive: true" in loader.split("- name: api_key", 1)[1].split("- name:", 1)[0]
