@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint fmt demo bench chaos clean
+.PHONY: venv test lint fmt demo bench chaos meltano meltano-env clean
 
 venv: $(STAMP)
 
@@ -37,5 +37,26 @@ bench: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider tests/chaos
 
+# Real Meltano (PyPI) with the example project's plugins installed (tap-jsonl from PyPI,
+# target-zentrik from this checkout), cached in .cache/meltano and made again when the
+# example project or zsync's dependencies change. tests/meltano calls this target itself.
+MELTANO_VERSION := 4.4.1
+MELTANO_CACHE := .cache/meltano
+MELTANO_STAMP := $(MELTANO_CACHE)/.installed
+
+meltano-env: $(MELTANO_STAMP)
+
+$(MELTANO_STAMP): $(STAMP) examples/meltano/meltano.yml
+	rm -rf $(MELTANO_CACHE)
+	$(PY) -m venv $(MELTANO_CACHE)/venv
+	$(MELTANO_CACHE)/venv/bin/pip install --quiet 'meltano==$(MELTANO_VERSION)'
+	MELTANO_SYS_DIR_ROOT=$(abspath $(MELTANO_CACHE))/sys MELTANO_SEND_ANONYMOUS_USAGE_STATS=false \
+		$(MELTANO_CACHE)/venv/bin/meltano --cwd examples/meltano install
+	touch $@
+
+# meltano run tap-jsonl target-zentrik end to end against the emulator.
+meltano: $(MELTANO_STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/meltano
+
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .cache

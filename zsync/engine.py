@@ -364,7 +364,7 @@ class Engine:
                     # wait() on no futures returns at once: with only polls ahead, that was
                     # a busy loop burning a core until the next one was due.
                     self.stop.wait(timeout)
-                    done = set()
+                    done: set[Future[Outcome | None]] = set()
                 else:
                     done, _ = wait(list(inflight), timeout=timeout, return_when=FIRST_COMPLETED)
                 for fut in done:
