@@ -19,6 +19,7 @@ ORDER = (
     "would-delete",
     "processed",
     "unchanged",
+    "repeated",
     "submitted",
     "changed",
     "deferred",

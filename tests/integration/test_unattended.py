@@ -147,3 +147,27 @@ def test_dry_run_counts_what_it_would_send_and_keeps_stdout_for_bodies(
     assert [b["externalId"] for b in bodies] == [f"wait-{i}" for i in range(4)]
     summary = json.loads(as_json.err.strip().splitlines()[-1])
     assert summary["counts"]["would-send"] == 4
+
+
+def test_a_tap_that_resends_an_identical_record_is_not_an_error(
+    emulator: Any, api_env: dict[str, str]
+) -> None:
+    from tests.conftest import run_cli
+
+    record = {"kind": "external_text", "externalId": "t-1", "signalType": "s", "text": "hi"}
+    changed = {**record, "text": "changed"}
+    messages = [
+        {"type": "RECORD", "stream": "s", "record": record},
+        {"type": "STATE", "value": {"n": 1}},
+        {"type": "RECORD", "stream": "s", "record": record},  # at-least-once: sent again
+    ]
+    stdin = "".join(json.dumps(m) + "\n" for m in messages)
+    args = ["push", "-i", "-", "--format", "singer", "--no-poll"]
+    result = run_cli(args, env=api_env, stdin=stdin)
+    assert result.code == 0, result.err
+    assert "1 created" in result.out and "1 repeated" in result.out
+    assert emulator.truth()["creates_by_external_id"] == {"t-1": 1}
+    # the same id with other content in one input is still a duplicate (exit 1)
+    stdin += json.dumps({"type": "RECORD", "stream": "s", "record": changed}) + "\n"
+    result = run_cli(args, env=api_env, stdin=stdin)
+    assert result.code == 1 and "duplicate 't-1'" in result.err

@@ -74,4 +74,7 @@ class Seen:
     # hash() values, not ids: a million ids would not fit the memory target. A collision can
     # only make prune keep a record, never delete one.
     ids: IdSet = field(default_factory=IdSet)
+    # hash((externalId, payload hash)) of each first occurrence: a repeat with the same body
+    # (a Singer tap is at-least-once) is recognised and skipped, not reported as a duplicate.
+    bodies: IdSet = field(default_factory=IdSet)
     unreadable: int = 0  # records whose externalId could not be read: prune must not run

@@ -117,7 +117,10 @@ def planned_stream(
             continue
         if isinstance(item, Known):
             result.seen += 1
-            yield item if seen.ids.add(hash(item.external_id)) else duplicate(item)
+            if _first(seen, result, item.external_id, None):
+                yield item
+            elif not _repeat(seen, result, item.external_id, None):
+                yield duplicate(item)
             continue
         raw_hash: str | None = None
         if isinstance(item, _Hashed):
@@ -134,8 +137,9 @@ def planned_stream(
                 seen.ids.add(hash(shaped.external_id))
             yield shaped
             continue
-        if not seen.ids.add(hash(shaped.external_id)):
-            yield duplicate(shaped)
+        if not _first(seen, result, shaped.external_id, shaped.payload_hash):
+            if not _repeat(seen, result, shaped.external_id, shaped.payload_hash):
+                yield duplicate(shaped)
             continue
         if raw_hash is not None:
             shaped = replace(shaped, raw_hash=raw_hash)
@@ -143,6 +147,23 @@ def planned_stream(
             count, first = result.dropped_fields.get(name, (0, shaped.origin))
             result.dropped_fields[name] = (count + 1, first)
         yield shaped
+
+
+def _first(seen: Seen, result: RunResult, external_id: str, body: str | None) -> bool:
+    """Note the first occurrence of an id in this input; False if it was seen before."""
+    if not seen.ids.add(hash(external_id)):
+        return False
+    seen.bodies.add(hash((external_id, body)))
+    return True
+
+
+def _repeat(seen: Seen, result: RunResult, external_id: str, body: str | None) -> bool:
+    """A repeat of an id with the same body as its first occurrence: counted, not sent.
+    (A skip-path line matched the ledger byte for byte, so two of them are the same body.)"""
+    if hash((external_id, body)) not in seen.bodies:
+        return False
+    result.counts["repeated"] += 1
+    return True
 
 
 def duplicate(item: Prepared | Known) -> Invalid:
