@@ -55,6 +55,10 @@ _FRONT_END_MARKER = b"static/index.html"
 # Only this much of a non-JSON error body is looked at.
 _TEXT_PEEK = 65536
 _SERVER_UNAVAILABLE = frozenset({500, 502, 503, 504})
+# Where a signal may say why its processing failed (the API does not document it): inside
+# its processing object, or at the top level.
+_PROCESSING_REASON_KEYS = ("error", "errorMessage", "failureReason", "reason", "message")
+_REASON_KEYS = ("error", "processingError", "errorMessage", "failureReason", "lastError")
 _SCOPES = {
     "create": "signals:write",
     "update": "signals:write",
@@ -434,7 +438,17 @@ class ZentrikClient:
         return data
 
     def _processing_error(self, data: dict[str, Any]) -> str | None:
-        for key in ("error", "processingError", "errorMessage", "failureReason", "lastError"):
+        """Why processing failed, wherever the signal carries it: inside its ``processing``
+        object (``processing.error``, as a string or an object) or at the top level."""
+        processing = data.get("processing")
+        if isinstance(processing, dict):
+            found = self._reason_in(processing, _PROCESSING_REASON_KEYS)
+            if found is not None:
+                return found
+        return self._reason_in(data, _REASON_KEYS)
+
+    def _reason_in(self, data: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+        for key in keys:
             value = data.get(key)
             if isinstance(value, dict | list):
                 code, message, _field = _parts_from_json(value)

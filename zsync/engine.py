@@ -378,7 +378,10 @@ class Engine:
                     if outcome is None:
                         continue
                     if outcome.kind == "polling" and isinstance(job, PollJob):
-                        interval = min(job.interval * 2, self.options.poll_interval)
+                        # doubling from at least first_poll: a poll due at once (interval 0)
+                        # must not come back at once, again and again
+                        grown = max(job.interval * 2, self.options.first_poll)
+                        interval = min(grown, self.options.poll_interval)
                         self._push_poll(
                             PollJob(job.external_id, job.public_id, interval),
                             time.monotonic() + interval,

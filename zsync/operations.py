@@ -6,6 +6,7 @@ finish, shared by push, reconcile and retry-failed.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -133,6 +134,7 @@ def push(
 ) -> RunResult:
     """Send new and changed records of an input; skip what the ledger already has."""
     mappings = plan.check(options)  # usage and mapping errors before anything is opened
+    options = dataclasses.replace(options, follow_up=run.poll)
     result = RunResult("push", polled=run.poll)
     if count_total:
         result.total = plan.estimate_total(options)

@@ -20,6 +20,7 @@ ORDER = (
     "processed",
     "unchanged",
     "repeated",
+    "followed-up",
     "submitted",
     "changed",
     "deferred",
@@ -80,7 +81,8 @@ def summary_text(result: RunResult) -> str:
         )
     if c["submitted"] and result.polled:
         lines.append(
-            f"  {c['submitted']} still processing on the server; `zsync reconcile` follows them up"
+            f"  {c['submitted']} still processing on the server; "
+            "the next push (or `zsync reconcile`) follows them up"
         )
     if result.api_down:
         lines.append("  the API stopped answering mid-run; the next run continues")

@@ -171,3 +171,73 @@ def test_a_tap_that_resends_an_identical_record_is_not_an_error(
     stdin += json.dumps({"type": "RECORD", "stream": "s", "record": changed}) + "\n"
     result = run_cli(args, env=api_env, stdin=stdin)
     assert result.code == 1 and "duplicate 't-1'" in result.err
+
+
+def test_a_plain_rerun_of_the_cron_line_settles_what_earlier_runs_left(
+    api_env: dict[str, str],
+) -> None:
+    """Signals left processing (here by --no-poll; after a SIGKILL it is the same) are
+    followed up by the next plain push: exit 75 while any remain, 0 once all settled."""
+    from tests.conftest import run_cli
+
+    _write(Path("in.jsonl"), 5)
+    with running_emulator(process_seconds=1.5, dedupe="off") as emu:
+        env = {**api_env, "ZENTRIK_API_BASE": emu.url}
+        first = run_cli(["push", "-i", "in.jsonl", "--no-poll"], env=env)
+        assert first.code == 0 and "5 created" in first.out
+        cron = ["push", "-i", "in.jsonl", "--poll-seconds", "0.2"]
+        early = run_cli(cron, env=env)
+        assert early.code == 75, early.out + early.err
+        assert "5 followed-up" in early.out and "5 unchanged" in early.out
+        time.sleep(1.5)
+        later = run_cli(cron, env=env)
+        assert later.code == 0, later.out + later.err
+        assert "5 processed" in later.out
+        assert emu.truth()["creates_by_external_id"] == {f"wait-{i}": 1 for i in range(5)}
+        settled = run_cli(cron, env=env)
+        assert settled.code == 0 and "followed-up" not in settled.out
+
+
+def test_why_a_signal_failed_is_shown_wherever_the_server_puts_it(
+    api_env: dict[str, str],
+) -> None:
+    from tests.conftest import run_cli
+
+    _write(Path("in.jsonl"), 2)
+    for place in ("processing.error", "processing.error.message", "error"):
+        Path("zsync.db").unlink(missing_ok=True)
+        with running_emulator(
+            process_seconds=0.05, fail_rate=1.0, failure_reason_at=place, dedupe="off"
+        ) as emu:
+            env = {**api_env, "ZENTRIK_API_BASE": emu.url}
+            push = run_cli(["push", "-i", "in.jsonl"], env=env)
+            assert push.code == 1
+            [line] = [x for x in push.err.splitlines() if x.startswith("failed: wait-0: ")]
+            assert line.endswith("transcript too short"), (place, line)
+            errors = run_cli(["errors"], env=env)
+            assert "2 × failed" in errors.out and "transcript too short" in errors.out
+            show = run_cli(["show", "wait-1"], env=env)
+            assert "last_error" in show.out and "transcript too short" in show.out
+            export = run_cli(["export", "--status", "failed"], env=env)
+            rows = [json.loads(line) for line in export.out.splitlines()]
+            assert all(r["last_error"].endswith("transcript too short") for r in rows)
+            assert len(rows) == 2
+
+
+def test_following_up_polls_at_a_gentle_pace(api_env: dict[str, str]) -> None:
+    """Signals read from the ledger are polled at once and then at growing intervals (a poll
+    due at once used to come back at once: 176 polls of 2 signals in 2 s)."""
+    from tests.conftest import run_cli
+
+    _write(Path("in.jsonl"), 2)
+    with running_emulator(process_seconds=2.0, dedupe="off") as emu:
+        env = {**api_env, "ZENTRIK_API_BASE": emu.url}
+        assert run_cli(["push", "-i", "in.jsonl", "--no-poll"], env=env).code == 0
+        done = run_cli(["reconcile"], env=env)
+        assert done.code == 0 and "2 processed" in done.out
+        polls = sum(
+            n
+            for key, n in emu.truth()["requests"].items()
+            if key.startswith("GET ") and "/signals/" in key
+        )
+    assert polls <= 2 * 8, polls

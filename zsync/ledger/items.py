@@ -54,16 +54,21 @@ class ItemsTable(Store):
                 [(h, e) for e, h in pairs],
             )
 
-    def iter_items(self, statuses: Iterable[str], *, batch: int = 500) -> Iterator[StoredItem]:
-        """Stream items in the given statuses, in external_id order, without holding them all."""
+    def iter_items(
+        self, statuses: Iterable[str], *, batch: int = 500, before_run: int | None = None
+    ) -> Iterator[StoredItem]:
+        """Stream items in the given statuses, in external_id order, without holding them all;
+        with ``before_run``, only those no later run than that one has touched."""
         marks, wanted = _in(statuses)
+        older = "" if before_run is None else "AND (last_run_id IS NULL OR last_run_id < ?) "
+        extra = [] if before_run is None else [before_run]
         after = ""
         while True:
             rows = self.conn.execute(
                 "SELECT external_id, status, payload, idempotency_key, public_id, origin "
-                f"FROM items WHERE status IN ({marks}) AND external_id > ? "
+                f"FROM items WHERE status IN ({marks}) {older}AND external_id > ? "
                 "ORDER BY external_id LIMIT ?",
-                (*wanted, after, batch),
+                (*wanted, *extra, after, batch),
             ).fetchall()
             if not rows:
                 return

@@ -6,6 +6,9 @@ from collections.abc import Iterator
 
 from zsync.ledger import Ledger
 from zsync.model import UNSETTLED, Job, PollJob, RequeueJob, RunResult, SendJob, Status
+from zsync.plan.seen import Seen
+
+BATCH = 500
 
 
 def ledger_feeder(
@@ -36,6 +39,30 @@ def ledger_feeder(
         if job is not None:
             batch.append(job)
         if len(batch) >= 200:
+            yield batch
+            batch = []
+    yield batch
+
+
+def earlier_runs(
+    ledger: Ledger, seen: Seen, result: RunResult, *, run_id: int, poll: bool
+) -> Iterator[list[Job]]:
+    """What earlier runs left unsettled, so that a plain re-run of the same push converges:
+    intents never confirmed are resent with their stored body and key (a source that resumes
+    from its bookmark does not emit them again), and signals still processing are polled."""
+    statuses = (Status.PENDING, Status.ERROR) + ((Status.SUBMITTED,) if poll else ())
+    batch: list[Job] = []
+    for item in ledger.iter_items(statuses, before_run=run_id):
+        if item.status == Status.SUBMITTED and item.public_id:
+            result.counts["followed-up"] += 1
+            result.counts["submitted"] += 1  # until a poll finds it settled
+            batch.append(PollJob(item.external_id, item.public_id, 0.0))
+        elif item.status in UNSETTLED and hash(item.external_id) not in seen.ids:
+            if not item.payload or not item.idempotency_key:
+                continue
+            result.counts["attempted"] += 1
+            batch.append(SendJob(item.external_id, item.payload.encode(), item.idempotency_key))
+        if len(batch) >= BATCH:
             yield batch
             batch = []
     yield batch

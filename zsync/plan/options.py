@@ -24,6 +24,9 @@ class PlanOptions:
     force: bool = False
     state_file: str | None = None  # kept equal to the saved bookmark (for Singer taps)
     ignore_bookmark: bool = False  # start the source from scratch
+    # Poll the signals earlier runs left processing (a push that waits for processing does;
+    # a --no-poll push does not wait for its own signals either).
+    follow_up: bool = True
 
 
 def check(options: PlanOptions) -> shape.MappingFile | None:

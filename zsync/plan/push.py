@@ -21,13 +21,12 @@ from zsync.model import (
     Job,
     Prepared,
     RunResult,
-    SendJob,
     StateMessage,
-    Status,
     UpdateJob,
 )
 from zsync.plan.bookmark import Bookmark
 from zsync.plan.decide import line_hashes_to_learn, plan_one
+from zsync.plan.followup import earlier_runs
 from zsync.plan.options import PlanOptions
 from zsync.plan.prune import prune
 from zsync.plan.seen import Seen
@@ -139,25 +138,10 @@ def push_feeder(
     if failure is not None:
         result.fatal = failure
         return
-    if bookmark.key is not None and ledger is not None and not options.dry_run:
-        yield from _leftovers(ledger, seen, result)
+    if ledger is not None and not options.dry_run:
+        yield from earlier_runs(ledger, seen, result, run_id=run_id, poll=options.follow_up)
     if options.prune:
         yield from prune(ledger, options, seen, result, emit)
-
-
-def _leftovers(ledger: Ledger, seen: Seen, result: RunResult) -> Iterator[list[Job]]:
-    """Unfinished items of earlier runs that this input did not hold again: a source that
-    resumes from its bookmark does not emit them twice, yet they must still be sent."""
-    batch: list[Job] = []
-    for item in ledger.iter_items((Status.PENDING, Status.ERROR)):
-        if hash(item.external_id) in seen.ids or not item.payload or not item.idempotency_key:
-            continue
-        result.counts["attempted"] += 1
-        batch.append(SendJob(item.external_id, item.payload.encode(), item.idempotency_key))
-        if len(batch) >= BATCH:
-            yield batch
-            batch = []
-    yield batch
 
 
 def _report_invalid(
@@ -172,6 +156,6 @@ def _report_invalid(
         kind = "duplicate" if bad.message.endswith("not sent twice") else "invalid"
         result.counts[kind] += 1
         result.note_problem(bad.message)
-        emit(Event(kind, bad.external_id, bad.message))
+        emit(Event(kind, bad.external_id, bad.message, {"run_id": run_id}))
     if ledger is not None and not options.dry_run and invalid:
         ledger.record_invalid([(b.external_id, b.origin, b.message) for b in invalid], run_id)

@@ -76,5 +76,6 @@ class Seen:
     ids: IdSet = field(default_factory=IdSet)
     # hash((externalId, payload hash)) of each first occurrence: a repeat with the same body
     # (a Singer tap is at-least-once) is recognised and skipped, not reported as a duplicate.
+    # Filled only for Singer input, the one where repeats are allowed.
     bodies: IdSet = field(default_factory=IdSet)
     unreadable: int = 0  # records whose externalId could not be read: prune must not run

@@ -103,6 +103,10 @@ def planned_stream(
 ) -> Iterator[Planned | Known]:
     """Every input record, shaped; duplicates within this input become Invalid.
     Bookmarks (StateMessage) and pauses (Idle) pass through in their place."""
+    # Singer taps are at-least-once: an identical record sent again is expected there. In a
+    # file, the same id twice is reported even with the same body (an export that repeats
+    # itself is worth a look).
+    resent_ok = options.source.singer
     items: Iterable[Known | _Hashed | Item]
     if fast_path(options, ledger):
         assert ledger is not None
@@ -117,9 +121,9 @@ def planned_stream(
             continue
         if isinstance(item, Known):
             result.seen += 1
-            if _first(seen, result, item.external_id, None):
+            if _first(seen, item.external_id, None, resent_ok):
                 yield item
-            elif not _repeat(seen, result, item.external_id, None):
+            elif not (resent_ok and _repeat(seen, result, item.external_id, None)):
                 yield duplicate(item)
             continue
         raw_hash: str | None = None
@@ -137,8 +141,8 @@ def planned_stream(
                 seen.ids.add(hash(shaped.external_id))
             yield shaped
             continue
-        if not _first(seen, result, shaped.external_id, shaped.payload_hash):
-            if not _repeat(seen, result, shaped.external_id, shaped.payload_hash):
+        if not _first(seen, shaped.external_id, shaped.payload_hash, resent_ok):
+            if not (resent_ok and _repeat(seen, result, shaped.external_id, shaped.payload_hash)):
                 yield duplicate(shaped)
             continue
         if raw_hash is not None:
@@ -149,11 +153,12 @@ def planned_stream(
         yield shaped
 
 
-def _first(seen: Seen, result: RunResult, external_id: str, body: str | None) -> bool:
+def _first(seen: Seen, external_id: str, body: str | None, keep_body: bool) -> bool:
     """Note the first occurrence of an id in this input; False if it was seen before."""
     if not seen.ids.add(hash(external_id)):
         return False
-    seen.bodies.add(hash((external_id, body)))
+    if keep_body:  # 16 more bytes a record, only where repeats are allowed
+        seen.bodies.add(hash((external_id, body)))
     return True
 
 
