@@ -108,6 +108,7 @@ class Prepared:
     payload_hash: str  # sha256 hex of canonical
     dropped: tuple[str, ...]  # input keys that are not sent (besides "kind"), sorted
     raw_hash: str | None = None  # hash of the input line it came from, when known (JSONL)
+    source: str | None = None  # where it came from, for prune: see plan.stream.source_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,7 @@ class ItemRow:
     payload_hash: str
     public_id: str | None
     raw_hash: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,7 @@ class StoredItem:
     idempotency_key: str | None
     public_id: str | None
     origin: str | None
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +160,7 @@ class Intent:
     origin: str
     field_hashes: str | None = None
     raw_hash: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

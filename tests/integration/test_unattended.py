@@ -241,3 +241,38 @@ def test_following_up_polls_at_a_gentle_pace(api_env: dict[str, str]) -> None:
             if key.startswith("GET ") and "/signals/" in key
         )
     assert polls <= 2 * 8, polls
+
+
+def test_prune_only_considers_the_signals_of_its_own_source(
+    emulator: Any, api_env: dict[str, str]
+) -> None:
+    from tests.conftest import run_cli
+
+    _write(Path("a.jsonl"), 3, prefix="a")
+    _write(Path("b.jsonl"), 3, prefix="b")
+    for name in ("a.jsonl", "b.jsonl"):
+        assert run_cli(["push", "-i", name, "--no-poll"], env=api_env).code == 0
+    _write(Path("b.jsonl"), 2, prefix="b")  # b-2 is gone from b.jsonl
+    result = run_cli(["push", "-i", "b.jsonl", "--prune", "--force", "--no-poll"], env=api_env)
+    assert result.code == 0, result.err
+    assert "1 deleted" in result.out
+    live = emulator.truth()["live_by_external_id"]
+    assert sorted(k for k, n in live.items() if n) == ["a-0", "a-1", "a-2", "b-0", "b-1"]
+    # Records that carry a sourceKey belong to it, whichever file they come from.
+    keyed = [
+        {
+            "kind": "external_text",
+            "externalId": f"k-{i}",
+            "signalType": "s",
+            "text": "t",
+            "sourceKey": "crm.v1",
+        }
+        for i in range(3)
+    ]
+    Path("old.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keyed))
+    assert run_cli(["push", "-i", "old.jsonl", "--no-poll"], env=api_env).code == 0
+    Path("new.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keyed[:2]))
+    moved = run_cli(["push", "-i", "new.jsonl", "--prune", "--force", "--no-poll"], env=api_env)
+    assert moved.code == 0 and "1 deleted" in moved.out, moved.out + moved.err
+    assert emulator.truth()["live_by_external_id"].get("k-2", 0) == 0
+    assert emulator.truth()["live_by_external_id"]["a-0"] == 1

@@ -6,7 +6,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from zsync.ledger.store import Store, now_iso
-from zsync.model import NEEDS_LOOK, UNFINISHED, Intent, ItemRow, Outcome, Status, StoredItem
+from zsync.model import (
+    ACCEPTED,
+    NEEDS_LOOK,
+    UNFINISHED,
+    Intent,
+    ItemRow,
+    Outcome,
+    Status,
+    StoredItem,
+)
 
 _LOOKUP_CHUNK = 900
 
@@ -24,25 +33,42 @@ class ItemsTable(Store):
             chunk = external_ids[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
-                "SELECT external_id, status, payload_hash, public_id, raw_hash FROM items "
+                "SELECT external_id, status, payload_hash, public_id, raw_hash, source FROM items "
                 f"WHERE external_id IN ({marks})",
                 chunk,
             ):
                 found[row[0]] = ItemRow(*row)
         return found
 
-    def lookup_raw(self, raw_hashes: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """raw_hash -> (external_id, status) for the hashes the ledger knows."""
-        found: dict[str, tuple[str, str]] = {}
+    def lookup_raw(self, raw_hashes: Sequence[str]) -> dict[str, tuple[str, str, str | None]]:
+        """raw_hash -> (external_id, status, source) for the hashes the ledger knows."""
+        found: dict[str, tuple[str, str, str | None]] = {}
         for start in range(0, len(raw_hashes), _LOOKUP_CHUNK):
             chunk = raw_hashes[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for raw_hash, external_id, status in self.conn.execute(
-                f"SELECT raw_hash, external_id, status FROM items WHERE raw_hash IN ({marks})",
+            for raw_hash, external_id, status, source in self.conn.execute(
+                "SELECT raw_hash, external_id, status, source FROM items "
+                f"WHERE raw_hash IN ({marks})",
                 chunk,
             ):
-                found[raw_hash] = (external_id, status)
+                found[raw_hash] = (external_id, status, source)
         return found
+
+    def has_unsourced(self) -> bool:
+        """Whether accepted items exist whose source was never recorded (older ledgers)."""
+        marks, wanted = _in(ACCEPTED)
+        sql = f"SELECT 1 FROM items WHERE source IS NULL AND status IN ({marks}) LIMIT 1"
+        return self.conn.execute(sql, wanted).fetchone() is not None
+
+    def set_sources(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """(external_id, source) for items that have none recorded yet."""
+        if not pairs:
+            return
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE items SET source = ? WHERE external_id = ? AND source IS NULL",
+                [(s, e) for e, s in pairs],
+            )
 
     def set_raw_hashes(self, pairs: Sequence[tuple[str, str]]) -> None:
         """(external_id, raw_hash) for unchanged items whose line hash was not known yet."""
@@ -55,18 +81,31 @@ class ItemsTable(Store):
             )
 
     def iter_items(
-        self, statuses: Iterable[str], *, batch: int = 500, before_run: int | None = None
+        self,
+        statuses: Iterable[str],
+        *,
+        batch: int = 500,
+        before_run: int | None = None,
+        sources: Iterable[str] | None = None,
     ) -> Iterator[StoredItem]:
         """Stream items in the given statuses, in external_id order, without holding them all;
-        with ``before_run``, only those no later run than that one has touched."""
+        with ``before_run``, only those no later run than that one has touched; with
+        ``sources``, only those that came from one of them."""
         marks, wanted = _in(statuses)
-        older = "" if before_run is None else "AND (last_run_id IS NULL OR last_run_id < ?) "
-        extra = [] if before_run is None else [before_run]
+        where = f"status IN ({marks}) "
+        extra: list[object] = []
+        if before_run is not None:
+            where += "AND (last_run_id IS NULL OR last_run_id < ?) "
+            extra.append(before_run)
+        if sources is not None:
+            source_marks, source_values = _in(sources)
+            where += f"AND source IN ({source_marks}) "
+            extra.extend(source_values)
         after = ""
         while True:
             rows = self.conn.execute(
-                "SELECT external_id, status, payload, idempotency_key, public_id, origin "
-                f"FROM items WHERE status IN ({marks}) {older}AND external_id > ? "
+                "SELECT external_id, status, payload, idempotency_key, public_id, origin, source "
+                f"FROM items WHERE {where}AND external_id > ? "
                 "ORDER BY external_id LIMIT ?",
                 (*wanted, *extra, after, batch),
             ).fetchall()
@@ -76,8 +115,14 @@ class ItemsTable(Store):
                 yield StoredItem(*row)
             after = rows[-1][0]
 
-    def counts_by_status(self) -> dict[str, int]:
-        rows = self.conn.execute("SELECT status, COUNT(*) FROM items GROUP BY status")
+    def counts_by_status(self, sources: Iterable[str] | None = None) -> dict[str, int]:
+        """Items per status; with ``sources``, only those that came from one of them."""
+        if sources is None:
+            rows = self.conn.execute("SELECT status, COUNT(*) FROM items GROUP BY status")
+        else:
+            marks, wanted = _in(sources)
+            sql = f"SELECT status, COUNT(*) FROM items WHERE source IN ({marks}) GROUP BY status"
+            rows = self.conn.execute(sql, wanted)
         return {status: int(n) for status, n in rows}
 
     def oldest_unfinished(self) -> str | None:
@@ -158,11 +203,12 @@ class ItemsTable(Store):
             self.conn.executemany(
                 "INSERT INTO items (external_id, payload_hash, payload, idempotency_key, status, "
                 "origin, first_run_id, last_run_id, created_at, updated_at, field_hashes, "
-                "raw_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "raw_hash, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(external_id) DO UPDATE SET payload_hash = excluded.payload_hash, "
                 "payload = excluded.payload, idempotency_key = excluded.idempotency_key, "
                 "status = excluded.status, origin = excluded.origin, last_error = NULL, "
                 "field_hashes = excluded.field_hashes, raw_hash = excluded.raw_hash, "
+                "source = COALESCE(excluded.source, items.source), "
                 "last_run_id = excluded.last_run_id, updated_at = excluded.updated_at",
                 [
                     (
@@ -178,6 +224,7 @@ class ItemsTable(Store):
                         ts,
                         i.field_hashes,
                         i.raw_hash,
+                        i.source,
                     )
                     for i in intents
                 ],
@@ -237,7 +284,8 @@ class ItemsTable(Store):
                     i = o.intent
                     self.conn.execute(
                         "UPDATE items SET payload_hash = ?, payload = ?, idempotency_key = ?, "
-                        "field_hashes = ?, origin = ?, raw_hash = ? WHERE external_id = ?",
+                        "field_hashes = ?, origin = ?, raw_hash = ?, "
+                        "source = COALESCE(?, source) WHERE external_id = ?",
                         (
                             i.payload_hash,
                             i.payload,
@@ -245,6 +293,7 @@ class ItemsTable(Store):
                             i.field_hashes,
                             i.origin,
                             i.raw_hash,
+                            i.source,
                             o.external_id,
                         ),
                     )

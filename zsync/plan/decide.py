@@ -38,6 +38,7 @@ def intent_for(prepared: Prepared, nonce: str = "") -> Intent:
         prepared.origin,
         field_hashes(prepared.body),
         prepared.raw_hash,
+        prepared.source,
     )
 
 
@@ -106,6 +107,18 @@ def line_hashes_to_learn(batch: list[Prepared], known: dict[str, ItemRow]) -> li
         ):
             pairs.append((p.external_id, p.raw_hash))
     return pairs
+
+
+def sources_to_learn(batch: list[Prepared], known: dict[str, ItemRow]) -> list[tuple[str, str]]:
+    """Accepted items whose source the ledger lacks (rows written before it kept one)."""
+    return [
+        (p.external_id, p.source)
+        for p in batch
+        if p.source is not None
+        and (row := known.get(p.external_id)) is not None
+        and row.source is None
+        and row.status in ACCEPTED
+    ]
 
 
 def decide(prepared: Prepared, row: ItemRow | None) -> str:

@@ -17,7 +17,11 @@ def prune(
     result: RunResult,
     emit: Emit,
 ) -> Iterator[list[Job]]:
-    """Delete signals this ledger created whose records are gone from the complete input."""
+    """Delete the signals of this input's sources whose records are gone from it.
+
+    Only signals that came from the same source are considered (the same input file, source
+    program or Singer stream, or the same sourceKey): pushing b.json --prune never touches
+    what a.json sent."""
     if ledger is None:
         return
     if seen.unreadable:
@@ -30,21 +34,33 @@ def prune(
         emit(Event("prune-refused", None, message))
         return
     accepted = sorted(ACCEPTED)
+    sources = sorted(seen.sources)
     gone = [
         item
-        for item in ledger.iter_items(accepted)
+        for item in ledger.iter_items(accepted, sources=sources)
         if item.public_id and hash(item.external_id) not in seen.ids
     ]
-    total = sum(ledger.counts_by_status().get(s, 0) for s in accepted)
+    counts = ledger.counts_by_status(sources=sources)
+    total = sum(counts.get(s, 0) for s in accepted)
     if gone and not options.force and len(gone) > options.prune_max * total:
         message = (
-            f"prune refused: {len(gone)} of {total} signals would be deleted, more than "
-            f"--prune-max {options.prune_max:.0%}; check the input is complete, or pass --force"
+            f"prune refused: {len(gone)} of {total} signals from this source would be deleted, "
+            f"more than --prune-max {options.prune_max:.0%}; check the input is complete, or "
+            "pass --force"
         )
         result.counts["prune-refused"] += 1
         result.note_problem(message)
         emit(Event("prune-refused", None, message))
         return
+    if ledger.has_unsourced():
+        emit(
+            Event(
+                "warning",
+                None,
+                "prune leaves alone the signals whose source this ledger never recorded "
+                "(sent by an older zsync, and not in this input)",
+            )
+        )
     batch: list[Job] = []
     for item in gone:
         assert item.public_id is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from zsync import shape
 from zsync.ledger import Ledger
@@ -25,17 +26,33 @@ from zsync.model import (
     UpdateJob,
 )
 from zsync.plan.bookmark import Bookmark
-from zsync.plan.decide import line_hashes_to_learn, plan_one
+from zsync.plan.decide import line_hashes_to_learn, plan_one, sources_to_learn
 from zsync.plan.followup import earlier_runs
 from zsync.plan.options import PlanOptions
 from zsync.plan.prune import prune
 from zsync.plan.seen import Seen
-from zsync.plan.stream import BATCH, Known, planned_stream
+from zsync.plan.stream import BATCH, Known, Planned, planned_stream
 from zsync.read import SourceFailed
 
 # A batch also closes once it has been open this long, so records from a slow source are
 # sent (and a Ctrl-C is acted on) without waiting for a full batch.
 BATCH_SECONDS = 1.0
+
+
+@dataclass
+class _Batch:
+    """One batch of the input as the planner takes it in."""
+
+    prepared: list[Prepared] = field(default_factory=list)
+    invalid: list[Invalid] = field(default_factory=list)
+    unchanged: list[Known] = field(default_factory=list)
+    state: StateMessage | None = None  # the bookmark that closed the batch
+    idle: bool = False  # the source went quiet
+    failure: SourceFailed | None = None  # the source program failed after this batch
+
+    @property
+    def empty(self) -> bool:
+        return not self.prepared and not self.invalid and self.state is None
 
 
 def push_feeder(
@@ -47,7 +64,8 @@ def push_feeder(
     mappings: shape.MappingFile | None,
     run_id: int,
 ) -> Iterator[list[Job]]:
-    """Yield the jobs of each input batch after committing their intents.
+    """Yield the jobs of each input batch after committing their intents; then what earlier
+    runs left unsettled, then prune's deletes.
 
     A bookmark from the source (StateMessage) is saved only after the batch holding the
     records before it is committed, so a crash never leaves a bookmark ahead of them.
@@ -55,93 +73,118 @@ def push_feeder(
     seen = Seen()
     bookmark = Bookmark(ledger, options, emit)
     shaper = shape.Shaper(
-        mappings,
-        derive_external_id=options.derive_external_id,
-        warn=bookmark.emit_warning,
+        mappings, derive_external_id=options.derive_external_id, warn=bookmark.emit_warning
     )
     stream = planned_stream(
         ledger, options, shaper, result, seen, bookmark=bookmark.saved, warn=bookmark.emit_warning
     )
-    budget = [options.limit]
-    failure: SourceFailed | None = None
+    planner = _Planner(ledger, options, result, emit, run_id, bookmark)
     while True:
-        batch: list[Prepared] = []
-        invalid: list[Invalid] = []
-        state: StateMessage | None = None
-        unchanged = 0
-        idle = False
-        closes = time.monotonic() + BATCH_SECONDS
-        try:
-            for item in stream:
-                if isinstance(item, Idle):
-                    idle = True
-                    break
-                if isinstance(item, StateMessage):
-                    # Close the batch here, however small: a source may pause for minutes
-                    # after a STATE, and its records and bookmark must not wait in memory.
-                    # (A tap that sends STATE after every record still plans ~5,000
-                    # records/s, faster than any API it fetches from.)
-                    state = item
-                    break
-                if isinstance(item, Known):
-                    unchanged += 1
-                elif isinstance(item, Invalid):
-                    invalid.append(item)
-                else:
-                    batch.append(item)
-                n = len(batch) + len(invalid) + unchanged
-                # The clock is read every 16 records: a slow source is still sent within
-                # about a second, and the skip path does not pay a clock read per record.
-                if n >= BATCH or (not n & 15 and time.monotonic() >= closes):
-                    break
-        except SourceFailed as exc:
-            failure = exc  # after this batch, which holds the last records it emitted
-        result.counts["unchanged"] += unchanged
-        if not batch and not invalid and state is None:
-            if idle:
+        batch = _take(stream)
+        result.counts["unchanged"] += len(batch.unchanged)
+        if batch.empty:
+            if batch.idle:
                 yield []  # the source is quiet: the engine records and polls meanwhile
-            elif not unchanged:
+            elif batch.unchanged:
+                planner.learn_sources(batch)
+            elif batch.failure is None:
                 break
-            continue
-        _report_invalid(ledger, options, invalid, result, emit, run_id)
-        known = ledger.lookup([p.external_id for p in batch]) if ledger is not None else {}
-        jobs: list[Job] = []
-        intents: list[Intent] = []
-        deferred, changed = result.counts["deferred"], result.counts["changed"]
-        for prepared in batch:
-            job = plan_one(
-                ledger,
-                options,
-                prepared,
-                known.get(prepared.external_id),
-                result,
-                emit,
-                budget,
-                intents,
-            )
-            if job is not None:
-                jobs.append(job)
-        if ledger is not None and intents and not options.dry_run:
-            ledger.record_intents(intents, run_id)
-        if ledger is not None and not options.dry_run:
-            ledger.set_raw_hashes(line_hashes_to_learn(batch, known))
-        # Records this batch did not record (an update is recorded only when it succeeds):
-        # a bookmark after them would skip them for good.
-        bookmark.batch_closed(
-            result.counts["deferred"] > deferred
-            or (options.on_change != "skip" and result.counts["changed"] > changed)
-            or any(isinstance(job, UpdateJob) for job in jobs)
-        )
-        if state is not None:
-            bookmark.save(state)
-        yield jobs
-    if failure is not None:
-        result.fatal = failure
-        return
+        else:
+            yield planner.plan(batch)
+        if batch.failure is not None:
+            result.fatal = batch.failure
+            return
     if ledger is not None and not options.dry_run:
         yield from earlier_runs(ledger, seen, result, run_id=run_id, poll=options.follow_up)
     if options.prune:
         yield from prune(ledger, options, seen, result, emit)
+
+
+def _take(stream: Iterator[Planned | Known]) -> _Batch:
+    """Records until the batch is full, a bookmark or a pause closes it, or it has been open
+    for BATCH_SECONDS."""
+    batch = _Batch()
+    closes = time.monotonic() + BATCH_SECONDS
+    try:
+        for item in stream:
+            if isinstance(item, Idle):
+                batch.idle = True
+                break
+            if isinstance(item, StateMessage):
+                # Close the batch here, however small: a source may pause for minutes after a
+                # STATE, and its records and bookmark must not wait in memory. (A tap that
+                # sends STATE after every record still plans ~5,000 records/s.)
+                batch.state = item
+                break
+            if isinstance(item, Known):
+                batch.unchanged.append(item)
+            elif isinstance(item, Invalid):
+                batch.invalid.append(item)
+            else:
+                batch.prepared.append(item)
+            n = len(batch.prepared) + len(batch.invalid) + len(batch.unchanged)
+            # The clock is read every 16 records: a slow source is still sent within about a
+            # second, and the skip path does not pay a clock read per record.
+            if n >= BATCH or (not n & 15 and time.monotonic() >= closes):
+                break
+    except SourceFailed as exc:
+        batch.failure = exc  # after this batch, which holds the last records it emitted
+    return batch
+
+
+@dataclass
+class _Planner:
+    """Diffs each batch against the ledger, commits its intents, then saves its bookmark."""
+
+    ledger: Ledger | None
+    options: PlanOptions
+    result: RunResult
+    emit: Emit
+    run_id: int
+    bookmark: Bookmark
+    budget: list[int | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.budget = [self.options.limit]
+        self.writes = self.ledger is not None and not self.options.dry_run
+        # Rows from before the ledger kept sources learn theirs as their records pass by.
+        self.learning = self.writes and self.ledger is not None and self.ledger.has_unsourced()
+
+    def plan(self, batch: _Batch) -> list[Job]:
+        ledger, options, result = self.ledger, self.options, self.result
+        _report_invalid(ledger, options, batch.invalid, result, self.emit, self.run_id)
+        ids = [p.external_id for p in batch.prepared]
+        known = ledger.lookup(ids) if ledger is not None else {}
+        jobs: list[Job] = []
+        intents: list[Intent] = []
+        deferred, changed = result.counts["deferred"], result.counts["changed"]
+        for prepared in batch.prepared:
+            row = known.get(prepared.external_id)
+            job = plan_one(ledger, options, prepared, row, result, self.emit, self.budget, intents)
+            if job is not None:
+                jobs.append(job)
+        if self.writes and ledger is not None:
+            if intents:
+                ledger.record_intents(intents, self.run_id)
+            ledger.set_raw_hashes(line_hashes_to_learn(batch.prepared, known))
+            if self.learning:
+                ledger.set_sources(sources_to_learn(batch.prepared, known))
+        self.learn_sources(batch)
+        # Records this batch did not record (an update is recorded only when it succeeds):
+        # a bookmark after them would skip them for good.
+        self.bookmark.batch_closed(
+            result.counts["deferred"] > deferred
+            or (options.on_change != "skip" and result.counts["changed"] > changed)
+            or any(isinstance(job, UpdateJob) for job in jobs)
+        )
+        if batch.state is not None:
+            self.bookmark.save(batch.state)
+        return jobs
+
+    def learn_sources(self, batch: _Batch) -> None:
+        if self.learning and self.ledger is not None:
+            pairs = [(k.external_id, k.source) for k in batch.unchanged if k.learn_source]
+            self.ledger.set_sources(pairs)
 
 
 def _report_invalid(

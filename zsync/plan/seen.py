@@ -78,4 +78,5 @@ class Seen:
     # (a Singer tap is at-least-once) is recognised and skipped, not reported as a duplicate.
     # Filled only for Singer input, the one where repeats are allowed.
     bodies: IdSet = field(default_factory=IdSet)
+    sources: set[str] = field(default_factory=set)  # where this input's records came from
     unreadable: int = 0  # records whose externalId could not be read: prune must not run

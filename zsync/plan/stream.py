@@ -20,12 +20,12 @@ from zsync.model import (
     Prepared,
     Record,
     RunResult,
-    Schema,
     StateMessage,
     Status,
 )
 from zsync.plan.options import PlanOptions
 from zsync.plan.seen import Seen
+from zsync.read import InputSpec
 from zsync.read.files import detect_format, open_binary
 from zsync.read.jsonl import jsonl_lines, parse_jsonl_line
 from zsync.shape import Shaper
@@ -40,6 +40,7 @@ SKIPPABLE = frozenset(
 )
 
 Planned = Prepared | Invalid | StateMessage | Idle
+Warn = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,8 @@ class Known:
 
     origin: str
     external_id: str
+    source: str
+    learn_source: bool = False  # the ledger has no source for it yet (an older ledger)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,24 +74,50 @@ def fast_path(options: PlanOptions, ledger: Ledger | None) -> bool:
         return False  # the ordinary reader reports it
 
 
-def _line_hashed_items(ledger: Ledger, options: PlanOptions) -> Iterator[Known | _Hashed | Item]:
+def _line_hashed_items(
+    ledger: Ledger, options: PlanOptions, path: str, source: str
+) -> Iterator[Known | _Hashed | Item]:
     """JSONL lines; those the ledger knows byte for byte, and accepted, are not parsed."""
     derive = options.derive_external_id
-    for path in options.source.inputs:
-        lines = jsonl_lines(path)
-        while chunk := list(islice(lines, BATCH)):
-            hashes = [line_hash(raw, derive) for _, raw in chunk]
-            known = ledger.lookup_raw(hashes)
-            for (origin, raw), raw_hash in zip(chunk, hashes, strict=True):
-                hit = known.get(raw_hash)
-                if hit is not None and hit[1] in SKIPPABLE:
-                    yield Known(origin, hit[0])
-                    continue
-                item = parse_jsonl_line(origin, raw)
-                if isinstance(item, Record):
-                    yield _Hashed(item, raw_hash)
-                elif item is not None:
-                    yield item
+    lines = jsonl_lines(path)
+    while chunk := list(islice(lines, BATCH)):
+        hashes = [line_hash(raw, derive) for _, raw in chunk]
+        known = ledger.lookup_raw(hashes)
+        for (origin, raw), raw_hash in zip(chunk, hashes, strict=True):
+            hit = known.get(raw_hash)
+            if hit is not None and hit[1] in SKIPPABLE:
+                yield Known(origin, hit[0], hit[2] or source, hit[2] is None)
+                continue
+            item = parse_jsonl_line(origin, raw)
+            if isinstance(item, Record):
+                yield _Hashed(item, raw_hash)
+            elif item is not None:
+                yield item
+
+
+def _inputs(
+    ledger: Ledger | None, options: PlanOptions, bookmark: str | None, warn: Warn
+) -> Iterator[tuple[str, Iterable[Known | _Hashed | Item]]]:
+    """Each input with the name of its source, read the fast way where it can be."""
+    spec = options.source
+    if spec.source_cmd:
+        yield read.input_source(spec, ""), _read(spec, options, bookmark, warn)
+        return
+    fast = ledger is not None and fast_path(options, ledger)
+    for path in spec.inputs:
+        source = read.input_source(spec, path)
+        if fast:
+            assert ledger is not None
+            yield source, _line_hashed_items(ledger, options, path, source)
+        else:
+            one = replace(spec, inputs=(path,))
+            yield source, _read(one, options, bookmark, warn)
+
+
+def _read(
+    spec: InputSpec, options: PlanOptions, bookmark: str | None, warn: Warn
+) -> Iterator[Item]:
+    return read.read(spec, bookmark=bookmark, state_file=options.state_file, warn=warn)
 
 
 def planned_stream(
@@ -99,7 +128,7 @@ def planned_stream(
     seen: Seen,
     *,
     bookmark: str | None,
-    warn: Callable[[str], None],
+    warn: Warn,
 ) -> Iterator[Planned | Known]:
     """Every input record, shaped; duplicates within this input become Invalid.
     Bookmarks (StateMessage) and pauses (Idle) pass through in their place."""
@@ -107,50 +136,66 @@ def planned_stream(
     # file, the same id twice is reported even with the same body (an export that repeats
     # itself is worth a look).
     resent_ok = options.source.singer
-    items: Iterable[Known | _Hashed | Item]
-    if fast_path(options, ledger):
-        assert ledger is not None
-        items = _line_hashed_items(ledger, options)
-    else:
-        items = read.read(
-            options.source, bookmark=bookmark, state_file=options.state_file, warn=warn
-        )
-    for item in items:
-        if isinstance(item, StateMessage | Idle):
-            yield item
-            continue
-        if isinstance(item, Known):
-            result.seen += 1
-            if _first(seen, item.external_id, None, resent_ok):
+    for source, items in _inputs(ledger, options, bookmark, warn):
+        seen.sources.add(source)
+        for item in items:
+            if isinstance(item, StateMessage | Idle):
                 yield item
-            elif not (resent_ok and _repeat(seen, result, item.external_id, None)):
-                yield duplicate(item)
-            continue
-        raw_hash: str | None = None
-        if isinstance(item, _Hashed):
-            raw_hash = item.raw_hash
-            item = item.record
-        shaped = shaper(item)
-        if shaped is None:  # a SCHEMA, or a record of an unmapped stream
-            continue
-        result.seen += 1
-        if isinstance(shaped, Invalid):
-            if shaped.external_id is None:
-                seen.unreadable += 1
+            elif isinstance(item, Known):
+                result.seen += 1
+                seen.sources.add(item.source)
+                if _first(seen, item.external_id, None, resent_ok):
+                    yield item
+                elif not (resent_ok and _repeat(seen, result, item.external_id, None)):
+                    yield duplicate(item)
             else:
-                seen.ids.add(hash(shaped.external_id))
-            yield shaped
-            continue
-        if not _first(seen, shaped.external_id, shaped.payload_hash, resent_ok):
-            if not (resent_ok and _repeat(seen, result, shaped.external_id, shaped.payload_hash)):
-                yield duplicate(shaped)
-            continue
-        if raw_hash is not None:
-            shaped = replace(shaped, raw_hash=raw_hash)
-        for name in shaped.dropped:
-            count, first = result.dropped_fields.get(name, (0, shaped.origin))
-            result.dropped_fields[name] = (count + 1, first)
-        yield shaped
+                shaped = _shaped(item, shaper, source, result, seen, resent_ok)
+                if shaped is not None:
+                    yield shaped
+
+
+def _shaped(
+    item: _Hashed | Item,
+    shaper: Shaper,
+    source: str,
+    result: RunResult,
+    seen: Seen,
+    resent_ok: bool,
+) -> Prepared | Invalid | None:
+    """One record through shape, the duplicate check and the notes the run keeps."""
+    raw_hash: str | None = None
+    if isinstance(item, _Hashed):
+        raw_hash = item.raw_hash
+        item = item.record
+    assert not isinstance(item, StateMessage | Idle)
+    shaped = shaper(item)
+    if shaped is None:  # a SCHEMA, or a record of an unmapped stream
+        return None
+    result.seen += 1
+    if isinstance(shaped, Invalid):
+        if shaped.external_id is None:
+            seen.unreadable += 1
+        else:
+            seen.ids.add(hash(shaped.external_id))
+        return shaped
+    if not _first(seen, shaped.external_id, shaped.payload_hash, resent_ok):
+        if resent_ok and _repeat(seen, result, shaped.external_id, shaped.payload_hash):
+            return None
+        return duplicate(shaped)
+    source = source_of(shaped, source)
+    seen.sources.add(source)
+    shaped = replace(shaped, raw_hash=raw_hash, source=source)
+    for name in shaped.dropped:
+        count, first = result.dropped_fields.get(name, (0, shaped.origin))
+        result.dropped_fields[name] = (count + 1, first)
+    return shaped
+
+
+def source_of(prepared: Prepared, input_source: str) -> str:
+    """A record's source: the sourceKey it carries (the server's own namespace, which
+    survives a renamed file), else the input it was read from."""
+    key = prepared.body.get("sourceKey")
+    return f"sourceKey:{key}" if isinstance(key, str) and key else input_source
 
 
 def _first(seen: Seen, external_id: str, body: str | None, keep_body: bool) -> bool:
@@ -202,4 +247,4 @@ def estimate_total(options: PlanOptions) -> int | None:
     return total
 
 
-__all__ = ["BATCH", "SKIPPABLE", "Known", "Planned", "Schema", "planned_stream"]
+__all__ = ["BATCH", "SKIPPABLE", "Known", "Planned", "planned_stream", "source_of"]

@@ -36,6 +36,7 @@ __all__ = [
     "check",
     "csv_delimiter",
     "input_format",
+    "input_source",
     "program_name",
     "read",
     "source_id",
@@ -90,6 +91,15 @@ def source_id(spec: InputSpec) -> str | None:
         path = spec.inputs[0]
         return "stdin" if path == "-" else f"file:{os.path.abspath(path)}"
     return None
+
+
+def input_source(spec: InputSpec, path: str) -> str:
+    """The ledger's name for where the records of one input come from (what --prune is
+    scoped to): the source program or Singer stream, else the file's absolute path."""
+    sid = source_id(spec)
+    if sid is not None:
+        return sid
+    return "stdin" if path == "-" else f"file:{os.path.abspath(path)}"
 
 
 def check(spec: InputSpec) -> None:
