@@ -72,7 +72,16 @@ def preflight(ctx: Context, ledger: Ledger, *, skip_readyz: bool) -> None:
         if isinstance(context, dict) and isinstance(context.get("workspace"), dict):
             ws_id = context["workspace"].get("id")
             workspace = str(ws_id) if ws_id else None
+        was = ledger.get_meta("api_base")
         ledger.bind(ctx.settings.api_base, workspace)
+        if was and was != ctx.settings.api_base:  # same workspace (bind refuses another)
+            ctx.emit(
+                Event(
+                    "warning",
+                    message=f"ledger {ledger.path} was used with {was}; it now follows "
+                    f"{ctx.settings.api_base} (the same workspace {workspace})",
+                )
+            )
     finally:
         client.close()
 

@@ -132,7 +132,7 @@ def status_text(info: dict[str, Any]) -> str:
         lines.append("recent runs:")
         for run in runs:
             counts_s = ", ".join(f"{v} {k}" for k, v in sorted((run["counts"] or {}).items()) if v)
-            state = "running" if run["finished_at"] is None else f"exit {run['exit_code']}"
+            state = f"exit {run['exit_code']}" if run["finished_at"] else run["state"]
             lines.append(
                 f"  #{run['id']} {run['started_at']} {run['command']}: {state}"
                 + (f" ({counts_s})" if counts_s else "")

@@ -45,8 +45,14 @@ def _duration(started: str | None, finished: str | None) -> float | None:
 
 def runs(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
     with reading(settings.ledger_path) as ledger:
-        holder = ledger.lease_holder()
-        rows = ledger.recent_runs(limit)
+        return _runs(ledger, limit)
+
+
+def _runs(ledger: Ledger, limit: int) -> list[dict[str, Any]]:
+    """Recent runs, each with its duration and state: a run that never finished is running
+    only while the lease names its process; otherwise it was killed or crashed."""
+    holder = ledger.lease_holder()
+    rows = ledger.recent_runs(limit)
     for row in rows:
         row["duration_s"] = _duration(row["started_at"], row["finished_at"])
         if row["finished_at"] is None:
@@ -118,6 +124,14 @@ def export(settings: Settings, fmt: str, statuses: tuple[str, ...] = ()) -> Iter
     """Ledger rows as JSONL lines or CSV lines (header first), streamed."""
     with reading(settings.ledger_path) as ledger:
         rows = ledger.iter_export(statuses or None)
+        if fmt == "json":  # one array, still streamed
+            yield "["
+            for n, row in enumerate(rows):
+                yield (
+                    ("," if n else "") + "\n" + json.dumps(row, sort_keys=True, ensure_ascii=False)
+                )
+            yield "\n]\n"
+            return
         if fmt == "jsonl":
             for row in rows:
                 yield json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n"
@@ -228,7 +242,7 @@ def status(settings: Settings) -> dict[str, Any]:
             "oldest_unfinished": ledger.oldest_unfinished(),
             "lock": None if holder is None else holder.describe(),
             "bookmarks": ledger.bookmarks(),
-            "recent_runs": ledger.recent_runs(5),
+            "recent_runs": _runs(ledger, 5),
             "rejected": ledger.items_in(NEEDS_LOOK - {Status.ERROR}, limit=20),
         }
 

@@ -276,3 +276,52 @@ def test_prune_only_considers_the_signals_of_its_own_source(
     assert moved.code == 0 and "1 deleted" in moved.out, moved.out + moved.err
     assert emulator.truth()["live_by_external_id"].get("k-2", 0) == 0
     assert emulator.truth()["live_by_external_id"]["a-0"] == 1
+
+
+def test_status_calls_a_killed_run_what_it_is() -> None:
+    from tests.conftest import run_cli
+    from zsync.ledger import Ledger
+
+    ledger = Ledger.open(Path("zsync.db"))
+    run_id = ledger.start_run("push", {})
+    ledger.conn.execute("UPDATE runs SET pid = 999999999 WHERE id = ?", (run_id,))
+    ledger.close()
+    status = run_cli(["status"], env={})
+    assert status.code == 0
+    assert f"#{run_id} " in status.out and "push: did not finish (killed or crashed)" in status.out
+    assert "running" not in status.out
+
+
+def test_every_operator_command_takes_json(emulator: Any, api_env: dict[str, str]) -> None:
+    from tests.conftest import run_cli
+
+    _write(Path("in.jsonl"), 3)
+    assert run_cli(["push", "-i", "in.jsonl", "--no-poll"], env=api_env).code == 0
+    for args in (["status"], ["runs"], ["errors"], ["show", "wait-1"], ["export"]):
+        result = run_cli([*args, "--json"], env=api_env)
+        assert result.code == 0, (args, result.err)
+        json.loads(result.out)  # one JSON document
+    rows = json.loads(run_cli(["export", "--json"], env=api_env).out)
+    assert [r["external_id"] for r in rows] == ["wait-0", "wait-1", "wait-2"]
+    assert json.loads(run_cli(["export", "--json", "--status", "failed"], env=api_env).out) == []
+
+
+def test_a_new_api_base_for_the_same_workspace_is_said_once(
+    emulator: Any, api_env: dict[str, str]
+) -> None:
+    from tests.conftest import run_cli
+
+    _write(Path("in.jsonl"), 1)
+    assert run_cli(["push", "-i", "in.jsonl", "--no-poll"], env=api_env).code == 0
+    other = {
+        **api_env,
+        "ZENTRIK_API_BASE": api_env["ZENTRIK_API_BASE"].replace("127.0.0.1", "localhost"),
+    }
+    moved = run_cli(["push", "-i", "in.jsonl", "--no-poll"], env=other)
+    assert moved.code == 0
+    assert (
+        "was used with http://127.0.0.1:" in moved.err
+        and "now follows http://localhost:" in moved.err
+    )
+    again = run_cli(["push", "-i", "in.jsonl", "--no-poll"], env=other)
+    assert "was used with" not in again.err

@@ -164,8 +164,8 @@ def test_a_missing_required_value_names_the_record_the_field_and_the_mapping_lin
     assert bad.field == "externalId" and bad.external_id is None
     assert bad.message == (
         "tickets.jsonl:12: field 'externalId' (mapping m.toml:4): template "
-        "'helpdesk:{ticket_id}' needs 'ticket_id', which is missing in this record; "
-        "externalId is required"
+        "'helpdesk:{ticket_id}' needs 'ticket_id', which is missing in this record "
+        "(the record has: body, subject); externalId is required"
     )
     bad = refused(m, {"ticket_id": 1, "subject": "Hi", "body": None})
     assert bad.field == "text" and bad.external_id == "helpdesk:1"
@@ -431,3 +431,16 @@ def test_unreadable_files() -> None:
     Path("m.toml").write_bytes(b'kind = "external_text"\nname = "\xff"\n')
     with pytest.raises(MappingError, match=r"^mapping m.toml:2: not UTF-8$"):
         load("m.toml")
+
+
+def test_a_misspelled_spec_key_fails_at_load_time_naming_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text(
+        'kind = "external_text"\n[fields]\nexternalId = "{id}"\n'
+        'text = { templat = "{body}" }\nsignalType = "support_ticket"\n'
+    )
+    with pytest.raises(MappingError) as err:
+        load(str(path))
+    message = str(err.value)
+    assert f"{path}:4" in message and "'templat'" in message
+    assert "did you mean 'template'?" in message

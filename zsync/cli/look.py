@@ -123,8 +123,14 @@ def check(state: State, /, needs: str, as_json: bool, **common: Any) -> None:
 
 @click.command()
 @click.option(
-    "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv", "json"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: one object per line; json: one array; csv: a header, then rows.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option(
     "--status",
     "statuses",
@@ -134,12 +140,15 @@ def check(state: State, /, needs: str, as_json: bool, **common: Any) -> None:
 )
 @common_options
 @click.pass_obj
-def export(state: State, /, fmt: str, statuses: tuple[str, ...], **common: Any) -> None:
-    """Ledger rows as JSONL or CSV on stdout (no payloads, no secrets).
+def export(
+    state: State, /, fmt: str, as_json: bool, statuses: tuple[str, ...], **common: Any
+) -> None:
+    """Ledger rows as JSONL, JSON or CSV on stdout (no payloads, no secrets).
 
     \b
     Example:
       zsync export --format csv --status rejected > rejected.csv
     """
+    fmt = "json" if as_json else fmt
     for chunk in views.export(settings_from(state, **common), fmt, statuses):
         click.echo(chunk, nl=False)

@@ -16,6 +16,7 @@ canonical bytes and hashing stay in one place. Templates and transforms live in
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from zsync.shape.templates import (
     join,
     lookup,
     parse_template,
+    record_has,
     render,
     show_path,
     split,
@@ -65,6 +67,8 @@ _TOP_KEYS = ("kind", "sourceKey", "fields", "streams")
 _STREAM_KEYS = ("kind", "sourceKey", "fields")
 _SPEC_SOURCES = ("template", "field", "value")
 _SPEC_KEYS = frozenset((*_SPEC_SOURCES, "transforms", "default"))
+# Body fields whose value is an object: a table there is the object itself.
+_OBJECT_FIELDS = frozenset(("source", "data", "context", "sourceExternalData"))
 _BARE_OR_QUOTED = r"""(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')"""
 _KEY_LINE = re.compile(rf"({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*=")
 
@@ -120,7 +124,8 @@ class _Spec:
             if absent is not None:
                 raise absent
             if self.path is not None:
-                raise Absent(f"'{show_path(self.path)}' is missing or empty in this record")
+                has = record_has(data, self.path) if lookup(data, self.path) is MISSING else ""
+                raise Absent(f"'{show_path(self.path)}' is missing or empty in this record{has}")
             if self.template is not None:
                 raise Absent(
                     f"template {self.template_text!r} gives an empty value for this record"
@@ -362,6 +367,17 @@ class _Loader:
             return self.template(where, key, name, line, raw, ())
         if isinstance(raw, dict) and any(k in raw for k in _SPEC_SOURCES):
             return self.table_spec(where, key, name, line, raw)
+        if isinstance(raw, dict) and "." not in name and name not in _OBJECT_FIELDS:
+            # `text = { templat = "..." }`: a field that is not an object, given a table without
+            # template/field/value, is a misspelling; say so now, not once per record.
+            guess = difflib.get_close_matches(next(iter(raw), ""), sorted(_SPEC_KEYS), n=1)
+            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+            raise self.fail(
+                where,
+                key,
+                f"{name}: a table here needs template, field or value; found "
+                f"{', '.join(repr(k) for k in raw) or 'nothing'}{hint}",
+            )
         if isinstance(raw, dict):
             children = tuple(self.spec(where, key, f"{name}.{k}", v) for k, v in raw.items())
             return _Spec(name, line, children=children)

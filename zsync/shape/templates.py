@@ -145,9 +145,20 @@ def render(template: Template, data: Any, text: str, empty_is_missing: bool) -> 
         name = show_path(part)
         if value is MISSING or value is None or (empty_is_missing and value == ""):
             state = "is empty" if value == "" else "is missing" if value is MISSING else "is null"
-            raise Absent(f"template {text!r} needs '{name}', which {state} in this record")
+            has = record_has(data, part) if value is MISSING else ""
+            raise Absent(f"template {text!r} needs '{name}', which {state} in this record{has}")
         out.append(as_text(value, f"'{name}'"))
     return "".join(out)
+
+
+def record_has(data: Any, path: Path) -> str:
+    """' (the record has: a, b, c)': the keys beside a missing one, to spot a misspelling."""
+    parent = lookup(data, path[:-1]) if len(path) > 1 else data
+    if type(parent) is not dict or not parent:
+        return ""
+    keys = sorted(str(k) for k in parent)
+    shown = ", ".join(keys[:12]) + (", ..." if len(keys) > 12 else "")
+    return f" (the record has: {shown})"
 
 
 class Absent(Exception):
