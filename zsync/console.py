@@ -47,6 +47,8 @@ _ATTENTION = frozenset(
 
 
 _LEVELS = {"changed": "warning", "warning": "warning", "notice": "info"}
+# Lines about the run as a whole, always shown: the cap on item lines does not apply.
+_RUN_NOTES = frozenset({"notice", "warning", "api-down", "prune-refused"})
 
 
 class Console:
@@ -101,10 +103,11 @@ class Console:
                     level = _LEVELS.get(event.kind, "error")
                     self._log(event, level)
                     return
-                if self.shown >= _MAX_ITEM_LINES and state.verbose == 0:
-                    self.hidden += 1
-                    return
-                self.shown += 1
+                if event.kind not in _RUN_NOTES:  # only item problems are capped
+                    if self.shown >= _MAX_ITEM_LINES and state.verbose == 0:
+                        self.hidden += 1
+                        return
+                    self.shown += 1
                 who = (
                     f"{event.external_id}: "
                     if event.external_id and event.kind != "invalid"

@@ -23,9 +23,7 @@ from zsync.errors import ExitCode, ZsyncError
 @click.version_option(__version__, prog_name="zsync")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("-v", "--verbose", count=True, help="Show each item's outcome.")
-@click.option(
-    "-q", "--quiet", is_flag=True, help="Nothing on a clean run; problems and their summary only."
-)
+@click.option("-q", "--quiet", is_flag=True, help="Silent unless something needs a person.")
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),

@@ -223,7 +223,7 @@ def render_run(state: State, result: RunResult, as_json: bool, console: Console)
         click.echo(json.dumps(report.summary_json(result), sort_keys=True), err=True)
     elif as_json:
         click.echo(json.dumps(report.summary_json(result), indent=2, sort_keys=True))
-    elif not state.quiet or code != ExitCode.OK:
+    elif not state.quiet or code not in (ExitCode.OK, ExitCode.PENDING):
         click.echo(report.summary_text(result), err=dry)
     sys.exit(int(code))
 
