@@ -325,3 +325,15 @@ def test_a_new_api_base_for_the_same_workspace_is_said_once(
     )
     again = run_cli(["push", "-i", "in.jsonl", "--no-poll"], env=other)
     assert "was used with" not in again.err
+
+
+def test_json_log_lines_of_invalid_records_carry_the_run(
+    emulator: Any, api_env: dict[str, str]
+) -> None:
+    from tests.conftest import run_cli
+
+    Path("in.jsonl").write_text('{"kind": "external_text", "externalId": "x"}\n')
+    result = run_cli(["--log-format", "json", "push", "-i", "in.jsonl"], env=api_env)
+    assert result.code == 1
+    [line] = [json.loads(x) for x in result.err.splitlines() if '"invalid"' in x]
+    assert line["run_id"] == 1 and line["externalId"] == "x"
