@@ -6,6 +6,7 @@ finish, shared by push, reconcile and retry-failed.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,11 +19,14 @@ from zsync.config import Settings
 from zsync.engine import Engine
 from zsync.errors import ApiUnavailable, TransientError, ZsyncError
 from zsync.ledger import Ledger, ledger_errors
-from zsync.model import Emit, Job, RunOptions, RunResult, Status, ignore
-from zsync.plan import PlanOptions
+from zsync.model import Emit, Job, RunOptions, RunResult, ServerIndex, Status, ignore
+from zsync.plan import PlanOptions, indoubt
 from zsync.retry import RetryPolicy
+from zsync.truth.verify import load_index
 
 _READYZ_BUDGET = 30.0
+# Rounds of "look up what is in doubt, resend what the server lacks" after a run's sends.
+_SETTLE_PASSES = 2
 
 # Builds the jobs of a run once the ledger is open and the run is recorded.
 Feeder = Callable[[Ledger, int, RunResult], Iterator[list[Job]]]
@@ -108,7 +112,23 @@ def _run(
                     run_id=run_id,
                     result=result,
                 )
-                engine.run(feeder(ledger, run_id, result))
+                first = _settle_in_doubt(ctx, ledger, run_id, result, command == "reconcile")
+                engine.run(itertools.chain([first], feeder(ledger, run_id, result)))
+                for _ in range(_SETTLE_PASSES):
+                    jobs = _settle_in_doubt(ctx, ledger, run_id, result, False, after=True)
+                    if not jobs:
+                        break
+                    again = Engine(
+                        ledger,
+                        ctx.make_client,
+                        options,
+                        retry=ctx.retry_policy(),
+                        stop_event=ctx.stop_event,
+                        emit=ctx.emit,
+                        run_id=run_id,
+                        result=result,
+                    )
+                    again.run(iter([jobs]))
             except ZsyncError as exc:
                 result.fatal = exc
             result.duration = time.monotonic() - started
@@ -118,6 +138,31 @@ def _run(
         finally:
             ledger.close()
     return result
+
+
+def _settle_in_doubt(
+    ctx: Context,
+    ledger: Ledger,
+    run_id: int,
+    result: RunResult,
+    conflicts: bool,
+    *,
+    after: bool = False,
+) -> list[Job]:
+    """Look sends in doubt (and, for reconcile, conflicts) up in the server's list before
+    anything resends them; after the run's sends (``after``), resend what the list lacks."""
+    stopped = result.interrupted or result.timed_out or result.api_down or result.fatal
+    if after and stopped:
+        return []
+    items = indoubt.in_doubt(ledger, conflicts=conflicts)
+
+    def load() -> ServerIndex:
+        with ctx.make_client() as client:
+            return load_index(client, ctx.retry_policy())
+
+    return indoubt.settle(
+        ledger, items, load, result, ctx.emit, run_id=run_id, resend_missing=after
+    )
 
 
 def push(

@@ -108,6 +108,7 @@ def push_feeder(
         known = ledger.lookup([p.external_id for p in batch]) if ledger is not None else {}
         jobs: list[Job] = []
         intents: list[Intent] = []
+        learned: list[tuple[str, str, str, str | None]] = []
         deferred, changed = result.counts["deferred"], result.counts["changed"]
         for prepared in batch:
             job = plan_one(
@@ -119,6 +120,7 @@ def push_feeder(
                 emit,
                 budget,
                 intents,
+                learned,
             )
             if job is not None:
                 jobs.append(job)
@@ -126,6 +128,7 @@ def push_feeder(
             ledger.record_intents(intents, run_id)
         if ledger is not None and not options.dry_run:
             ledger.set_raw_hashes(line_hashes_to_learn(batch, known))
+            ledger.learn_adopted(learned)
         # Records this batch did not record (an update is recorded only when it succeeds):
         # a bookmark after them would skip them for good.
         bookmark.batch_closed(
