@@ -4,7 +4,8 @@ Bounded (a cap on passes and on signals), paced (each request waits for the run'
 budget), and resumable (a transient failure retries that page, not the whole listing). The
 list's order is undocumented, so a listing is trusted as complete only when the number of
 distinct signals read equals the total the server claims and that total held still; an
-order that shifts between pages is met by reading again, up to ``max_passes``.
+order that shifts between pages is met by reading again while a pass still finds new
+signals, up to ``max_passes``.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def read_index(
     retry: RetryPolicy | None = None,
     pace: Callable[[], bool] | None = None,
     page_size: int = PAGE,
-    max_passes: int = 3,
+    max_passes: int = 8,
     max_signals: int = MAX_SIGNALS,
 ) -> ServerIndex:
     """Read every signal the key's workspace lists. Raises the client's errors (after the
@@ -88,8 +89,11 @@ def read_index(
             index.requests += 1
             return client.list_page(page_size, offset)
 
+        before = len(index.by_public_id)
         saw_external_key |= _read_pass(index, current, fetch, page_size, max_signals, policy)
-        if _settled(index, current, number + 1 == max_passes):
+        # Another pass only while passes still find signals (an order that shifts per read).
+        stalled = number > 0 and len(index.by_public_id) == before
+        if _settled(index, current, stalled or number + 1 == max_passes):
             break
     index.shows_external_id = saw_external_key or not index.by_public_id
     if not index.shows_external_id:

@@ -102,6 +102,8 @@ def compare(ledger: Ledger | None, index: ServerIndex, report: VerifyReport, kee
     report.matched_by = "externalId" if by_external else "publicId"
     report.complete = index.complete
     report.server_signals = len(index.by_public_id)
+    report.requests = index.requests
+    report.problems = list(index.problems)
     fixes = _Fixes()
     matched: set[str] = set()  # publicIds the ledger accounts for
 
@@ -177,7 +179,8 @@ def _match(
 
 
 def _differing(ledger_hashes: str | None, server_hashes: str) -> list[str]:
-    """Fields the ledger recorded whose server copy differs (or is missing)."""
+    """Fields the ledger recorded whose server copy differs. A field the server's copy does
+    not show (absent or null) is not judged: a list may show a signal only in part."""
     if not ledger_hashes:
         return []
     try:
@@ -185,7 +188,7 @@ def _differing(ledger_hashes: str | None, server_hashes: str) -> list[str]:
         theirs: dict[str, str] = json.loads(server_hashes)
     except ValueError:
         return []
-    return sorted(k for k, h in ours.items() if theirs.get(k) != h)
+    return sorted(k for k, h in ours.items() if k in theirs and theirs[k] != h)
 
 
 def repair(ledger: Ledger, fixes: _Fixes, index: ServerIndex, run_id: int) -> dict[str, int]:
