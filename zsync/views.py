@@ -204,7 +204,7 @@ def _ledger_check(settings: Settings, workspace: str | None) -> Check:
         bound = ledger.get_meta("workspace_id")
         schema = ledger.schema_version()
         holder = ledger.lease_holder()
-        replay = ledger.replay_observed() if "0005_server_truth" <= schema else None
+        replay = ledger.replay_observed()
     except sqlite3.DatabaseError:
         return Check("ledger", False, f"ledger {path}: the file is corrupt")
     finally:

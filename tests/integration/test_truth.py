@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any

@@ -63,7 +63,7 @@ def test_receipt_without_job_id_is_accepted(rsps: Any, client: ZentrikClient) ->
 def test_receipt_for_another_workspace_is_refused(rsps: Any, client: ZentrikClient) -> None:
     client.workspace_id = "ws-1"
     rsps.post(SIGNALS, status=201, json={"publicId": "SIGNAL-1", "workspaceId": "ws-2"})
-    with pytest.raises(WrongWorkspace, match="workspace ws-2.*bound to workspace ws-1"):
+    with pytest.raises(WrongWorkspace, match=r"workspace ws-2.*bound to workspace ws-1"):
         client.create_signal(b"{}", "key-1")
 
 
