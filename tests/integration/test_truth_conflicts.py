@@ -103,3 +103,23 @@ def test_a_lost_answer_is_looked_up_not_resent_on_a_server_that_ignores_keys() -
         assert set(truth["creates_by_external_id"].values()) == {1}
         check = run_cli(["check"], env=_env(emu))
         assert "resends replayed: not observed yet" in check.out
+
+
+def test_receipt_for_another_workspace_ends_the_run_with_one_line() -> None:
+    _write(2)
+    with running_emulator(receipt_workspace="ws-elsewhere", process_seconds=0.0) as emu:
+        result = run_cli(["push", "--input", "in.jsonl"], env=_env(emu))
+        assert result.code == 3, result.err
+        assert "receipt for workspace ws-elsewhere" in result.err
+        assert "Traceback" not in result.err
+
+
+def test_readyz_extra_checks_do_not_block_and_missing_job_ids_are_stored_null() -> None:
+    _write(2)
+    with running_emulator(
+        readyz_extra_checks={"cache": "degraded"}, receipt_without_job_id=True, process_seconds=0.0
+    ) as emu:
+        result = run_cli(["push", "--input", "in.jsonl"], env=_env(emu))
+        assert result.code == 0, result.err
+        db = sqlite3.connect("zsync.db")
+        assert set(db.execute("SELECT status, job_id FROM items")) == {("processed", None)}
