@@ -19,7 +19,7 @@ from zsync.config import Settings
 from zsync.engine import Engine
 from zsync.errors import ApiUnavailable, TransientError, ZsyncError
 from zsync.ledger import Ledger, ledger_errors
-from zsync.model import Emit, Job, RunOptions, RunResult, ServerIndex, Status, ignore
+from zsync.model import Emit, Event, Job, RunOptions, RunResult, ServerIndex, Status, ignore
 from zsync.plan import PlanOptions, indoubt
 from zsync.retry import RetryPolicy
 from zsync.truth.verify import load_index
@@ -160,9 +160,16 @@ def _settle_in_doubt(
         with ctx.make_client() as client:
             return load_index(client, ctx.retry_policy())
 
-    return indoubt.settle(
-        ledger, items, load, result, ctx.emit, run_id=run_id, resend_missing=after
-    )
+    try:
+        return indoubt.settle(
+            ledger, items, load, result, ctx.emit, run_id=run_id, resend_missing=after
+        )
+    except ApiUnavailable as exc:
+        if not after:
+            raise  # nothing in doubt may be resent unchecked
+        # After the run's sends: the items stay as they are for the next run to check.
+        ctx.emit(Event("warning", message=f"{len(items)} send(s) in doubt stay unchecked: {exc}"))
+        return []
 
 
 def push(

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from zsync.ledger.store import Store, now_iso
-from zsync.model import ADOPTED_HASH, TERMINAL, ServerSignal, Status
+from zsync.model import ADOPTED_HASH, TERMINAL, ServerSignal, Status, StoredItem
 
 _REPLAY_KEY = "replay_observed"
 
@@ -48,6 +48,22 @@ class ServerTable(Store):
                 return
             yield from rows
             after = rows[-1]["external_id"]
+
+    def iter_in_doubt(self, conflicts: bool) -> Iterator[StoredItem]:
+        """Items whose create may have reached the server without its answer reaching us:
+        pending (a killed run), or error after no answer, a malformed 2xx or a gateway's
+        502/504; with ``conflicts``, conflicts too. An error the server itself answered
+        (429, 503, ...) made no signal and is not in doubt."""
+        wanted = "status = 'conflict' OR " if conflicts else ""
+        yield from (
+            StoredItem(*row)
+            for row in self.conn.execute(
+                "SELECT external_id, status, payload, idempotency_key, public_id, origin "
+                f"FROM items WHERE {wanted}status = 'pending' OR (status = 'error' AND "
+                "(last_http_status IS NULL OR last_http_status BETWEEN 200 AND 299 "
+                "OR last_http_status IN (502, 504))) ORDER BY external_id"
+            )
+        )
 
     def item_count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0])

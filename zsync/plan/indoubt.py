@@ -29,13 +29,10 @@ from zsync.model import (
 
 
 def in_doubt(ledger: Ledger, *, conflicts: bool) -> list[StoredItem]:
-    """The items to look up: unsettled sends (unless resends are known safe), conflicts."""
-    statuses: list[str] = []
-    if ledger.replay_observed() is None:
-        statuses += [Status.PENDING, Status.ERROR]
-    if conflicts:
-        statuses.append(Status.CONFLICT)
-    return list(ledger.iter_items(statuses)) if statuses else []
+    """The items to look up: sends in doubt (unless resends are known safe), conflicts."""
+    if ledger.replay_observed() is not None:
+        return list(ledger.iter_items([Status.CONFLICT])) if conflicts else []
+    return list(ledger.iter_in_doubt(conflicts))
 
 
 def settle(
