@@ -191,3 +191,18 @@ def test_verify_text_output_names_classes_and_examples(
     assert "2  on the server, unknown to the ledger" in result.out
     assert "externalId=t-0" in result.out
     assert TEST_KEY not in result.out + result.err
+
+
+def test_adopted_signals_no_record_claims_are_never_pruned(
+    emu: RunningEmulator, env: dict[str, str]
+) -> None:
+    records = _records(20)
+    _write(records)
+    _push(env)
+    os.remove("zsync.db")
+    _verify(env, "--repair")  # adopts all 20, as another tool's signals would be
+    _write(records[:19])
+    result = run_cli(["push", "--input", "in.jsonl", "--prune", "--json"], env=env)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["counts"].get("deleted", 0) == 0
+    assert len(emu.truth()["live_by_external_id"]) == 20

@@ -79,16 +79,7 @@ def settle(
             result.counts["submitted"] += 1
             jobs.append(PollJob(item.external_id, signal.public_id, 0.0))
     unsettled = [i for i in missing if i.status != Status.CONFLICT]
-    for item in missing:
-        if item.status == Status.CONFLICT:
-            emit(
-                Event(
-                    "conflict",
-                    item.external_id,
-                    "the server lists no signal with this externalId; resending "
-                    f"(the 409 said: {item_error(ledger, item.external_id)})",
-                )
-            )
+    _say_why(ledger, [i for i in missing if i.status == Status.CONFLICT], emit)
     if unsettled and not index.complete:
         raise ApiUnavailable(
             f"{len(unsettled)} send(s) in doubt cannot be checked, so none is resent: "
@@ -111,6 +102,17 @@ def _resends(items: Sequence[StoredItem], result: RunResult) -> list[Job]:
     return jobs
 
 
-def item_error(ledger: Ledger, external_id: str) -> str:
-    item = ledger.get_item(external_id)
-    return str(item.get("last_error") or "no reason given") if item else "no reason given"
+def _say_why(ledger: Ledger, conflicts: Sequence[StoredItem], emit: Emit) -> None:
+    """A conflict stays only while the server holds no signal for it: say so, and what the
+    409 said."""
+    for item in conflicts:
+        row = ledger.get_item(item.external_id)
+        said = str(row.get("last_error") or "no reason given") if row else "no reason given"
+        emit(
+            Event(
+                "conflict",
+                item.external_id,
+                f"the server lists no signal with this externalId; resending (the 409 said: "
+                f"{said})",
+            )
+        )

@@ -98,8 +98,7 @@ def load_index(
 
 def compare(ledger: Ledger | None, index: ServerIndex, report: VerifyReport, keep: int) -> _Fixes:
     """Fill the report's classes; return what a repair would change."""
-    by_external = index.shows_external_id
-    report.matched_by = "externalId" if by_external else "publicId"
+    report.matched_by = "externalId" if index.shows_external_id else "publicId"
     report.complete = index.complete
     report.server_signals = len(index.by_public_id)
     report.requests = index.requests
@@ -113,38 +112,9 @@ def compare(ledger: Ledger | None, index: ServerIndex, report: VerifyReport, kee
         if len(drift.examples) < keep:
             drift.examples.append(example)
 
-    rows = ledger.iter_truth_rows() if ledger is not None else iter(())
-    for row in rows:
+    for row in ledger.iter_truth_rows() if ledger is not None else ():
         report.ledger_items += 1
-        ext, status, public_id = row["external_id"], row["status"], row["public_id"]
-        signal = _match(index, ext, public_id, by_external)
-        if signal is None:
-            if status in ACCEPTED and public_id and index.complete:
-                note("gone", {"externalId": ext, "publicId": public_id, "ledger": status})
-                fixes.gone.append(ext)
-            continue
-        matched.update(s.public_id for s in index.by_external_id.get(ext, [signal]))
-        matched.add(signal.public_id)
-        server = server_status(signal)
-        if server != status or signal.public_id != public_id:
-            note(
-                "status",
-                {
-                    "externalId": ext,
-                    "publicId": signal.public_id,
-                    "ledger": status,
-                    "ledger_publicId": public_id,
-                    "server": signal.status,
-                },
-            )
-            if status in ACCEPTED and signal.public_id == public_id:
-                fixes.statuses.append((ext, server))
-            else:
-                fixes.found.append((ext, signal))
-        fields = _differing(row.get("field_hashes"), signal.field_hashes)
-        if fields:
-            note("content", {"externalId": ext, "publicId": signal.public_id, "fields": fields})
-            fixes.adopt.append(signal)
+        _compare_row(row, index, note, fixes, matched)
     for ext, signals in index.by_external_id.items():
         if len(signals) > 1:
             ids = [s.public_id for s in signals]
@@ -152,7 +122,7 @@ def compare(ledger: Ledger | None, index: ServerIndex, report: VerifyReport, kee
     for signal in index.by_public_id.values():
         if signal.public_id in matched:
             continue
-        if by_external and signal.external_id is not None:
+        if index.shows_external_id and signal.external_id is not None:
             if index.find(signal.external_id) is not signal:
                 continue  # a duplicate: counted above, the oldest one is adopted
             fixes.adopt.append(signal)
@@ -165,6 +135,44 @@ def compare(ledger: Ledger | None, index: ServerIndex, report: VerifyReport, kee
             },
         )
     return fixes
+
+
+def _compare_row(
+    row: dict[str, Any],
+    index: ServerIndex,
+    note: Callable[[str, dict[str, Any]], None],
+    fixes: _Fixes,
+    matched: set[str],
+) -> None:
+    ext, status, public_id = row["external_id"], row["status"], row["public_id"]
+    signal = _match(index, ext, public_id, index.shows_external_id)
+    if signal is None:
+        if status in ACCEPTED and public_id and index.complete:
+            note("gone", {"externalId": ext, "publicId": public_id, "ledger": status})
+            fixes.gone.append(ext)
+        return
+    matched.update(s.public_id for s in index.by_external_id.get(ext, [signal]))
+    matched.add(signal.public_id)
+    server = server_status(signal)
+    if server != status or signal.public_id != public_id:
+        note(
+            "status",
+            {
+                "externalId": ext,
+                "publicId": signal.public_id,
+                "ledger": status,
+                "ledger_publicId": public_id,
+                "server": signal.status,
+            },
+        )
+        if status in ACCEPTED and signal.public_id == public_id:
+            fixes.statuses.append((ext, server))
+        else:
+            fixes.found.append((ext, signal))
+    fields = _differing(row.get("field_hashes"), signal.field_hashes)
+    if fields:
+        note("content", {"externalId": ext, "publicId": signal.public_id, "fields": fields})
+        fixes.adopt.append(signal)
 
 
 def _match(
