@@ -161,8 +161,16 @@ def _settle_in_doubt(
             return load_index(client, ctx.retry_policy())
 
     try:
+        # Reconcile polls every submitted item itself (conflicts is True only there).
         return indoubt.settle(
-            ledger, items, load, result, ctx.emit, run_id=run_id, resend_missing=after
+            ledger,
+            items,
+            load,
+            result,
+            ctx.emit,
+            run_id=run_id,
+            resend_missing=after,
+            poll=not conflicts,
         )
     except ApiUnavailable as exc:
         if not after:

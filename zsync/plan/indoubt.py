@@ -44,9 +44,11 @@ def settle(
     *,
     run_id: int,
     resend_missing: bool,
+    poll: bool = True,
 ) -> list[Job]:
-    """Adopt the signals the server holds for ``items``; the jobs that follow them up (polls,
-    and with ``resend_missing`` the resends of items the server does not hold)."""
+    """Adopt the signals the server holds for ``items``; the jobs that follow them up (polls
+    unless the caller polls them itself, and with ``resend_missing`` the resends of items
+    the server does not hold)."""
     if not items:
         return []
     index = load()
@@ -75,7 +77,7 @@ def settle(
         emit(Event("adopted", item.external_id, f"{signal.public_id} (found on the server)"))
         if signal.status in TERMINAL:
             result.counts[signal.status] += 1
-        else:
+        elif poll:
             result.counts["submitted"] += 1
             jobs.append(PollJob(item.external_id, signal.public_id, 0.0))
     unsettled = [i for i in missing if i.status != Status.CONFLICT]
