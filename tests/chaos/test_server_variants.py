@@ -19,6 +19,7 @@ import pytest
 from tests.chaos.helpers import (
     FIGURES,
     check_exactly_once,
+    created_count,
     env_for,
     spawn,
     write_records,
@@ -76,11 +77,14 @@ def campaign(tmp: Path, variant: dict[str, Any], *, records: int, kills: int, se
         push = ["push", "--input", str(tmp / "in.jsonl"), "--poll-seconds", "20"]
         killed = 0
         while killed < kills:
+            before = created_count(emu)
             proc = spawn(push, env)
             time.sleep(rng.uniform(0.2, 1.0))
             if proc.poll() is None:
                 proc.kill()
                 killed += 1
+                if created_count(emu) > before:
+                    FIGURES["kills_mid_send"] += 1
             _out, err = proc.communicate(timeout=60)
             assert "Traceback" not in err, err
             if proc.returncode != -signal.SIGKILL:
