@@ -21,7 +21,7 @@ import click
 from zsync import config, operations, report
 from zsync.console import Console, State
 from zsync.model import RunOptions, RunResult
-from zsync.read import DEFAULT_MAX_RECORD_BYTES, FORMATS, InputSpec
+from zsync.read import FORMATS, InputSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -122,13 +122,6 @@ def input_options(fn: F) -> F:
             "--delimiter",
             help="CSV delimiter (default: detected); 'tab' for tabs.",
         ),
-        click.option(
-            "--max-record-bytes",
-            type=click.IntRange(min=1),
-            default=DEFAULT_MAX_RECORD_BYTES,
-            show_default=True,
-            help="Longest record (line, array element) read; a longer one is invalid, skipped.",
-        ),
     ]
     return _decorate(fn, options)
 
@@ -178,7 +171,7 @@ COMMON = ("ledger", "env_file", "api_base", "allow_insecure_http")
 RUN = ("metrics_file", "concurrency", "rate", "poll_seconds", "poll_interval", "max_duration")
 
 
-INPUT = ("inputs", "fmt", "delimiter", "source_cmd", "max_record_bytes")
+INPUT = ("inputs", "fmt", "delimiter", "source_cmd")
 
 
 def take(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -187,15 +180,11 @@ def take(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def input_spec(
-    inputs: tuple[str, ...],
-    fmt: str | None,
-    delimiter: str | None,
-    source_cmd: str | None = None,
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    inputs: tuple[str, ...], fmt: str | None, delimiter: str | None, source_cmd: str | None = None
 ) -> InputSpec:
     """Standard input is handed to the readers here; nothing below reaches for sys.stdin."""
     stdin = sys.stdin.buffer if "-" in inputs else None
-    return InputSpec(inputs, fmt, delimiter, source_cmd, stdin, max_record_bytes)
+    return InputSpec(inputs, fmt, delimiter, source_cmd, stdin)
 
 
 @contextmanager
