@@ -33,12 +33,14 @@ from zsync.errors import (
     ConfigError,
     Conflict,
     MalformedResponse,
+    NotDelivered,
     RateLimited,
     RedirectRefused,
     Rejected,
     ServerUnavailable,
     TransportError,
     WarmingUp,
+    WrongWorkspace,
     ZsyncError,
 )
 from zsync.retry import parse_retry_after
@@ -69,13 +71,29 @@ _SCOPES = {
 }
 
 
+# The readiness checks the import template requires; any other check may say what it likes.
+REQUIRED_CHECKS = ("database", "workspaceQueue")
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     public_id: str
-    job_id: str
+    job_id: str | None  # Zentrik's own client does not require it; stored as null
     workspace_id: str | None
     status: str | None
     http_status: int
+    replayed: bool = False  # the answer says it is a replay (header Idempotent-Replayed)
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """One page of the list endpoint: the items as sent (checked by the reader) and the
+    paging headers (None when absent or not a number)."""
+
+    items: list[Any]
+    total: int | None
+    limit: int | None
+    offset: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +144,8 @@ class ZentrikClient:
         self._read_timeout = timeout
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
+        # The workspace the ledger is bound to: a receipt naming another one is refused.
+        self.workspace_id: str | None = None
 
     def __repr__(self) -> str:
         return f"ZentrikClient({self._base!r})"
@@ -148,7 +168,9 @@ class ZentrikClient:
     # -- endpoints ---------------------------------------------------------------------------
 
     def readyz(self) -> dict[str, str]:
-        """The readiness checks when the answer is 200 and every check is ``ok``.
+        """The readiness checks when the answer is 200 and ``database`` and
+        ``workspaceQueue`` are ``ok`` (as the import template decides; other checks may
+        say anything and are reported, not required).
 
         A not-ready answer with a status worth waiting for (429, 5xx from a proxy, the web
         front end's 404) raises the matching TransientError, so a retry policy waits for a
@@ -164,7 +186,8 @@ class ZentrikClient:
         checks: dict[str, str] = {}
         if isinstance(raw_checks, dict):
             checks = {str(name): _check_state(value) for name, value in raw_checks.items()}
-        failing = [f"{name}={state}" for name, state in checks.items() if state != "ok"]
+        required = [(name, checks.get(name, "missing")) for name in REQUIRED_CHECKS]
+        failing = [f"{name}={state}" for name, state in required if state != "ok"] if checks else []
         if status == 200 and checks and not failing:
             return checks
         front_end = status == 404 and _FRONT_END_MARKER in resp.content
@@ -211,19 +234,27 @@ class ZentrikClient:
         self._raise_for_status(resp, "create", "POST")
         data = self._json_object(resp, "create")
         public_id = _ident(data.get("publicId"))
-        job_id = _ident(data.get("jobId"))
-        if public_id is None or job_id is None:
-            missing = "publicId" if public_id is None else "jobId"
+        if public_id is None:
             raise MalformedResponse(
-                f"create answered {resp.status_code} without a {missing}", resp.status_code
+                f"create answered {resp.status_code} without a publicId", resp.status_code
+            )
+        workspace_id = _ident(data.get("workspaceId"))
+        if self.workspace_id and workspace_id and workspace_id != self.workspace_id:
+            raise WrongWorkspace(
+                self._clean(
+                    f"create answered with a receipt for workspace {workspace_id}, but the "
+                    f"ledger is bound to workspace {self.workspace_id} ({public_id})"
+                )
             )
         status = data.get("status")
+        replayed = resp.headers.get("Idempotent-Replayed", "").strip().lower() == "true"
         return Receipt(
             public_id=public_id,
-            job_id=job_id,
-            workspace_id=_ident(data.get("workspaceId")),
+            job_id=_ident(data.get("jobId")),
+            workspace_id=workspace_id,
             status=status if isinstance(status, str) else None,
             http_status=resp.status_code,
+            replayed=replayed,
         )
 
     def get_signal(self, public_id: str) -> SignalState:
@@ -274,18 +305,32 @@ class ZentrikClient:
         self, limit: int = 100, offset: int = 0
     ) -> tuple[list[dict[str, Any]], int | None]:
         """One page of signals and the server's X-Total-Count (None when absent)."""
+        page = self.list_page(limit, offset)
+        if not all(isinstance(item, dict) for item in page.items):
+            raise MalformedResponse("list answered 200 with an item that is not a signal", 200)
+        return page.items, page.total
+
+    def list_page(self, limit: int = 100, offset: int = 0) -> ListPage:
+        """One page as sent: the body must be a JSON array; its items are not judged here."""
         resp = self._send("GET", SIGNALS_PATH, params={"limit": limit, "offset": offset})
         self._raise_for_status(resp, "list", "GET")
         try:
             data = _json(resp)
         except ValueError:
             data = None
-        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        if not isinstance(data, list):
+            what = "a body that is not JSON" if data is None else f"JSON {_kind(data)}"
             raise MalformedResponse(
-                f"list answered {resp.status_code} with a body that is not an array of signals",
+                f"list answered {resp.status_code} with {what}, not an array of signals",
                 resp.status_code,
             )
-        return data, _non_negative_int(resp.headers.get("X-Total-Count"))
+        headers = resp.headers
+        return ListPage(
+            data,
+            _non_negative_int(headers.get("X-Total-Count")),
+            _non_negative_int(headers.get("X-Limit")),
+            _non_negative_int(headers.get("X-Offset")),
+        )
 
     # -- one request -------------------------------------------------------------------------
 
@@ -351,15 +396,17 @@ class ZentrikClient:
         ):
             return ConfigError(self._clean(f"ZENTRIK_API_BASE {self._base!r} is not usable"))
         if isinstance(exc, requests.ConnectTimeout):
-            message = f"could not connect to {host} within {self._connect_timeout:g}s"
-        elif isinstance(exc, requests.Timeout) or has(
+            return NotDelivered(
+                self._clean(f"could not connect to {host} within {self._connect_timeout:g}s")
+            )
+        if has(ConnectionRefusedError):
+            return NotDelivered(self._clean(f"connection refused by {host} (is the API running?)"))
+        if has(urllib3.exceptions.NameResolutionError, socket.gaierror):
+            return NotDelivered(self._clean(f"cannot resolve the API host {host}"))
+        if isinstance(exc, requests.Timeout) or has(
             urllib3.exceptions.ReadTimeoutError, TimeoutError
         ):
             message = f"timed out after {self._read_timeout:g}s waiting for the API at {host}"
-        elif has(ConnectionRefusedError):
-            message = f"connection refused by {host} (is the API running?)"
-        elif has(urllib3.exceptions.NameResolutionError, socket.gaierror):
-            message = f"cannot resolve the API host {host}"
         elif has(RemoteDisconnected):
             message = f"the API at {host} closed the connection without answering"
         elif has(ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
@@ -419,7 +466,7 @@ class ZentrikClient:
             )
         text = self._clean(_status_text(status, *_error_parts(resp)))
         if status == 409:
-            return Conflict(text)
+            return Conflict(text, public_id=_named_signal(resp))
         return Rejected(text, status)
 
     def _json_object(self, resp: requests.Response, op: str) -> dict[str, Any]:
@@ -544,6 +591,24 @@ def _non_negative_int(value: str | None) -> int | None:
     except ValueError:
         return None
     return number if number >= 0 else None
+
+
+def _kind(value: object) -> str:
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
+def _named_signal(resp: requests.Response) -> str | None:
+    """The existing signal a 409 names (``publicId`` at the top or under ``error``)."""
+    data = _json_or_none(resp)
+    if not isinstance(data, dict):
+        return None
+    inner = data.get("error")
+    for where in (inner, data):
+        if isinstance(where, dict):
+            found = _ident(where.get("publicId"))
+            if found is not None and len(found) <= 200 and found.isprintable():
+                return found
+    return None
 
 
 def _check_state(value: object) -> str:

@@ -22,10 +22,12 @@ from zsync.errors import (
     ApiUnavailable,
     AuthError,
     Conflict,
+    NotDelivered,
     RateLimited,
     RedirectRefused,
     Rejected,
     TransientError,
+    TransportError,
     ZsyncError,
 )
 from zsync.ledger import Ledger
@@ -56,6 +58,11 @@ _PROGRESS_SECONDS = 0.5
 
 class _Stopped(Exception):
     """The run is stopping; the job was not (fully) attempted."""
+
+
+class _InDoubt(ApiError):
+    """A create may have reached the server, and this workspace has not shown that a resend
+    is answered with the original signal: not resent until the server is checked."""
 
 
 class Engine:
@@ -105,6 +112,8 @@ class Engine:
         # would spend its own full wait budget on a dead API.
         self._last_success = time.monotonic()
         self._failures_since_success = 0
+        self._replay_safe = ledger.replay_observed() is not None
+        self._workspace = ledger.get_meta("workspace_id")
 
     # -- worker side (no ledger access here) ------------------------------------------
 
@@ -112,6 +121,7 @@ class Engine:
         client: ZentrikClient | None = getattr(self._local, "client", None)
         if client is None:
             client = self._factory()
+            client.workspace_id = self._workspace
             self._local.client = client
             with self._clients_lock:
                 self._clients.append(client)
@@ -154,12 +164,10 @@ class Engine:
         ext = job.external_id
         try:
             if isinstance(job, SendJob):
-                receipt: Receipt = self._request(
-                    lambda: self._client().create_signal(job.payload, job.idempotency_key),
-                    counter,
-                )
+                receipt: Receipt = self._request(lambda: self._create(job), counter)
                 self.result.requests[str(receipt.http_status)] += 1
-                kind = "created" if receipt.http_status == 201 else "replayed"
+                fresh = receipt.http_status == 201 and not receipt.replayed
+                kind = "created" if fresh else "replayed"
                 return Outcome(
                     ext,
                     kind,
@@ -216,6 +224,14 @@ class Engine:
         except ApiError as exc:
             return _failure(job, exc, counter[0])
 
+    def _create(self, job: SendJob) -> Receipt:
+        try:
+            return self._client().create_signal(job.payload, job.idempotency_key)
+        except TransportError as exc:
+            if self._replay_safe or isinstance(exc, NotDelivered):
+                raise
+            raise _InDoubt(f"in doubt ({exc}); checked against the server's list next") from None
+
     # -- writer side -----------------------------------------------------------------
 
     def schedule_poll(self, external_id: str, public_id: str, delay: float | None = None) -> None:
@@ -236,7 +252,12 @@ class Engine:
         if outcome.kind == "poll-rejected":
             self._buffer.append(outcome)
             return
-        if outcome.kind in ("created", "replayed"):
+        if outcome.kind in ("replayed", "adopted") and not self._replay_safe:
+            # A resend answered with the original signal: resending is safe here from now on.
+            how = "409 naming the signal" if outcome.kind == "adopted" else "replayed create"
+            self.ledger.note_replay(f"{how}, {outcome.external_id}")
+            self._replay_safe = True
+        if outcome.kind in ("created", "replayed", "adopted"):
             counts[outcome.kind] += 1
             counts["submitted"] += 1
             if outcome.public_id:
@@ -462,8 +483,19 @@ def _failure(job: Job, exc: ApiError, attempts: int) -> Outcome:
         # A failed poll changes nothing: the signal is polled again later (or by reconcile).
         kind = "polling" if isinstance(exc, TransientError) else "poll-rejected"
         return Outcome(ext, kind, http_status=exc.status, detail=str(exc))
+    if isinstance(exc, Conflict) and exc.public_id and isinstance(job, SendJob):
+        # The 409 names the signal that holds this record: adopt it at once.
+        return Outcome(
+            ext,
+            "adopted",
+            status=Status.SUBMITTED,
+            http_status=409,
+            public_id=exc.public_id,
+            detail=f"{exc.public_id} (named by a 409)",
+            attempts=attempts,
+        )
     if isinstance(exc, Conflict):
-        kind = "conflict"  # never retried with a new key; reconcile rechecks it
+        kind = "conflict"  # never retried with a new key; reconcile looks it up
     elif isinstance(exc, Rejected):
         kind = "rejected"
     else:

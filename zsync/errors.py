@@ -6,7 +6,8 @@ exception into a message and an exit code.
     ZsyncError                      (exit_code on the class)
     ├── UsageError                  2  bad flags or arguments
     ├── ConfigError                 3  missing key, bad base URL, wrong workspace
-    │   └── AuthError               3  the API refused the key (401/403)
+    │   ├── AuthError               3  the API refused the key (401/403)
+    │   └── WrongWorkspace          3  a receipt names another workspace than the ledger's
     ├── ApiUnavailable              4  readyz not ready, API unreachable at preflight
     ├── LedgerError                 5  ledger unusable (corrupt, newer schema, unwritable)
     │   └── LedgerLocked            5  another run holds the lease
@@ -14,6 +15,7 @@ exception into a message and an exit code.
     └── ApiError                    -  one request failed; the engine decides the item's fate
         ├── TransientError             worth retrying with the same body and key
         │   ├── TransportError           connection refused/reset, timeout
+        │   │   └── NotDelivered           refused, connect timeout, DNS: never reached it
         │   ├── RateLimited              429 (carries retry_after seconds, may be None)
         │   ├── ServerUnavailable        500/502/503/504
         │   └── WarmingUp                GET 404 with the web front end's index.html
@@ -105,6 +107,10 @@ class AuthError(ConfigError):
     pass
 
 
+class WrongWorkspace(ConfigError):
+    pass
+
+
 class ApiUnavailable(ZsyncError):
     exit_code = ExitCode.UNAVAILABLE
 
@@ -137,6 +143,10 @@ class TransportError(TransientError):
     pass
 
 
+class NotDelivered(TransportError):
+    """The request never reached the server, so it cannot have created anything."""
+
+
 class RateLimited(TransientError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message, status=429)
@@ -160,8 +170,9 @@ class Rejected(PermanentError):
 
 
 class Conflict(PermanentError):
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, public_id: str | None = None) -> None:
         super().__init__(message, status=409)
+        self.public_id = public_id  # the existing signal, when the 409 body names it
 
 
 class RedirectRefused(PermanentError):

@@ -293,3 +293,39 @@ class RunResult:
     def note_problem(self, message: str, keep: int = 50) -> None:
         if len(self.problems) < keep:
             self.problems.append(message)
+
+
+# -- server truth -------------------------------------------------------------------------------
+
+# payload_hash of a ledger row adopted from the server's copy (verify --repair, a rebuild): no
+# input record has been matched to it yet. The next push compares field by field.
+ADOPTED_HASH = "adopted"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSignal:
+    """One signal as the list endpoint showed it."""
+
+    public_id: str
+    external_id: str | None
+    source_key: str | None
+    status: str | None
+    field_hashes: str  # per-field hashes of the fields it carries besides server metadata
+    job_id: str | None = None
+
+
+@dataclass
+class ServerIndex:
+    """What the server holds, read from the list endpoint in one pass."""
+
+    by_external_id: dict[str, list[ServerSignal]] = field(default_factory=dict)
+    by_public_id: dict[str, ServerSignal] = field(default_factory=dict)
+    shows_external_id: bool = True  # False: the list hides it, nothing can be matched by it
+    complete: bool = True  # False: some signals may be missing (see problems)
+    problems: list[str] = field(default_factory=list)  # one line each, for warnings
+    requests: int = 0
+
+    def find(self, external_id: str) -> ServerSignal | None:
+        """The signal for a record: the oldest when the server holds several."""
+        found = self.by_external_id.get(external_id)
+        return found[0] if found else None

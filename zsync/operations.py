@@ -7,6 +7,7 @@ finish, shared by push, reconcile and retry-failed.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,11 +20,14 @@ from zsync.config import Settings
 from zsync.engine import Engine
 from zsync.errors import ApiUnavailable, TransientError, ZsyncError
 from zsync.ledger import Ledger, ledger_errors
-from zsync.model import Emit, Event, Job, RunOptions, RunResult, Status, ignore
-from zsync.plan import PlanOptions
+from zsync.model import Emit, Event, Job, RunOptions, RunResult, ServerIndex, Status, ignore
+from zsync.plan import PlanOptions, indoubt
 from zsync.retry import RetryPolicy
+from zsync.truth.verify import load_index
 
 _READYZ_BUDGET = 30.0
+# Rounds of "look up what is in doubt, resend what the server lacks" after a run's sends.
+_SETTLE_PASSES = 2
 
 # Builds the jobs of a run once the ledger is open and the run is recorded.
 Feeder = Callable[[Ledger, int, RunResult], Iterator[list[Job]]]
@@ -111,17 +115,7 @@ def _run(
             run_id = result.run_id = ledger.start_run(command, arguments)
             try:
                 preflight(ctx, ledger, skip_readyz=skip_readyz)
-                engine = Engine(
-                    ledger,
-                    ctx.make_client,
-                    options,
-                    retry=ctx.retry_policy(),
-                    stop_event=ctx.stop_event,
-                    emit=ctx.emit,
-                    run_id=run_id,
-                    result=result,
-                )
-                engine.run(feeder(ledger, run_id, result))
+                _drive(ctx, ledger, run_id, result, options, feeder(ledger, run_id, result))
             except ZsyncError as exc:
                 result.fatal = exc
             result.duration = time.monotonic() - started
@@ -131,6 +125,77 @@ def _run(
         finally:
             ledger.close()
     return result
+
+
+def _drive(
+    ctx: Context,
+    ledger: Ledger,
+    run_id: int,
+    result: RunResult,
+    options: RunOptions,
+    jobs: Iterator[list[Job]],
+) -> None:
+    """The run's jobs through the engine, the sends in doubt settled before and after."""
+
+    def engine() -> Engine:
+        return Engine(
+            ledger,
+            ctx.make_client,
+            options,
+            retry=ctx.retry_policy(),
+            stop_event=ctx.stop_event,
+            emit=ctx.emit,
+            run_id=run_id,
+            result=result,
+        )
+
+    first = _settle_in_doubt(ctx, ledger, run_id, result, result.command == "reconcile")
+    engine().run(itertools.chain([first], jobs))
+    for _ in range(_SETTLE_PASSES):
+        again = _settle_in_doubt(ctx, ledger, run_id, result, False, after=True)
+        if not again:
+            break
+        engine().run(iter([again]))
+
+
+def _settle_in_doubt(
+    ctx: Context,
+    ledger: Ledger,
+    run_id: int,
+    result: RunResult,
+    conflicts: bool,
+    *,
+    after: bool = False,
+) -> list[Job]:
+    """Look sends in doubt (and, for reconcile, conflicts) up in the server's list before
+    anything resends them; after the run's sends (``after``), resend what the list lacks."""
+    stopped = result.interrupted or result.timed_out or result.api_down or result.fatal
+    if after and stopped:
+        return []
+    items = indoubt.in_doubt(ledger, conflicts=conflicts)
+
+    def load() -> ServerIndex:
+        with ctx.make_client() as client:
+            return load_index(client, ctx.retry_policy())
+
+    try:
+        # Reconcile polls every submitted item itself (conflicts is True only there).
+        return indoubt.settle(
+            ledger,
+            items,
+            load,
+            result,
+            ctx.emit,
+            run_id=run_id,
+            resend_missing=after,
+            poll=not conflicts,
+        )
+    except ApiUnavailable as exc:
+        if not after:
+            raise  # nothing in doubt may be resent unchecked
+        # After the run's sends: the items stay as they are for the next run to check.
+        ctx.emit(Event("warning", message=f"{len(items)} send(s) in doubt stay unchecked: {exc}"))
+        return []
 
 
 def push(

@@ -218,6 +218,7 @@ def _ledger_check(settings: Settings, workspace: str | None) -> Check:
         bound = ledger.get_meta("workspace_id")
         schema = ledger.schema_version()
         holder = ledger.lease_holder()
+        replay = ledger.replay_observed()
     except sqlite3.DatabaseError:
         return Check("ledger", False, f"ledger {path}: the file is corrupt")
     finally:
@@ -225,8 +226,16 @@ def _ledger_check(settings: Settings, workspace: str | None) -> Check:
     if bound and workspace and bound != workspace:
         return Check("ledger", False, f"{path} belongs to workspace {bound}, not {workspace}")
     lock = f"; in use by {holder.describe()}" if holder else ""
+    # Whether a resend is known to be answered with the original signal (docs/server-truth.md).
+    resends = (
+        f"; resends replayed: observed {replay}"
+        if replay
+        else "; resends replayed: not observed yet (sends in doubt are looked up first)"
+    )
     return Check(
-        "ledger", True, f"{path} schema {schema}, workspace {bound or 'not bound yet'}{lock}"
+        "ledger",
+        True,
+        f"{path} schema {schema}, workspace {bound or 'not bound yet'}{lock}{resends}",
     )
 
 

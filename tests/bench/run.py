@@ -246,6 +246,66 @@ def b4(inputs: Inputs, ledger: Path | None) -> list[Row]:
     return rows
 
 
+# -- B9: verify over 10,000 signals -------------------------------------------------------------
+
+B9_SIGNALS = 10_000
+
+
+def b9(inputs: Inputs) -> Row:
+    """verify (read-only) and verify --repair on a lost ledger, over 10,000 signals."""
+    work = _fresh(inputs.tmp, "b9")
+    source = work / "records.jsonl"
+    data.write_jsonl(source, B9_SIGNALS)
+    with harness.emulator("--process-seconds", "0") as emu:
+        args = ["push", "--input", str(source), "--no-poll", "--json", "--ledger", "l.db"]
+        harness.zsync(args, api_base=emu.api, cwd=work)
+        _check_once(emu.state(), B9_SIGNALS, "B9 push")
+        before = _list_requests(emu.state())
+        # --no-poll left every item 'submitted' while the server processed it: 10,000 drifts.
+        check = harness.zsync(
+            ["verify", "--json", "--ledger", "l.db"], api_base=emu.api, cwd=work, expect=(1,)
+        )
+        (work / "l.db").unlink()
+        for suffix in ("-wal", "-shm"):
+            (work / f"l.db{suffix}").unlink(missing_ok=True)
+        rebuild = harness.zsync(
+            ["verify", "--repair", "--json", "--ledger", "l.db"], api_base=emu.api, cwd=work
+        )
+        lists = _list_requests(emu.state())
+        after = harness.zsync(["verify", "--json", "--ledger", "l.db"], api_base=emu.api, cwd=work)
+    drifts = check.summary.get("classes", {}).get("status", {}).get("count")
+    agree = after.summary.get("agree") is True
+    adopted = (rebuild.summary.get("repaired") or {}).get("adopted")
+    per_verify = (lists - before) / 2
+    wall = max(check.wall, rebuild.wall)
+    return Row(
+        "B9 verify 10,000",
+        B9_SIGNALS,
+        check.wall,
+        per_verify / check.wall,
+        None,
+        max(check.peak_rss_mb, rebuild.peak_rss_mb),
+        wall,
+        "wall s of the slower of verify and verify --repair (a rebuild)",
+        "< 60 s, 1 request per 100",
+        _miss(wall < 60, f"{wall:.1f} s >= 60 s")
+        + _miss(drifts == B9_SIGNALS, f"verify found {drifts} status drifts, not {B9_SIGNALS}")
+        + _miss(agree, "verify did not agree after the rebuild")
+        + _miss(adopted == B9_SIGNALS, f"rebuild adopted {adopted}, not {B9_SIGNALS}")
+        + _miss(per_verify <= B9_SIGNALS / 100 + 1, f"{per_verify:.0f} list requests per verify"),
+        {
+            "verify_s": round(check.wall, 2),
+            "repair_rebuild_s": round(rebuild.wall, 2),
+            "list_requests_per_verify": per_verify,
+        },
+    )
+
+
+def _list_requests(state: dict[str, Any]) -> int:
+    counts = harness.request_counts(state).items()
+    return sum(n for key, n in counts if key.split(" ")[:2] == ["GET", "/api/external/v1/signals"])
+
+
 def _memory_row(name: str, n: int, run: harness.Run, notes: dict[str, Any]) -> Row:
     return Row(
         name,
@@ -307,7 +367,7 @@ def table(rows: list[Row]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="zsync benchmarks (issue 4)")
-    parser.add_argument("--only", default="B1,B2,B3,B4", help="comma-separated scenarios")
+    parser.add_argument("--only", default="B1,B2,B3,B4,B9", help="comma-separated scenarios")
     parser.add_argument("--b4-records", type=int, default=B4_RECORDS)
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -361,7 +421,7 @@ def _step(label: str, fn: Callable[[], Any]) -> Any:
 
 def _run(wanted: set[str], tmp: Path, b4_records: int) -> list[Row]:
     sizes = {"B1": B1_RECORDS, "B2": B2_RECORDS, "B3": B3_RECORDS, "B4": b4_records}
-    need = max(n for name, n in sizes.items() if name in wanted)
+    need = max([n for name, n in sizes.items() if name in wanted] or [1])
     big = tmp / f"records-{need}.jsonl"
     if not big.exists():
         size = _step(f"generating {need:,} records", lambda: data.write_jsonl(big, need))
@@ -389,6 +449,8 @@ def _run(wanted: set[str], tmp: Path, b4_records: int) -> list[Row]:
         rows.append(_step("B3", lambda: b3(inputs, tmp / "ledger-b3.db")))
     if "B4" in wanted:
         rows.extend(_step("B4", lambda: b4(inputs, tmp / "ledger-b4.db")))
+    if "B9" in wanted:
+        rows.append(_step("B9", lambda: b9(inputs)))
     return rows
 
 

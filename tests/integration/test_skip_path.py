@@ -96,6 +96,8 @@ def test_an_unfinished_item_is_resent_even_if_its_line_is_known(
     db = sqlite3.connect("zsync.db")
     # As a crash between intent and answer would leave it (with the body kept for resending).
     db.execute("UPDATE items SET status = 'pending' WHERE external_id = 's-1'")
+    # A server known to replay resends: the item is resent, not looked up (server-truth.md).
+    db.execute("INSERT INTO meta (key, value) VALUES ('replay_observed', 'test')")
     db.commit()
     summary = _summary(["push", "--input", "in.jsonl", "--no-poll"], api_env)
     assert summary["counts"]["unchanged"] == 1

@@ -81,10 +81,10 @@ def test_same_record_always_gets_the_same_idempotency_key(api: responses.Request
 
 
 def test_malformed_success_body_is_an_item_error_not_a_crash(api: responses.RequestsMock) -> None:
-    api.post(f"{BASE}/external/v1/signals", status=201, json={"publicId": "SIGNAL-1"})
+    api.post(f"{BASE}/external/v1/signals", status=201, json={"jobId": "job-1"})
     result = run_cli(["push", "--input", _input([RECORD]), "--no-poll"], env=ENV)
     assert result.code == 75
-    assert "jobId" in result.err and "Traceback" not in result.err
+    assert "publicId" in result.err and "Traceback" not in result.err
     status = run_cli(["status", "--json"], env=ENV)
     assert json.loads(status.out)["counts"] == {"error": 1}
 

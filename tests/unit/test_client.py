@@ -77,7 +77,7 @@ def test_create_sends_the_exact_bytes_and_idempotency_key(
 
 
 def test_timeouts_are_configurable(rsps: responses.RequestsMock) -> None:
-    rsps.get(f"{BASE}/readyz", json={"checks": {"database": "ok"}})
+    rsps.get(f"{BASE}/readyz", json={"checks": {"database": "ok", "workspaceQueue": "ok"}})
     with ZentrikClient(BASE, KEY, timeout=12.0, connect_timeout=2.0) as c:
         c.readyz()
     assert rsps.calls[0].request.req_kwargs["timeout"] == (2.0, 12.0)  # type: ignore[attr-defined]
@@ -440,7 +440,6 @@ def test_relative_redirect_on_get(rsps: responses.RequestsMock, client: ZentrikC
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (json.dumps({"publicId": "SIGNAL-1"}), "create answered 201 without a jobId"),
         (json.dumps({"jobId": "job-1"}), "create answered 201 without a publicId"),
         (json.dumps({"publicId": "", "jobId": "j"}), "create answered 201 without a publicId"),
         (json.dumps({"publicId": None, "jobId": "j"}), "create answered 201 without a publicId"),

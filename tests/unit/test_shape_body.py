@@ -304,7 +304,6 @@ def test_external_text_field_problems_name_the_field(
         ({"source": {}}, "source", '"type"'),
         ({"source": {"type": 3}}, "source", '"type"'),
         ({"data": "flat"}, "data", "must be an object, not a string"),
-        ({"context": []}, "context", "must be an object, not a list"),
         ({"insightIds": [1]}, "insightIds", "item [0] is a number"),
         ({"integrationId": 4}, "integrationId", "must be a string"),
         ({"occurredAt": "03/01/2024"}, "occurredAt", "ISO 8601"),

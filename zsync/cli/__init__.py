@@ -14,7 +14,7 @@ import traceback
 import click
 
 from zsync import __version__, config
-from zsync.cli import look, send
+from zsync.cli import look, send, truth
 from zsync.console import State
 from zsync.errors import ExitCode, ZsyncError
 
@@ -71,6 +71,7 @@ for _command in (
     look.errors,
     look.check,
     look.export,
+    truth.verify,
 ):
     cli.add_command(_command)
 

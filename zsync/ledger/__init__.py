@@ -16,6 +16,7 @@ from pathlib import Path
 from zsync.ledger.items import ItemsTable
 from zsync.ledger.lease import LEASE_STALE_SECONDS, LeaseHolder, LeaseTable
 from zsync.ledger.runs import RunsTable
+from zsync.ledger.server import ServerTable
 from zsync.ledger.store import build_migrations, ledger_errors, migrations_dir, now_iso
 
 __all__ = [
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 
-class Ledger(LeaseTable, RunsTable, ItemsTable):
+class Ledger(LeaseTable, RunsTable, ItemsTable, ServerTable):
     """One ledger file: open with :meth:`open` (read-write, migrated) or
     :meth:`open_readonly`; the tables' methods come from their modules."""
 

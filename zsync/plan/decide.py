@@ -13,6 +13,7 @@ from typing import Any
 from zsync.ledger import Ledger
 from zsync.model import (
     ACCEPTED,
+    ADOPTED_HASH,
     UNSETTLED,
     Event,
     Intent,
@@ -51,8 +52,15 @@ def plan_one(
     emit: Callable[[Event], None],
     budget: list[int | None],
     intents: list[Intent],
+    learn: list[tuple[str, str, str, str | None]] | None = None,
 ) -> Job | None:
+    learn = [] if learn is None else learn
     decision = decide(prepared, row)
+    if decision == "adopted":
+        assert row is not None
+        decision, learned = _match_adopted(ledger, prepared, row)
+        if learned is not None:
+            learn.append(learned)
     if decision == "unchanged":
         result.counts["unchanged"] += 1
         return None
@@ -86,8 +94,12 @@ def plan_one(
         result.counts["would-send"] += 1
         emit(Event("would-send", prepared.external_id, prepared.canonical.decode()))
         return None
-    # A deliberate resend of changed content needs a key the server has not seen.
+    # A deliberate resend of changed content needs a key the server has not seen; so does
+    # re-creating a signal known to be gone (a server that keeps keys would replay the old,
+    # deleted signal).
     nonce = f"resend:{row.public_id}" if decision == "changed" and row is not None else ""
+    if row is not None and row.status == Status.DELETED:
+        nonce = f"recreate:{row.public_id or ''}:{_deleted_times(ledger, prepared.external_id)}"
     intent = intent_for(prepared, nonce)
     intents.append(intent)
     return SendJob(prepared.external_id, prepared.canonical, intent.idempotency_key)
@@ -123,15 +135,45 @@ def sources_to_learn(batch: list[Prepared], known: dict[str, ItemRow]) -> list[t
 
 def decide(prepared: Prepared, row: ItemRow | None) -> str:
     """send | unchanged | changed."""
-    if row is None or row.status == Status.INVALID:
-        return "send"
+    if row is None or row.status in (Status.INVALID, Status.DELETED):
+        return "send"  # never sent, or its signal is gone (pruned, or found gone by verify)
+    if row.payload_hash == ADOPTED_HASH:
+        return "adopted"
     if row.payload_hash == prepared.payload_hash:
         return "send" if row.status in UNSETTLED else "unchanged"
-    if row.status in (Status.REJECTED, Status.DELETED):
-        return "send"  # the earlier body never became a signal (or its signal is gone)
+    if row.status == Status.REJECTED:
+        return "send"  # the earlier body never became a signal
     if row.status in ACCEPTED or row.status in UNSETTLED or row.status == Status.CONFLICT:
         return "changed"
     return "send"
+
+
+def _match_adopted(
+    ledger: Ledger | None, prepared: Prepared, row: ItemRow
+) -> tuple[str, tuple[str, str, str, str | None] | None]:
+    """A row adopted from the server meets its input record: unchanged when every field the
+    record sends equals the server's copy (the row then learns the record's hashes), else
+    changed (only the differing fields are PATCHed; fields only the server has stay)."""
+    item = ledger.get_item(prepared.external_id) if ledger is not None else None
+    theirs: dict[str, str] = json.loads(item["field_hashes"] or "{}") if item else {}
+    ours: dict[str, str] = json.loads(field_hashes(prepared.body))
+    if all(theirs.get(k) == h for k, h in ours.items()):
+        return "unchanged", (
+            prepared.external_id,
+            prepared.payload_hash,
+            json.dumps(ours, sort_keys=True, separators=(",", ":")),
+            prepared.raw_hash,
+        )
+    if row.status not in ACCEPTED or not row.public_id:
+        return "send", None
+    return "changed", None
+
+
+def _deleted_times(ledger: Ledger | None, external_id: str) -> int:
+    """How often this record's signal was found deleted: each re-creation gets its own key."""
+    if ledger is None:
+        return 0
+    return sum(e["kind"] in ("deleted", "gone") for e in ledger.events_for(external_id))
 
 
 def _changed_fields(ledger: Ledger | None, prepared: Prepared) -> dict[str, Any]:
@@ -143,7 +185,9 @@ def _changed_fields(ledger: Ledger | None, prepared: Prepared) -> dict[str, Any]
     old: dict[str, str] = json.loads(old_raw)
     new: dict[str, str] = json.loads(field_hashes(prepared.body))
     fields = {k: prepared.body[k] for k, h in new.items() if old.get(k) != h}
-    fields.update({k: None for k in old if k not in new})
+    if item is not None and item.get("payload_hash") != ADOPTED_HASH:
+        # An adopted row's hashes are the server's copy: fields only it has are not ours.
+        fields.update({k: None for k in old if k not in new})
     return fields
 
 

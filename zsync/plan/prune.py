@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from zsync.ledger import Ledger
-from zsync.model import ACCEPTED, DeleteJob, Emit, Event, Job, RunResult
+from zsync.model import ACCEPTED, ADOPTED_HASH, DeleteJob, Emit, Event, Job, RunResult
 from zsync.plan.options import PlanOptions
 from zsync.plan.seen import Seen
 
@@ -40,6 +40,10 @@ def prune(
         for item in ledger.iter_items(accepted, sources=sources)
         if item.public_id and hash(item.external_id) not in seen.ids
     ]
+    # Rows adopted from the server that no input record ever matched may be another tool's
+    # signals (verify --repair adopts the whole workspace): never pruned.
+    adopted = ledger.lookup([item.external_id for item in gone])
+    gone = [i for i in gone if adopted[i.external_id].payload_hash != ADOPTED_HASH]
     counts = ledger.counts_by_status(sources=sources)
     total = sum(counts.get(s, 0) for s in accepted)
     if gone and not options.force and len(gone) > options.prune_max * total:

@@ -157,16 +157,20 @@ class _Planner:
         known = ledger.lookup(ids) if ledger is not None else {}
         jobs: list[Job] = []
         intents: list[Intent] = []
+        adopted: list[tuple[str, str, str, str | None]] = []  # rows adopted from the server
         deferred, changed = result.counts["deferred"], result.counts["changed"]
         for prepared in batch.prepared:
             row = known.get(prepared.external_id)
-            job = plan_one(ledger, options, prepared, row, result, self.emit, self.budget, intents)
+            job = plan_one(
+                ledger, options, prepared, row, result, self.emit, self.budget, intents, adopted
+            )
             if job is not None:
                 jobs.append(job)
         if self.writes and ledger is not None:
             if intents:
                 ledger.record_intents(intents, self.run_id)
             ledger.set_raw_hashes(line_hashes_to_learn(batch.prepared, known))
+            ledger.learn_adopted(adopted)
             if self.learning:
                 ledger.set_sources(sources_to_learn(batch.prepared, known))
         self.learn_sources(batch)

@@ -51,8 +51,12 @@ MAX_DEPTH = 64
 
 # sourceKey is not in the template but Zentrik's own client sends it (a fixed namespace the
 # server pairs with externalId); mapping files set it, and a record that has it keeps it.
-_EXTERNAL_TEXT_KEYS = frozenset(("kind", "text", "signalType", "sourceKey", *EXTERNAL_TEXT_FIELDS))
-_RAW_SIGNAL_KEYS = frozenset(("kind", "source", "sourceKey", *RAW_SIGNAL_FIELDS))
+# So are participantPolicy, createMissingAccounts and sourceExternalData: passed through.
+_CLIENT_FIELDS = ("sourceKey", "participantPolicy", "createMissingAccounts", "sourceExternalData")
+_EXTERNAL_TEXT_KEYS = frozenset(
+    ("kind", "text", "signalType", *_CLIENT_FIELDS, *EXTERNAL_TEXT_FIELDS)
+)
+_RAW_SIGNAL_KEYS = frozenset(("kind", "source", *_CLIENT_FIELDS, *RAW_SIGNAL_FIELDS))
 _CONTAINERS = (dict, list)
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -111,6 +115,16 @@ def _check_object(value: Any) -> str | None:
     return f"must be an object, not {_describe(value)}"
 
 
+def _check_bool(value: Any) -> str | None:
+    if type(value) is bool:
+        return None
+    return f"must be true or false, not {_describe(value)}"
+
+
+def _check_any(value: Any) -> str | None:
+    return None  # the contract names the field but not its type: no rule stricter than it
+
+
 def _check_timestamp(value: Any) -> str | None:
     if type(value) is not str:
         return f"must be an ISO 8601 date-time string, not {_describe(value)}"
@@ -160,14 +174,21 @@ _EXTERNAL_TEXT_OPTIONAL: tuple[tuple[str, _Check], ...] = (
     ("occurredAt", _check_timestamp),
     ("sourceKey", _check_required_string),
 )
+_CLIENT_OPTIONAL: tuple[tuple[str, _Check], ...] = (
+    ("participantPolicy", _check_string),
+    ("createMissingAccounts", _check_bool),
+    ("sourceExternalData", _check_object),
+)
+_EXTERNAL_TEXT_OPTIONAL += _CLIENT_OPTIONAL
 _RAW_SIGNAL_OPTIONAL: tuple[tuple[str, _Check], ...] = (
     ("name", _check_string),
     ("data", _check_object),
     ("occurredAt", _check_timestamp),
     ("integrationId", _check_string),
-    ("context", _check_object),
+    ("context", _check_any),
     ("insightIds", _check_string_list),
     ("sourceKey", _check_required_string),
+    *_CLIENT_OPTIONAL,
 )
 
 

@@ -1,0 +1,134 @@
+"""The server index over bad list answers: one clear line or a warning, never a wrong repair."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import responses
+
+from zsync.client import ZentrikClient
+from zsync.errors import ApiUnavailable
+from zsync.retry import RetryPolicy
+from zsync.truth.index import read_index, to_signal
+from zsync.truth.verify import load_index
+
+BASE = "https://zentrik.test/api"
+SIGNALS = f"{BASE}/external/v1/signals"
+
+
+def _signal(n: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "publicId": f"SIGNAL-{n}",
+        "externalId": f"r-{n}",
+        "status": "processed",
+        "text": f"text {n}",
+        "signalType": "transcript",
+        **extra,
+    }
+
+
+def _serve(rsps: Any, signals: list[Any], *, headers: bool = True, shrink: bool = False) -> None:
+    reads = [0]
+
+    def callback(request: Any) -> tuple[int, dict[str, str], str]:
+        import json
+        from urllib.parse import parse_qs, urlsplit
+
+        query = parse_qs(urlsplit(request.url).query)
+        limit, offset = int(query["limit"][0]), int(query["offset"][0])
+        total = len(signals) - (reads[0] if shrink else 0)
+        reads[0] += 1
+        page = signals[offset : min(offset + limit, total)]
+        head = {"X-Total-Count": str(total), "X-Limit": str(limit), "X-Offset": str(offset)}
+        return 200, head if headers else {}, json.dumps(page)
+
+    rsps.add_callback(responses.GET, SIGNALS, callback=callback)
+
+
+@pytest.fixture
+def rsps() -> Any:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def client() -> Any:
+    with ZentrikClient(BASE, "k-secret") as c:
+        yield c
+
+
+def test_pages_through_everything_one_request_per_page(rsps: Any, client: ZentrikClient) -> None:
+    _serve(rsps, [_signal(n) for n in range(250)])
+    index = read_index(client, retry=RetryPolicy.instant())
+    assert len(index.by_public_id) == 250 and index.complete and not index.problems
+    assert index.requests == 3
+    assert index.find("r-7") is not None and index.find("r-7").public_id == "SIGNAL-7"  # type: ignore[union-attr]
+
+
+def test_missing_headers_are_said_once_and_paging_ends_on_a_short_page(
+    rsps: Any, client: ZentrikClient
+) -> None:
+    _serve(rsps, [_signal(n) for n in range(150)], headers=False)
+    index = read_index(client, retry=RetryPolicy.instant())
+    assert len(index.by_public_id) == 150 and index.complete
+    assert index.problems == [
+        "the server's list sent no X-Total-Count: read until a page came back short"
+    ]
+
+
+def test_a_list_that_shrinks_between_reads_is_incomplete(rsps: Any, client: ZentrikClient) -> None:
+    _serve(rsps, [_signal(n) for n in range(250)], shrink=True)
+    index = read_index(client, retry=RetryPolicy.instant())
+    assert not index.complete
+    assert any("changed while it was read" in p for p in index.problems)
+
+
+def test_garbage_items_are_skipped_with_a_warning(rsps: Any, client: ZentrikClient) -> None:
+    items: list[Any] = [_signal(0), "SIGNAL-1", {"externalId": "r-2"}, _signal(3), 7, None]
+    _serve(rsps, items)
+    index = read_index(client, retry=RetryPolicy.instant())
+    assert sorted(index.by_public_id) == ["SIGNAL-0", "SIGNAL-3"]
+    assert not index.complete
+    assert index.problems == [
+        "the server's list held 4 item(s) that are not signals (not an object, or no "
+        "publicId); skipped"
+    ]
+
+
+def test_a_list_without_external_ids_is_said_once(rsps: Any, client: ZentrikClient) -> None:
+    items = [{k: v for k, v in _signal(n).items() if k != "externalId"} for n in range(3)]
+    _serve(rsps, items)
+    index = read_index(client, retry=RetryPolicy.instant())
+    assert not index.shows_external_id and index.by_external_id == {}
+    assert index.problems == [
+        "the server's list shows no externalId: signals cannot be matched to records by it"
+    ]
+
+
+def test_a_server_that_ignores_offset_does_not_loop(rsps: Any, client: ZentrikClient) -> None:
+    page = [_signal(n) for n in range(100)]
+    rsps.get(SIGNALS, json=page, headers={"X-Total-Count": "1000"})
+    index = read_index(client, retry=RetryPolicy.instant())
+    assert not index.complete and len(index.by_public_id) == 100
+    assert "the server's list answered the same page for every offset" in index.problems
+    assert index.requests <= 6
+
+
+def test_a_list_that_is_not_an_array_is_one_line_exit_4(rsps: Any, client: ZentrikClient) -> None:
+    rsps.get(SIGNALS, json={"data": [_signal(1)]})
+    with pytest.raises(ApiUnavailable) as caught:
+        load_index(client, RetryPolicy.instant())
+    assert str(caught.value) == (
+        "the server's list of signals is unusable: list answered 200 with JSON object, "
+        "not an array of signals"
+    )
+    assert int(caught.value.exit_code) == 4
+
+
+def test_server_fields_are_not_content() -> None:
+    a = to_signal(_signal(1, processing={"status": "x"}, updatedAt="2026-01-01", name=None))
+    b = to_signal(_signal(1, status="queued", jobId="job-2"))
+    assert a is not None and b is not None
+    assert a.field_hashes == b.field_hashes
+    assert to_signal({"publicId": True}) is None and to_signal(["x"]) is None

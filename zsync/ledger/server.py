@@ -1,0 +1,175 @@
+"""What the ledger learns from the server: adopted rows, settled in-doubt sends, signals found
+gone, corrected statuses, and whether this workspace replays resends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from zsync.ledger.store import Store, now_iso
+from zsync.model import ADOPTED_HASH, TERMINAL, ServerSignal, Status, StoredItem
+
+_REPLAY_KEY = "replay_observed"
+
+
+def server_status(signal: ServerSignal) -> str:
+    """The ledger status a signal on the server stands for."""
+    return signal.status if signal.status in TERMINAL else Status.SUBMITTED
+
+
+class ServerTable(Store):
+    # -- replays ---------------------------------------------------------------------
+
+    def replay_observed(self) -> str | None:
+        """When and how a resend was seen answered with the original signal, if ever."""
+        return self.get_meta(_REPLAY_KEY)
+
+    def note_replay(self, how: str) -> None:
+        if self.replay_observed() is None:
+            with self.transaction():
+                self.set_meta(_REPLAY_KEY, f"{now_iso()} ({how})")
+
+    # -- reads -----------------------------------------------------------------------
+
+    def iter_truth_rows(self, *, batch: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every item that is, or may be, a signal on the server, in external_id order."""
+        after = ""
+        while True:
+            rows = list(
+                self.db.query(
+                    "SELECT external_id, status, public_id, payload_hash, field_hashes, "
+                    "payload IS NOT NULL AS has_payload FROM items "
+                    "WHERE status NOT IN ('invalid', 'rejected') AND external_id > ? "
+                    "ORDER BY external_id LIMIT ?",
+                    [after, batch],
+                )
+            )
+            if not rows:
+                return
+            yield from rows
+            after = rows[-1]["external_id"]
+
+    def iter_in_doubt(self, conflicts: bool) -> Iterator[StoredItem]:
+        """Items whose create may have reached the server without its answer reaching us:
+        pending (a killed run), or error after no answer, a malformed 2xx or a gateway's
+        502/504; with ``conflicts``, conflicts too. An error the server itself answered
+        (429, 503, ...) made no signal and is not in doubt."""
+        wanted = "status = 'conflict' OR " if conflicts else ""
+        yield from (
+            StoredItem(*row)
+            for row in self.conn.execute(
+                "SELECT external_id, status, payload, idempotency_key, public_id, origin "
+                f"FROM items WHERE {wanted}status = 'pending' OR (status = 'error' AND "
+                "(last_http_status IS NULL OR last_http_status BETWEEN 200 AND 299 "
+                "OR last_http_status IN (502, 504))) ORDER BY external_id"
+            )
+        )
+
+    def item_count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+
+    # -- writes (each call is one transaction) -----------------------------------------
+
+    def settle_found(
+        self, pairs: Sequence[tuple[str, ServerSignal]], run_id: int | None, kind: str
+    ) -> None:
+        """Items the server holds: take its publicId and status, keep the body we sent (it is
+        what the server was given)."""
+        if not pairs:
+            return
+        ts = now_iso()
+        with self.transaction():
+            for external_id, signal in pairs:
+                self.conn.execute(
+                    "UPDATE items SET status = ?, public_id = ?, job_id = COALESCE(?, job_id), "
+                    "last_error = NULL, updated_at = ?, last_run_id = COALESCE(?, last_run_id) "
+                    "WHERE external_id = ?",
+                    (
+                        server_status(signal),
+                        signal.public_id,
+                        signal.job_id,
+                        ts,
+                        run_id,
+                        external_id,
+                    ),
+                )
+                self._event(external_id, run_id, ts, kind, signal.public_id)
+
+    def adopt(self, signals: Sequence[ServerSignal], run_id: int | None) -> None:
+        """Signals the ledger did not know (or knew only as gone): rows from the server's copy.
+        Their hash is 'adopted' until a push matches an input record to them field by field."""
+        if not signals:
+            return
+        ts = now_iso()
+        with self.transaction():
+            for s in signals:
+                assert s.external_id is not None
+                self.conn.execute(
+                    "INSERT INTO items (external_id, payload_hash, status, public_id, job_id, "
+                    "field_hashes, origin, first_run_id, last_run_id, created_at, updated_at, "
+                    "adopted_at) VALUES (?, ?, ?, ?, ?, ?, 'server', ?, ?, ?, ?, ?) "
+                    "ON CONFLICT(external_id) DO UPDATE SET payload_hash = excluded.payload_hash, "
+                    "payload = NULL, idempotency_key = NULL, status = excluded.status, "
+                    "public_id = excluded.public_id, job_id = excluded.job_id, "
+                    "field_hashes = excluded.field_hashes, raw_hash = NULL, last_error = NULL, "
+                    "updated_at = excluded.updated_at, adopted_at = excluded.adopted_at",
+                    (
+                        s.external_id,
+                        ADOPTED_HASH,
+                        server_status(s),
+                        s.public_id,
+                        s.job_id,
+                        s.field_hashes,
+                        run_id,
+                        run_id,
+                        ts,
+                        ts,
+                        ts,
+                    ),
+                )
+                self._event(s.external_id, run_id, ts, "adopted", s.public_id)
+
+    def mark_gone(self, external_ids: Sequence[str], run_id: int | None) -> None:
+        """Signals the server no longer holds: the next push of their record creates them."""
+        if not external_ids:
+            return
+        ts = now_iso()
+        with self.transaction():
+            for external_id in external_ids:
+                self.conn.execute(
+                    "UPDATE items SET status = ?, last_error = NULL, updated_at = ? "
+                    "WHERE external_id = ?",
+                    (Status.DELETED, ts, external_id),
+                )
+                self._event(external_id, run_id, ts, "gone", "no longer on the server")
+
+    def set_status(self, pairs: Sequence[tuple[str, str]], run_id: int | None) -> None:
+        if not pairs:
+            return
+        ts = now_iso()
+        with self.transaction():
+            for external_id, status in pairs:
+                self.conn.execute(
+                    "UPDATE items SET status = ?, updated_at = ?, payload = CASE WHEN ? "
+                    "THEN NULL ELSE payload END WHERE external_id = ?",
+                    (status, ts, status == Status.PROCESSED, external_id),
+                )
+                self._event(external_id, run_id, ts, "status-corrected", status)
+
+    def learn_adopted(self, rows: Sequence[tuple[str, str, str, str | None]]) -> None:
+        """(external_id, payload_hash, field_hashes, raw_hash) of adopted rows an unchanged
+        input record was matched to: from now on they are ordinary rows."""
+        if not rows:
+            return
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE items SET payload_hash = ?, field_hashes = ?, raw_hash = ? "
+                "WHERE external_id = ? AND payload_hash = ?",
+                [(h, f, r, e, ADOPTED_HASH) for e, h, f, r in rows],
+            )
+
+    def _event(self, external_id: str, run_id: int | None, ts: str, kind: str, detail: str) -> None:
+        self.conn.execute(
+            "INSERT INTO events (external_id, run_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)",
+            (external_id, run_id, ts, kind, detail),
+        )
