@@ -10,7 +10,9 @@ import pytest
 
 from zsync.model import Invalid, Prepared, Record
 from zsync.shape.body import prepare
-from zsync.shape.mapfile import Mapping, MappingError, load, parse_template, to_iso8601
+from zsync.shape.mapfile import Mapping, MappingError
+from zsync.shape.mapload import load
+from zsync.shape.templates import parse_template, to_iso8601
 
 HEADER = 'kind = "external_text"\n[fields]\nexternalId = "t:{id}"\nsignalType = "support_ticket"\n'
 

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from zsync.model import Invalid, Prepared, Problem, Record, Schema, problem_to_invalid
 from zsync.shape.body import prepare
-from zsync.shape.mapfile import Mapping, MappingError, MappingFile, load
+from zsync.shape.mapfile import Mapping, MappingError, MappingFile
+from zsync.shape.mapload import load
 
 __all__ = ["MappingError", "MappingFile", "Shaper", "load", "prepare"]
 
