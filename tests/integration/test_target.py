@@ -239,7 +239,7 @@ def test_exit_codes_are_zsyncs() -> None:
 
 
 def test_the_docs_and_the_example_project_list_every_setting() -> None:
-    from zsync.cli.target import SETTINGS
+    from zsync.cli.target_config import SETTINGS
 
     names = [s.name for s in SETTINGS]
     docs = (REPO / "docs" / "meltano.md").read_text()
