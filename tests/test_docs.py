@@ -144,7 +144,8 @@ def test_the_package_docstring_and_readme_name_every_stage() -> None:
 
     doc = zsync.__doc__ or ""
     how = README.split("## How it works", 1)[1].split("\n## ", 1)[0]
-    for stage in ("cli/", "read/", "shape/", "plan/", "engine", "ledger/", "report", "model"):
+    stages = ("cli/", "read/", "shape/", "plan/", "engine", "truth/", "ledger/", "report", "model")
+    for stage in stages:
         assert stage in doc and stage.rstrip("/") in how, stage
     assert all((ROOT / "zsync" / p).exists() for p in ("read", "shape", "plan", "ledger", "cli"))
     assert os.path.isdir(ROOT / "migrations")

@@ -3,12 +3,15 @@
 The code is a one-way pipeline; each stage is a module or package named for it, and no stage
 imports one above it (the README's "How it works" has the same map):
 
-    cli/, console        options -> one library call -> render (the only code that prints)
+    cli/, console        options -> one library call -> render (the only code that prints);
+                         cli/target is the Singer target's entry point (target-zentrik)
     operations, views    the run skeleton of push/reconcile/retry-failed; read-only views
     plan/                read -> shape -> diff against the ledger -> intents, then jobs
     read/                files, stdin, source programs -> Record / Problem / StateMessage
     shape/               mapping files, validation, canonical JSON, hashes and keys
     engine               worker pool (client, retry, pacing) -> outcomes -> one writer
+    truth/               the server's list as an index: verify, repair, rebuild; with
+                         plan/indoubt, sends in doubt looked up before any resend
     ledger/              every SQL statement: open, check, migrate, lease, runs, items
     report, metrics      what a person or a scraper reads about a run
     model, errors, config   shared leaves: value types and Status; exceptions and exit
