@@ -25,13 +25,12 @@ def prune(
     if ledger is None:
         return
     if seen.unreadable:
-        message = (
-            f"prune refused: {seen.unreadable} input record(s) could not be read, so the input "
-            "is not known to be the complete dataset"
+        _refuse(
+            result,
+            emit,
+            f"{seen.unreadable} input record(s) could not be read, so the input is not known "
+            "to be the complete dataset",
         )
-        result.counts["prune-refused"] += 1
-        result.note_problem(message)
-        emit(Event("prune-refused", None, message))
         return
     accepted = sorted(ACCEPTED)
     sources = sorted(seen.sources)
@@ -47,14 +46,12 @@ def prune(
     counts = ledger.counts_by_status(sources=sources)
     total = sum(counts.get(s, 0) for s in accepted)
     if gone and not options.force and len(gone) > options.prune_max * total:
-        message = (
-            f"prune refused: {len(gone)} of {total} signals from this source would be deleted, "
-            f"more than --prune-max {options.prune_max:.0%}; check the input is complete, or "
-            "pass --force"
+        _refuse(
+            result,
+            emit,
+            f"{len(gone)} of {total} signals from this source would be deleted, more than "
+            f"--prune-max {options.prune_max:.0%}; check the input is complete, or pass --force",
         )
-        result.counts["prune-refused"] += 1
-        result.note_problem(message)
-        emit(Event("prune-refused", None, message))
         return
     if ledger.has_unsourced():
         emit(
@@ -77,3 +74,10 @@ def prune(
             yield batch
             batch = []
     yield batch
+
+
+def _refuse(result: RunResult, emit: Emit, why: str) -> None:
+    message = f"prune refused: {why}"
+    result.counts["prune-refused"] += 1
+    result.note_problem(message)
+    emit(Event("prune-refused", None, message))
