@@ -14,11 +14,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from zsync.ledger.items import ItemsTable
-from zsync.ledger.lease import LEASE_STALE_SECONDS, LeaseHolder, LeaseTable
+from zsync.ledger.lease import (
+    HEARTBEAT_SECONDS,
+    LEASE_EXPIRY_SECONDS,
+    LEASE_STALE_SECONDS,
+    LeaseHolder,
+    LeaseTable,
+)
 from zsync.ledger.runs import RunsTable
 from zsync.ledger.store import build_migrations, ledger_errors, migrations_dir, now_iso
 
 __all__ = [
+    "HEARTBEAT_SECONDS",
+    "LEASE_EXPIRY_SECONDS",
     "LEASE_STALE_SECONDS",
     "LeaseHolder",
     "Ledger",
