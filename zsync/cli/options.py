@@ -21,7 +21,7 @@ import click
 from zsync import config, operations, report
 from zsync.console import Console, State
 from zsync.model import RunOptions, RunResult
-from zsync.read import FORMATS, InputSpec
+from zsync.read import DEFAULT_MAX_RECORD_BYTES, FORMATS, InputSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -122,6 +122,13 @@ def input_options(fn: F) -> F:
             "--delimiter",
             help="CSV delimiter (default: detected); 'tab' for tabs.",
         ),
+        click.option(
+            "--max-record-bytes",
+            type=click.IntRange(min=1),
+            default=DEFAULT_MAX_RECORD_BYTES,
+            show_default=True,
+            help="Longest record (line, array element) read; a longer one is invalid, skipped.",
+        ),
     ]
     return _decorate(fn, options)
 
@@ -171,7 +178,7 @@ COMMON = ("ledger", "env_file", "api_base", "allow_insecure_http")
 RUN = ("metrics_file", "concurrency", "rate", "poll_seconds", "poll_interval", "max_duration")
 
 
-INPUT = ("inputs", "fmt", "delimiter", "source_cmd")
+INPUT = ("inputs", "fmt", "delimiter", "source_cmd", "max_record_bytes")
 
 
 def take(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -180,11 +187,15 @@ def take(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def input_spec(
-    inputs: tuple[str, ...], fmt: str | None, delimiter: str | None, source_cmd: str | None = None
+    inputs: tuple[str, ...],
+    fmt: str | None,
+    delimiter: str | None,
+    source_cmd: str | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> InputSpec:
     """Standard input is handed to the readers here; nothing below reaches for sys.stdin."""
     stdin = sys.stdin.buffer if "-" in inputs else None
-    return InputSpec(inputs, fmt, delimiter, source_cmd, stdin)
+    return InputSpec(inputs, fmt, delimiter, source_cmd, stdin, max_record_bytes)
 
 
 @contextmanager
