@@ -18,7 +18,7 @@ from zsync.config import Settings
 from zsync.engine import Engine
 from zsync.errors import ApiUnavailable, TransientError, ZsyncError
 from zsync.ledger import Ledger, ledger_errors
-from zsync.model import Emit, Job, RunOptions, RunResult, Status, ignore
+from zsync.model import Emit, Event, Job, RunOptions, RunResult, Status, ignore
 from zsync.plan import PlanOptions
 from zsync.retry import RetryPolicy
 
@@ -51,7 +51,9 @@ class Context:
         return policy
 
 
-def preflight(ctx: Context, ledger: Ledger, *, skip_readyz: bool) -> None:
+def preflight(
+    ctx: Context, ledger: Ledger, *, skip_readyz: bool, warn_if_new: bool = False
+) -> None:
     """readyz, then auth context; binds the ledger to the workspace on first use."""
     client = ctx.make_client()
     policy = ctx.retry_policy(_READYZ_BUDGET)
@@ -72,8 +74,29 @@ def preflight(ctx: Context, ledger: Ledger, *, skip_readyz: bool) -> None:
             ws_id = context["workspace"].get("id")
             workspace = str(ws_id) if ws_id else None
         ledger.bind(ctx.settings.api_base, workspace)
+        if warn_if_new and not ledger.has_items():
+            _warn_if_workspace_holds_signals(ctx, client, ledger)
     finally:
         client.close()
+
+
+def _warn_if_workspace_holds_signals(ctx: Context, client: ZentrikClient, ledger: Ledger) -> None:
+    """A new or empty ledger for a workspace that already holds signals: records sent before
+    (under a lost or other ledger) may be created again. One line, before anything is sent."""
+    try:
+        _page, total = ctx.retry_policy(_READYZ_BUDGET).call(lambda: client.list_signals(1))
+    except ZsyncError:
+        return  # no read scope, or no answer: the warning is a courtesy, not a gate
+    if total:
+        ctx.emit(
+            Event(
+                "warning",
+                None,
+                f"ledger {ledger.path} is new or empty, but the workspace already holds "
+                f"{total:,} signals: records sent before under another ledger may be created "
+                "again; to adopt them first, run `zsync verify --repair`",
+            )
+        )
 
 
 def _run(
@@ -92,12 +115,17 @@ def _run(
     ctx.settings.require_key()
     path = ctx.settings.ledger_path
     with ledger_errors(path):
-        ledger = Ledger.open(path)
+        ledger = Ledger.open(path, new_ledger=ctx.settings.new_ledger)
         try:
+            if ledger.replaced is not None:
+                message = (
+                    f"ledger {path} was not usable: kept as {ledger.replaced}; a new one starts"
+                )
+                ctx.emit(Event("warning", None, message))
             ledger.acquire_lease(command)
             run_id = result.run_id = ledger.start_run(command, arguments)
             try:
-                preflight(ctx, ledger, skip_readyz=skip_readyz)
+                preflight(ctx, ledger, skip_readyz=skip_readyz, warn_if_new=command == "push")
                 engine = Engine(
                     ledger,
                     ctx.make_client,

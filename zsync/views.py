@@ -22,6 +22,7 @@ from zsync.client import ZentrikClient
 from zsync.config import Settings
 from zsync.errors import ApiError, ApiUnavailable, AuthError, LedgerError, ZsyncError
 from zsync.ledger import Ledger, reading
+from zsync.ledger.schema import FULL_CHECK_BYTES
 from zsync.model import NEEDS_LOOK, Idle, Invalid, Prepared, StateMessage, Status
 from zsync.plan import PlanOptions
 from zsync.shape import Shaper
@@ -176,6 +177,8 @@ def check(settings: Settings, client: ZentrikClient, needs: str) -> CheckReport:
         ws = context.get("workspace") or {}
         workspace = str(ws.get("id")) if ws.get("id") else None
         name = ws.get("name")
+        if isinstance(name, str):
+            name = settings.redact(name)  # the server chose it: it may echo the key
         add(
             Check("auth", True, f"key opens workspace {workspace}" + (f" ({name})" if name else ""))
         )
@@ -201,9 +204,13 @@ def _ledger_check(settings: Settings, workspace: str | None) -> Check:
     except LedgerError as exc:
         return Check("ledger", False, str(exc))
     try:
+        # SQLite's own check of every page (indexes against tables too, up to 1 GiB).
+        ledger.raise_if_damaged(full=path.stat().st_size <= FULL_CHECK_BYTES)
         bound = ledger.get_meta("workspace_id")
         schema = ledger.schema_version()
         holder = ledger.lease_holder()
+    except LedgerError as exc:
+        return Check("ledger", False, str(exc))
     except sqlite3.DatabaseError:
         return Check("ledger", False, f"ledger {path}: the file is corrupt")
     finally:
@@ -218,6 +225,7 @@ def _ledger_check(settings: Settings, workspace: str | None) -> Check:
 
 def status(settings: Settings) -> dict[str, Any]:
     with reading(settings.ledger_path) as ledger:
+        ledger.raise_if_damaged(full=False)  # damage is never reported as a healthy ledger
         holder = ledger.lease_holder()
         return {
             "ledger": str(settings.ledger_path),

@@ -36,7 +36,7 @@ def common_options(fn: F) -> F:
     options = [
         click.option(
             "--ledger",
-            type=click.Path(dir_okay=False, path_type=Path),
+            type=click.Path(path_type=Path),  # a directory is the ledger's error (exit 5)
             help="Ledger file (env ZSYNC_LEDGER; default ./zsync.db).",
         ),
         click.option(
@@ -49,6 +49,12 @@ def common_options(fn: F) -> F:
             "--allow-insecure-http",
             is_flag=True,
             help="Allow a plain http:// base that is not on this machine.",
+        ),
+        click.option(
+            "--new-ledger",
+            is_flag=True,
+            help="If the ledger file is not a usable ledger (empty, not SQLite, damaged), "
+            "keep it aside as FILE.broken-TIME and start a new one.",
         ),
     ]
     return _decorate(fn, options)
@@ -161,18 +167,20 @@ def settings_from(
     env_file: Path | None,
     api_base: str | None,
     allow_insecure_http: bool,
+    new_ledger: bool = False,
 ) -> config.Settings:
     settings = config.load(
         api_base=api_base,
         ledger=ledger,
         env_file=env_file,
         allow_insecure_http=allow_insecure_http,
+        new_ledger=new_ledger,
     )
     state.secret = settings.api_key
     return settings
 
 
-COMMON = ("ledger", "env_file", "api_base", "allow_insecure_http")
+COMMON = ("ledger", "env_file", "api_base", "allow_insecure_http", "new_ledger")
 
 
 RUN = ("metrics_file", "concurrency", "rate", "poll_seconds", "poll_interval", "max_duration")

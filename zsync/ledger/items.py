@@ -82,6 +82,9 @@ class ItemsTable(Store):
                 yield StoredItem(*row)
             after = rows[-1][0]
 
+    def has_items(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM items LIMIT 1").fetchone() is not None
+
     def counts_by_status(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT status, COUNT(*) FROM items GROUP BY status")
         return {status: int(n) for status, n in rows}
