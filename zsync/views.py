@@ -22,7 +22,6 @@ from zsync.client import ZentrikClient
 from zsync.config import Settings
 from zsync.errors import ApiError, ApiUnavailable, AuthError, LedgerError, ZsyncError
 from zsync.ledger import Ledger, reading
-from zsync.ledger.schema import FULL_CHECK_BYTES
 from zsync.model import NEEDS_LOOK, Idle, Invalid, Prepared, StateMessage, Status
 from zsync.plan import PlanOptions
 from zsync.shape import Shaper
@@ -204,8 +203,7 @@ def _ledger_check(settings: Settings, workspace: str | None) -> Check:
     except LedgerError as exc:
         return Check("ledger", False, str(exc))
     try:
-        # SQLite's own check of every page (indexes against tables too, up to 1 GiB).
-        ledger.raise_if_damaged(full=path.stat().st_size <= FULL_CHECK_BYTES)
+        ledger.raise_if_damaged()  # SQLite's own check of every page
         bound = ledger.get_meta("workspace_id")
         schema = ledger.schema_version()
         holder = ledger.lease_holder()
@@ -225,7 +223,7 @@ def _ledger_check(settings: Settings, workspace: str | None) -> Check:
 
 def status(settings: Settings) -> dict[str, Any]:
     with reading(settings.ledger_path) as ledger:
-        ledger.raise_if_damaged(full=False)  # damage is never reported as a healthy ledger
+        ledger.raise_if_damaged()  # damage is never reported as a healthy ledger
         holder = ledger.lease_holder()
         return {
             "ledger": str(settings.ledger_path),

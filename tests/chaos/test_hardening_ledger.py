@@ -135,15 +135,16 @@ def _broken(path: Path) -> bool:
         return True
 
 
+@pytest.mark.parametrize("seed", [13, 31, 47])
 def test_damage_sqlite_finds_is_refused_by_push_status_and_check(
-    tmp_path: Path, emulator: RunningEmulator
+    seed: int, tmp_path: Path, emulator: RunningEmulator
 ) -> None:
     env = _env(emulator)
     ledger = _seed(tmp_path, env, count=600)
     pristine = ledger.read_bytes()
     size = 4096
     pages = len(pristine) // size
-    rng = random.Random(13)
+    rng = random.Random(seed)
     tried = accepted = 0
     for round_ in range(24):
         name = sorted(DAMAGE)[round_ % len(DAMAGE)]
@@ -219,3 +220,20 @@ def test_every_open_makes_the_ledger_private(tmp_path: Path, emulator: RunningEm
         for path in (ledger, Path(f"{ledger}-wal"), Path(f"{ledger}-shm")):
             if path.exists():
                 assert stat.S_IMODE(path.stat().st_mode) == 0o600, (command, path)
+
+
+def test_a_new_ledger_for_a_workspace_with_signals_warns_before_sending(
+    tmp_path: Path, emulator: RunningEmulator
+) -> None:
+    env = _env(emulator)
+    _seed(tmp_path, env, count=5)
+    first = run_cli(["push", "-i", "more.jsonl", "--no-poll", "--ledger", "other.db"], env)
+    assert first.code == 0, first.err
+    warned = [x for x in first.err.splitlines() if "verify --repair" in x]
+    assert warned == [
+        "warning: ledger other.db is new or empty, but the workspace already holds 5 signals: "
+        "records sent before under another ledger may be created again; to adopt them first, "
+        "run `zsync verify --repair`"
+    ], first.err
+    again = run_cli(["push", "-i", "more.jsonl", "--no-poll", "--ledger", "other.db"], env)
+    assert "verify --repair" not in again.err  # only while the ledger is empty

@@ -22,13 +22,14 @@ from sqlite_utils.migrations import Migrations
 from zsync import __version__
 from zsync.errors import ConfigError, LedgerError
 from zsync.ledger.schema import (
-    QUICK_CHECK_ON_OPEN_BYTES,
+    FULL_CHECK_BYTES,
     LedgerUnusable,
     expected_schema,
     integrity,
     schema_problems,
     statements,
 )
+from zsync.model import Status
 
 
 def now_iso() -> str:
@@ -107,7 +108,7 @@ class Store:
             conn = sqlite3.connect(str(path), isolation_level=None, timeout=5.0)
             ledger = cls(path, conn)
             try:
-                ledger._inspect(quick_check=True)
+                ledger._inspect(check_pages=True)
                 ledger._configure()
                 ledger._migrate()
             except BaseException:
@@ -135,13 +136,13 @@ class Store:
             )
             conn.execute("PRAGMA busy_timeout = 5000")
             ledger = cls(path, conn)
-            ledger._inspect(quick_check=False)
+            ledger._inspect(check_pages=False)
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"ledger {path}: {_sqlite_reason(exc)}") from None
         _tighten(path)
         return ledger
 
-    def _inspect(self, *, quick_check: bool) -> None:
+    def _inspect(self, *, check_pages: bool) -> None:
         """Is this file a zsync ledger this zsync can use? Reads only: a refused file is left
         exactly as it was (not even switched to WAL)."""
         if self.path.stat().st_size == 0:
@@ -187,12 +188,22 @@ class Store:
         problems = schema_problems(self.conn, expected)
         if problems:
             raise LedgerUnusable(self.path, f"is damaged: {'; '.join(problems[:3])}")
-        if quick_check and self.path.stat().st_size <= QUICK_CHECK_ON_OPEN_BYTES:
-            self.raise_if_damaged(full=False)
+        if check_pages:
+            self.raise_if_damaged()
 
-    def raise_if_damaged(self, *, full: bool) -> None:
-        """SQLite's own check of every page; LedgerUnusable naming the first finding."""
-        found = integrity(self.conn, full=full)
+    def raise_if_damaged(self) -> None:
+        """SQLite's own check of every page (and of indexes against their tables, up to
+        FULL_CHECK_BYTES); LedgerUnusable naming the first finding."""
+        found = integrity(self.conn, full=self.path.stat().st_size <= FULL_CHECK_BYTES)
+        if not found:
+            # SQLite skips CHECK constraints on a read-only connection (status, check).
+            marks = ",".join("?" * len(Status))
+            bad = self.conn.execute(
+                f"SELECT external_id FROM items WHERE status NOT IN ({marks}) LIMIT 1",
+                [str(s) for s in Status],
+            ).fetchone()
+            if bad is not None:
+                found = [f"an item with a status zsync never writes ({bad[0]!r})"]
         if found:
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
             raise LedgerUnusable(self.path, f"is corrupt: {found[0]}{more}")
