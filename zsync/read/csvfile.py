@@ -150,6 +150,7 @@ def _rows(
 def _records(
     name: str, reader: Iterator[list[str]], lines: _Lines, sep: str
 ) -> Iterator[Record | Problem | Idle]:
+    # The header row and the data rows share one loop (and its line accounting).
     header: list[str] | None = None
     names: list[tuple[int, str]] = []  # (column, name) of the columns that have a name
     start = 1

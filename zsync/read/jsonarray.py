@@ -188,6 +188,9 @@ def json_array(
     max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     warn: Callable[[str], None] = lambda _m: None,
 ) -> Iterator[Record | Problem | Idle]:
+    # One long loop on purpose (over 60 lines): it runs once per element on the hot path,
+    # and its locals (buf, pos, index, final) are shared by every branch; helpers take the
+    # rare paths (_skip, _after_array, fatal).
     text = _Text(stream)
 
     def fatal(pos: int, message: str) -> Problem:
