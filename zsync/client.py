@@ -249,9 +249,9 @@ class ZentrikClient:
         status = data.get("status")
         replayed = resp.headers.get("Idempotent-Replayed", "").strip().lower() == "true"
         return Receipt(
-            public_id=public_id,
-            job_id=_ident(data.get("jobId")),
-            workspace_id=workspace_id,
+            public_id=redact(public_id, self._key),
+            job_id=self._redacted(_ident(data.get("jobId"))),
+            workspace_id=self._redacted(workspace_id),
             status=status if isinstance(status, str) else None,
             http_status=resp.status_code,
             replayed=replayed,
@@ -278,7 +278,7 @@ class ZentrikClient:
             public_id=public_id,
             status=status.strip().lower(),
             error=self._processing_error(data),
-            job_id=_ident(data.get("jobId")),
+            job_id=self._redacted(_ident(data.get("jobId"))),
         )
 
     def process_signal(self, public_id: str) -> str | None:
@@ -286,7 +286,7 @@ class ZentrikClient:
         resp = self._send("POST", self._signal_path(public_id) + "/process")
         self._raise_for_status(resp, "process", "POST")
         data = _json_or_none(resp)
-        return _ident(data.get("jobId")) if isinstance(data, dict) else None
+        return self._redacted(_ident(data.get("jobId"))) if isinstance(data, dict) else None
 
     def update_signal(self, public_id: str, fields: dict[str, Any]) -> None:
         body = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -508,6 +508,11 @@ class ZentrikClient:
 
     def _clean(self, text: str, *, limit: int = MAX_MESSAGE) -> str:
         return shorten(text, self._key, limit=limit)
+
+    def _redacted(self, value: str | None) -> str | None:
+        """A value the server chose (an id, a name), without the key should it echo it:
+        such values are stored in the ledger and shown by export and show."""
+        return None if value is None else redact(value, self._key)
 
 
 # -- helpers (module level so tests and the emulator can share them) --------------------------

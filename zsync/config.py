@@ -23,6 +23,9 @@ DEFAULT_WAIT_BUDGET = 120.0
 # The emulator's documented development key; it only ever opens the local emulator.
 DEV_API_KEY = "zsync-dev-key"
 
+# What an --env-file may set (the names of Zentrik's own template).
+ENV_FILE_NAMES = frozenset({"ZENTRIK_API_BASE", "ZENTRIK_API_KEY"})
+
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
@@ -33,6 +36,8 @@ class Settings:
     ledger_path: Path = Path(DEFAULT_LEDGER)
     wait_budget: float = DEFAULT_WAIT_BUDGET
     allow_insecure_http: bool = False
+    # --new-ledger: an existing file that is not a usable ledger is kept aside and replaced
+    new_ledger: bool = False
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -78,18 +83,22 @@ def load(
     ledger: str | Path | None = None,
     env_file: Path | None = None,
     allow_insecure_http: bool = False,
+    new_ledger: bool = False,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     env = dict(os.environ if environ is None else environ)
     if env_file is not None:
-        # The environment wins over the file, as in Zentrik's template.
+        # The environment wins over the file, as in Zentrik's template. A file gives the
+        # API base and key only: nothing in it can lower a guard or move the ledger.
         for name, value in parse_env_file(env_file).items():
-            env.setdefault(name, value)
+            if name in ENV_FILE_NAMES:
+                env.setdefault(name, value)
 
     base = (api_base or env.get("ZENTRIK_API_BASE") or DEFAULT_API_BASE).strip().rstrip("/")
     key = (api_key or env.get("ZENTRIK_API_KEY") or "").strip() or None
     ledger_path = Path(ledger or env.get("ZSYNC_LEDGER") or DEFAULT_LEDGER)
-    insecure = allow_insecure_http or env.get("ZSYNC_ALLOW_INSECURE_HTTP", "") in {"1", "true"}
+    # Only the command-line flag lifts the plain-http guard: no variable, no env file.
+    insecure = allow_insecure_http
     wait_budget = _wait_budget(env.get("EVAL_API_WAIT_SECONDS") or env.get("ZSYNC_WAIT_SECONDS"))
     check_api_base(base, insecure)
     return Settings(
@@ -98,6 +107,7 @@ def load(
         ledger_path=ledger_path,
         wait_budget=wait_budget,
         allow_insecure_http=insecure,
+        new_ledger=new_ledger,
     )
 
 

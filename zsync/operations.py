@@ -56,7 +56,9 @@ class Context:
         return policy
 
 
-def preflight(ctx: Context, ledger: Ledger, *, skip_readyz: bool) -> None:
+def preflight(
+    ctx: Context, ledger: Ledger, *, skip_readyz: bool, warn_if_new: bool = False
+) -> None:
     """readyz, then auth context; binds the ledger to the workspace on first use."""
     client = ctx.make_client()
     policy = ctx.retry_policy(_READYZ_BUDGET)
@@ -86,8 +88,29 @@ def preflight(ctx: Context, ledger: Ledger, *, skip_readyz: bool) -> None:
                     f"{ctx.settings.api_base} (the same workspace {workspace})",
                 )
             )
+        if warn_if_new and not ledger.has_items():
+            _warn_if_workspace_holds_signals(ctx, client, ledger)
     finally:
         client.close()
+
+
+def _warn_if_workspace_holds_signals(ctx: Context, client: ZentrikClient, ledger: Ledger) -> None:
+    """A new or empty ledger for a workspace that already holds signals: records sent before
+    (under a lost or other ledger) may be created again. One line, before anything is sent."""
+    try:
+        _page, total = ctx.retry_policy(_READYZ_BUDGET).call(lambda: client.list_signals(1))
+    except ZsyncError:
+        return  # no read scope, or no answer: the warning is a courtesy, not a gate
+    if total:
+        ctx.emit(
+            Event(
+                "warning",
+                None,
+                f"ledger {ledger.path} is new or empty, but the workspace already holds "
+                f"{total:,} signals: records sent before under another ledger may be created "
+                "again; to adopt them first, run `zsync verify --repair`",
+            )
+        )
 
 
 def _run(
@@ -107,14 +130,19 @@ def _run(
     path = ctx.settings.ledger_path
     with ledger_errors(path):
         new = not path.exists()
-        ledger = Ledger.open(path)
+        ledger = Ledger.open(path, new_ledger=ctx.settings.new_ledger)
         if new:  # a cron job in the wrong directory would otherwise start over unnoticed
             ctx.emit(Event("notice", message=f"created a new ledger at {path.resolve()}"))
         try:
+            if ledger.replaced is not None:
+                message = (
+                    f"ledger {path} was not usable: kept as {ledger.replaced}; a new one starts"
+                )
+                ctx.emit(Event("warning", None, message))
             ledger.acquire_lease(command)
             run_id = result.run_id = ledger.start_run(command, arguments)
             try:
-                preflight(ctx, ledger, skip_readyz=skip_readyz)
+                preflight(ctx, ledger, skip_readyz=skip_readyz, warn_if_new=command == "push")
                 _drive(ctx, ledger, run_id, result, options, feeder(ledger, run_id, result))
             except ZsyncError as exc:
                 result.fatal = exc

@@ -190,6 +190,8 @@ def check(settings: Settings, client: ZentrikClient, needs: str) -> CheckReport:
         ws = context.get("workspace") or {}
         workspace = str(ws.get("id")) if ws.get("id") else None
         name = ws.get("name")
+        if isinstance(name, str):
+            name = settings.redact(name)  # the server chose it: it may echo the key
         add(
             Check("auth", True, f"key opens workspace {workspace}" + (f" ({name})" if name else ""))
         )
@@ -215,10 +217,13 @@ def _ledger_check(settings: Settings, workspace: str | None) -> Check:
     except LedgerError as exc:
         return Check("ledger", False, str(exc))
     try:
+        ledger.raise_if_damaged()  # SQLite's own check of every page
         bound = ledger.get_meta("workspace_id")
         schema = ledger.schema_version()
         holder = ledger.lease_holder()
         replay = ledger.replay_observed()
+    except LedgerError as exc:
+        return Check("ledger", False, str(exc))
     except sqlite3.DatabaseError:
         return Check("ledger", False, f"ledger {path}: the file is corrupt")
     finally:
@@ -241,6 +246,7 @@ def _ledger_check(settings: Settings, workspace: str | None) -> Check:
 
 def status(settings: Settings) -> dict[str, Any]:
     with reading(settings.ledger_path) as ledger:
+        ledger.raise_if_damaged()  # damage is never reported as a healthy ledger
         holder = ledger.lease_holder()
         return {
             "ledger": str(settings.ledger_path),

@@ -37,7 +37,8 @@ def _no_stray_processes() -> Iterator[None]:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     figures = FIGURES
-    if not figures["records_checked"] and not figures["bad_inputs"] and not figures["kills"]:
+    hardening = ("lease_probes", "faulty_records", "endless_peak_mb", "corrupt_tried", "key_places")
+    if not any(figures[k] for k in ("records_checked", "bad_inputs", "kills", *hardening)):
         return
     faults = figures["faults"]
     kinds = ", ".join(f"{_FAULT_NAMES.get(name, name)} {n:,}" for name, n in sorted(faults.items()))
@@ -62,7 +63,38 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"after the API died, {figures['outage_requests']:,} requests later "
             "(wait budget 2s)"
         )
+    _hardening(write, figures)
     write(f"records checked:       {figures['records_checked']:,} against the emulator's truth")
     write(f"duplicates found:      {figures['duplicates']}")
     write(f"records lost:          {figures['lost']}")
     write(f"wall time:             {time.monotonic() - _STARTED:.0f}s")
+
+
+def _hardening(write: Any, figures: dict[str, Any]) -> None:
+    """Issue 13's figures (tests/chaos/test_hardening_*.py)."""
+    if figures["lease_probes"]:
+        write(
+            f"runs overlapped:       {figures['overlapped']} of {figures['lease_probes']} second "
+            "runs started against a live holder (paused producer, SIGSTOP)"
+        )
+    if figures["faulty_records"]:
+        write(
+            f"records blocked:       {figures['blocked']} good records held back by "
+            f"{figures['faulty_records']} faulty ones among them"
+        )
+    if figures["endless_peak_mb"]:
+        peaks = figures["endless_peak_mb"]
+        write(
+            f"endless line:          peak memory {max(peaks)} MB at most over {len(peaks)} runs "
+            "(file, pipe, source program, JSON array), each ended by --max-duration"
+        )
+    if figures["corrupt_tried"]:
+        write(
+            f"corrupt ledgers:       {figures['corrupt_accepted']} accepted of "
+            f"{figures['corrupt_tried']} (push, status and check each exit 5)"
+        )
+    if figures["key_places"]:
+        write(
+            f"key found:             {figures['key_found']} times in {figures['key_places']} "
+            "places (ledger, WAL, export, show, status, check) with a server echoing it"
+        )

@@ -36,6 +36,16 @@ FIGURES: dict[str, Any] = {
     "records_checked": 0,
     "duplicates": 0,
     "lost": 0,
+    # issue 13 (tests/chaos/test_hardening*.py)
+    "overlapped": 0,  # runs that worked one ledger at the same time
+    "lease_probes": 0,  # second runs started against a live holder
+    "blocked": 0,  # good records not sent because of another record's fault
+    "faulty_records": 0,
+    "endless_peak_mb": [],  # peak RSS of runs fed an endless line
+    "corrupt_accepted": 0,  # damaged ledgers a command accepted
+    "corrupt_tried": 0,
+    "key_found": 0,  # places (ledger, WAL, export, show, check) holding the echoed key
+    "key_places": 0,
 }
 
 

@@ -242,7 +242,18 @@ def test_huge_integer_is_refused_without_traceback_and_reading_goes_on() -> None
 def test_deep_nesting_is_a_problem_not_a_crash() -> None:
     found = items(b"[" * 100_000)
     assert summary(found) == [
-        ("<stdin>:1:2", "PROBLEM: nesting deeper than 64 levels (record [0]); cannot read on")
+        ("<stdin>:1:2", "PROBLEM: nesting deeper than 64 levels (record [0])"),
+    ]
+
+
+def test_a_deep_element_is_skipped_and_reading_goes_on() -> None:
+    deep = b"[" * 10_000 + b'"]]", {"x": "[{"}' + b"]" * 10_000
+    found = items(b'[{"a": 1}, ' + deep + b', {"b": 2},\n {"c": "\\"]"}]')
+    assert summary(found) == [
+        ("<stdin>[0]", {"a": 1}),
+        ("<stdin>:1:12", "PROBLEM: nesting deeper than 64 levels (record [1])"),
+        ("<stdin>[2]", {"b": 2}),
+        ("<stdin>[3]", {"c": '"]'}),
     ]
 
 

@@ -22,7 +22,7 @@ from zsync import config, operations, report
 from zsync.console import Console, State
 from zsync.errors import ExitCode
 from zsync.model import RunOptions, RunResult
-from zsync.read import FORMATS, InputSpec
+from zsync.read import DEFAULT_MAX_RECORD_BYTES, FORMATS, InputSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,7 +37,7 @@ def common_options(fn: F) -> F:
     options = [
         click.option(
             "--ledger",
-            type=click.Path(dir_okay=False, path_type=Path),
+            type=click.Path(path_type=Path),  # a directory is the ledger's error (exit 5)
             help="Ledger file (env ZSYNC_LEDGER; default ./zsync.db).",
         ),
         click.option(
@@ -50,6 +50,12 @@ def common_options(fn: F) -> F:
             "--allow-insecure-http",
             is_flag=True,
             help="Allow a plain http:// base that is not on this machine.",
+        ),
+        click.option(
+            "--new-ledger",
+            is_flag=True,
+            help="If the ledger file is not a usable ledger (empty, not SQLite, damaged), "
+            "keep it aside as FILE.broken-TIME and start a new one.",
         ),
     ]
     return _decorate(fn, options)
@@ -123,6 +129,13 @@ def input_options(fn: F) -> F:
             "--delimiter",
             help="CSV delimiter (default: detected); 'tab' for tabs.",
         ),
+        click.option(
+            "--max-record-bytes",
+            type=click.IntRange(min=1),
+            default=DEFAULT_MAX_RECORD_BYTES,
+            show_default=True,
+            help="Longest record (line, array element) read; a longer one is invalid, skipped.",
+        ),
     ]
     return _decorate(fn, options)
 
@@ -155,24 +168,26 @@ def settings_from(
     env_file: Path | None,
     api_base: str | None,
     allow_insecure_http: bool,
+    new_ledger: bool = False,
 ) -> config.Settings:
     settings = config.load(
         api_base=api_base,
         ledger=ledger,
         env_file=env_file,
         allow_insecure_http=allow_insecure_http,
+        new_ledger=new_ledger,
     )
     state.secret = settings.api_key
     return settings
 
 
-COMMON = ("ledger", "env_file", "api_base", "allow_insecure_http")
+COMMON = ("ledger", "env_file", "api_base", "allow_insecure_http", "new_ledger")
 
 
 RUN = ("metrics_file", "concurrency", "rate", "poll_seconds", "poll_interval", "max_duration")
 
 
-INPUT = ("inputs", "fmt", "delimiter", "source_cmd")
+INPUT = ("inputs", "fmt", "delimiter", "source_cmd", "max_record_bytes")
 
 
 def take(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -181,11 +196,15 @@ def take(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def input_spec(
-    inputs: tuple[str, ...], fmt: str | None, delimiter: str | None, source_cmd: str | None = None
+    inputs: tuple[str, ...],
+    fmt: str | None,
+    delimiter: str | None,
+    source_cmd: str | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> InputSpec:
     """Standard input is handed to the readers here; nothing below reaches for sys.stdin."""
     stdin = sys.stdin.buffer if "-" in inputs else None
-    return InputSpec(inputs, fmt, delimiter, source_cmd, stdin)
+    return InputSpec(inputs, fmt, delimiter, source_cmd, stdin, max_record_bytes)
 
 
 @contextmanager

@@ -122,6 +122,7 @@ def preview(
     fmt: str | None,
     mapping: str | None,
     delimiter: str | None,
+    max_record_bytes: int,
     count: int,
 ) -> None:
     """Show the bodies the first records become, and every problem; send nothing.
@@ -132,7 +133,7 @@ def preview(
     Example:
       zsync preview --mapping examples/surveys.toml --input examples/surveys.csv -n 3
     """
-    spec = input_spec(inputs, fmt, delimiter)
+    spec = input_spec(inputs, fmt, delimiter, max_record_bytes=max_record_bytes)
     shown = views.preview(PlanOptions(source=spec, mapping=mapping), count)
     for line in shown.warnings:
         click.echo(f"warning: {line}", err=True)

@@ -3,7 +3,8 @@
 One connection, used only by the thread that opened it (the engine's writer). Writes are
 batched into ``BEGIN IMMEDIATE`` transactions; WAL lets ``zsync status`` read while a push
 writes. ``store`` opens, checks and migrates the file and holds meta and the workspace
-binding; ``lease``, ``runs`` and ``items`` hold the SQL of their tables. Every SQL statement
+binding; ``schema`` says whether a file is a sound ledger; ``lease`` (with its heartbeat
+thread), ``runs`` and ``items`` hold the SQL of their tables. Every SQL statement
 zsync runs is in this package.
 """
 
@@ -14,12 +15,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from zsync.ledger.items import ItemsTable
-from zsync.ledger.lease import LEASE_STALE_SECONDS, LeaseHolder, LeaseTable
+from zsync.ledger.lease import (
+    HEARTBEAT_SECONDS,
+    LEASE_EXPIRY_SECONDS,
+    LEASE_STALE_SECONDS,
+    LeaseHolder,
+    LeaseTable,
+)
 from zsync.ledger.runs import RunsTable
 from zsync.ledger.server import ServerTable
 from zsync.ledger.store import build_migrations, ledger_errors, migrations_dir, now_iso
 
 __all__ = [
+    "HEARTBEAT_SECONDS",
+    "LEASE_EXPIRY_SECONDS",
     "LEASE_STALE_SECONDS",
     "LeaseHolder",
     "Ledger",

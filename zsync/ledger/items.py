@@ -26,6 +26,17 @@ def _in(statuses: Iterable[str]) -> tuple[str, list[str]]:
     return ",".join("?" * len(wanted)), wanted
 
 
+def _storable(text: str | None) -> bool:
+    try:
+        return text is not None and bool(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return False
+
+
+def _text(text: str) -> str:
+    return text if _storable(text) else text.encode("utf-8", "backslashreplace").decode()
+
+
 class ItemsTable(Store):
     def lookup(self, external_ids: Sequence[str]) -> dict[str, ItemRow]:
         found: dict[str, ItemRow] = {}
@@ -114,6 +125,9 @@ class ItemsTable(Store):
             for row in rows:
                 yield StoredItem(*row)
             after = rows[-1][0]
+
+    def has_items(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM items LIMIT 1").fetchone() is not None
 
     def counts_by_status(self, sources: Iterable[str] | None = None) -> dict[str, int]:
         """Items per status; with ``sources``, only those that came from one of them."""
@@ -235,6 +249,9 @@ class ItemsTable(Store):
         if not rows:
             return
         ts = now_iso()
+        # Text SQLite cannot store (a lone surrogate) must not fail the whole batch: an id
+        # that cannot be stored is not stored; a message keeps the character escaped.
+        rows = [(e if _storable(e) else None, _text(o), _text(m)) for e, o, m in rows]
         with self.transaction():
             self.conn.executemany(
                 "INSERT INTO items (external_id, payload_hash, status, last_error, origin, "

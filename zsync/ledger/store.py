@@ -21,6 +21,15 @@ from sqlite_utils.migrations import Migrations
 
 from zsync import __version__
 from zsync.errors import ConfigError, LedgerError
+from zsync.ledger.schema import (
+    FULL_CHECK_BYTES,
+    LedgerUnusable,
+    expected_schema,
+    integrity,
+    schema_problems,
+    statements,
+)
+from zsync.model import Status
 
 
 def now_iso() -> str:
@@ -36,18 +45,6 @@ def migrations_dir() -> Path:
     raise LedgerError("zsync is installed without its migrations/ directory")
 
 
-def _statements(sql: str) -> Iterator[str]:
-    buf = ""
-    for line in sql.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            if buf.strip():
-                yield buf
-            buf = ""
-    if buf.strip() and not buf.strip().startswith("--"):
-        yield buf
-
-
 def build_migrations(directory: Path | None = None) -> tuple[Migrations, list[str]]:
     directory = directory or migrations_dir()
     migrations = Migrations("zsync")
@@ -58,7 +55,7 @@ def build_migrations(directory: Path | None = None) -> tuple[Migrations, list[st
         def apply(db: sqlite_utils.Database, sql: str = sql) -> None:
             # executescript() would COMMIT behind our back; one statement at a time keeps
             # the migration and its record in one transaction.
-            for statement in _statements(sql):
+            for statement in statements(sql):
                 db.execute(statement)
 
         migrations(name=path.stem)(apply)
@@ -69,6 +66,9 @@ def build_migrations(directory: Path | None = None) -> tuple[Migrations, list[st
 class Store:
     """The connection: open, check, migrate, transactions, meta and the workspace binding."""
 
+    # Where Store.open kept an unusable file it replaced (--new-ledger), for the run to say.
+    replaced: Path | None = None
+
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self.conn = conn
@@ -78,78 +78,143 @@ class Store:
     # -- opening -------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, *, create: bool = True) -> Self:
+    def open(cls, path: Path, *, create: bool = True, new_ledger: bool = False) -> Self:
+        """Open read-write: checked, migrated, private. A missing file is created (whole, or
+        not at all); an existing one that is not a usable ledger is refused (LedgerUnusable),
+        or with ``new_ledger`` kept aside as ``FILE.broken-TIME`` and replaced."""
         path = Path(path)
-        if not path.parent.exists():
-            raise LedgerError(f"ledger {path}: directory {path.parent} does not exist")
+        _check_path(path)
         if not path.exists():
             if not create:
                 raise LedgerError(f"ledger {path}: no such file (run zsync push first)")
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-                os.close(fd)
-            except OSError as exc:
-                raise LedgerError(f"ledger {path}: cannot create ({exc.strerror})") from None
+            _create(cls, path)
+        try:
+            return cls._open_existing(path)
+        except LedgerUnusable:
+            if not new_ledger:
+                raise
+        aside = _keep_aside(path)
+        _create(cls, path)
+        ledger = cls._open_existing(path)
+        ledger.replaced = aside
+        return ledger
+
+    @classmethod
+    def _open_existing(cls, path: Path) -> Self:
         if not os.access(path, os.R_OK):
-            raise LedgerError(f"ledger {path}: not readable")
+            raise LedgerError(f"ledger {path}: not readable (permission denied)")
         old_umask = os.umask(0o077)  # the -wal and -shm files inherit this
         try:
             conn = sqlite3.connect(str(path), isolation_level=None, timeout=5.0)
             ledger = cls(path, conn)
-            ledger._refuse_foreign()
-            ledger._configure()
-            ledger._migrate()
+            try:
+                ledger._inspect(check_pages=True)
+                ledger._configure()
+                ledger._migrate()
+            except BaseException:
+                conn.close()
+                raise
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"ledger {path}: {_sqlite_reason(exc)}") from None
         finally:
             os.umask(old_umask)
+        _tighten(path)
         return ledger
 
     @classmethod
     def open_readonly(cls, path: Path) -> Self:
         """For status and dry runs: never migrates, never writes."""
         path = Path(path)
+        _check_path(path)
         if not path.exists():
             raise LedgerError(f"ledger {path}: no such file (run zsync push first)")
+        if not os.access(path, os.R_OK):
+            raise LedgerError(f"ledger {path}: not readable (permission denied)")
         try:
             conn = sqlite3.connect(
                 f"file:{path.resolve()}?mode=ro", uri=True, isolation_level=None, timeout=5.0
             )
             conn.execute("PRAGMA busy_timeout = 5000")
             ledger = cls(path, conn)
-            _, known = build_migrations()
-            version = ledger.schema_version()
-            if version not in known:
-                raise LedgerError(
-                    f"ledger {path} has schema {version}, not one this zsync {__version__} "
-                    f"knows (up to {known[-1]}): upgrade zsync"
-                )
+            ledger._inspect(check_pages=False)
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"ledger {path}: {_sqlite_reason(exc)}") from None
+        _tighten(path)
         return ledger
 
-    def _refuse_foreign(self) -> None:
-        """Never migrate another program's SQLite database (nor switch its journal to WAL)."""
-        tables = sorted(
-            str(row[0])
-            for row in self.conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    def _inspect(self, *, check_pages: bool) -> None:
+        """Is this file a zsync ledger this zsync can use? Reads only: a refused file is left
+        exactly as it was (not even switched to WAL)."""
+        if self.path.stat().st_size == 0:
+            raise LedgerUnusable(self.path, "is an empty file (0 bytes), not a zsync ledger")
+        try:
+            tables = sorted(
+                str(row[0])
+                for row in self.conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%'"
+                )
             )
-        )
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc) or "malformed" in str(exc):
+                raise LedgerUnusable(self.path, "is not a SQLite database, or is corrupt") from None
+            raise
         if not tables:
-            return  # new or empty: becomes a ledger
+            raise LedgerUnusable(
+                self.path, "is a SQLite database without tables, not a zsync ledger"
+            )
         if (
-            "_sqlite_migrations" in tables
-            and self.conn.execute(
+            "_sqlite_migrations" not in tables
+            or not self.conn.execute(
                 "SELECT 1 FROM _sqlite_migrations WHERE migration_set = 'zsync' LIMIT 1"
             ).fetchone()
         ):
-            return
-        raise LedgerError(
-            f"ledger {self.path} is a SQLite database of another program (tables: "
-            f"{', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''}); zsync leaves it "
-            "untouched: choose another --ledger"
-        )
+            # Never migrate (nor move aside) another program's database.
+            raise LedgerError(
+                f"ledger {self.path} is a SQLite database of another program (tables: "
+                f"{', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''}); zsync leaves it "
+                "untouched: choose another --ledger"
+            )
+        directory = migrations_dir()
+        _, known = build_migrations(directory)
+        applied = self.applied_migrations()
+        unknown = [name for name in applied if name not in known]
+        if unknown:
+            raise LedgerError(
+                f"ledger {self.path} has schema {unknown[-1]}, written by a newer zsync; "
+                f"this zsync {__version__} knows up to {known[-1]}: upgrade zsync"
+            )
+        expected = expected_schema(directory, tuple(n for n in known if n in applied))
+        problems = schema_problems(self.conn, expected)
+        if problems:
+            raise LedgerUnusable(self.path, f"is damaged: {'; '.join(problems[:3])}")
+        if check_pages:
+            self.raise_if_damaged()
+
+    def raise_if_damaged(self) -> None:
+        """SQLite's own check of every page (and of indexes against their tables, up to
+        FULL_CHECK_BYTES); LedgerUnusable naming the first finding."""
+        found = integrity(self.conn, full=self.path.stat().st_size <= FULL_CHECK_BYTES)
+        if not found:
+            # SQLite skips CHECK constraints on a read-only connection (status, check).
+            marks = ",".join("?" * len(Status))
+            bad = self.conn.execute(
+                f"SELECT external_id FROM items WHERE status NOT IN ({marks}) LIMIT 1",
+                [str(s) for s in Status],
+            ).fetchone()
+            if bad is not None:
+                found = [f"an item with a status zsync never writes ({bad[0]!r})"]
+        if found:
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            raise LedgerUnusable(self.path, f"is corrupt: {found[0]}{more}")
+
+    def applied_migrations(self) -> list[str]:
+        return [
+            str(row[0])
+            for row in self.conn.execute(
+                "SELECT name FROM _sqlite_migrations WHERE migration_set = 'zsync' ORDER BY rowid"
+            )
+        ]
 
     def _configure(self) -> None:
         self.conn.execute("PRAGMA busy_timeout = 5000")
@@ -221,7 +286,9 @@ class Store:
                 "SELECT name FROM _sqlite_migrations WHERE migration_set = 'zsync' "
                 "ORDER BY rowid DESC LIMIT 1"
             ).fetchone()
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise LedgerError(f"ledger {self.path}: {_sqlite_reason(exc)}") from None
             raise LedgerError(f"{self.path} is not a zsync ledger (no schema table)") from None
         return str(row[0]) if row else "none"
 
@@ -274,12 +341,83 @@ class Store:
     # -- items: writes (each call is one transaction) ------------------------------------
 
 
+def _check_path(path: Path) -> None:
+    if path.is_dir():
+        raise LedgerError(f"ledger {path} is a directory; give the path of a ledger file")
+    if not path.parent.exists():
+        raise LedgerError(f"ledger {path}: directory {path.parent} does not exist")
+
+
+def _create(cls: type[Store], path: Path) -> None:
+    """A new ledger appears whole or not at all: built (migrated) under a temporary name in
+    the same directory, then linked into place. An empty or half-made file is never left
+    where a later run would find it; of two runs creating it at once, one link wins and the
+    other opens that one."""
+    tmp = path.with_name(f".{path.name}.new-{os.getpid()}")
+    try:
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as exc:
+        raise LedgerError(f"ledger {path}: cannot create ({exc.strerror})") from None
+    try:
+        conn = sqlite3.connect(str(tmp), isolation_level=None, timeout=5.0)
+        try:
+            cls(path, conn)._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"ledger {path}: {_sqlite_reason(exc)}") from None
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another run made it first: that one is used
+        except OSError:
+            if not path.exists():  # a file system without hard links
+                os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-journal")):
+            leftover.unlink(missing_ok=True)
+
+
+def _keep_aside(path: Path) -> Path:
+    """Rename an unusable ledger (and its -wal/-shm, which must not meet a new file)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.broken-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            try:
+                os.replace(source, f"{aside}{suffix}")
+            except OSError as exc:
+                raise LedgerError(f"ledger {path}: cannot move it aside ({exc.strerror})") from None
+    return aside
+
+
+def _tighten(path: Path) -> None:
+    """The ledger holds bodies and ids: no one but its owner reads it (0600 on every open,
+    -wal and -shm included). Only bits are removed: a read-only ledger stays read-only."""
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            target = f"{path}{suffix}"
+            mode = os.stat(target).st_mode & 0o777
+            if mode & 0o077:
+                os.chmod(target, mode & 0o700)
+        except OSError:
+            continue  # absent, or another user's file: nothing this run can change
+
+
 def _sqlite_reason(exc: sqlite3.DatabaseError) -> str:
     text = str(exc)
     if "not a database" in text or "malformed" in text:
         return "not a zsync ledger or the file is corrupt (restore it, or move it aside)"
     if "readonly" in text or "read-only" in text:
         return "file is read-only"
+    if "unable to open" in text:
+        return (
+            "cannot open it, or the -wal/-shm files beside it (a read-only directory, or "
+            "files of another user): run zsync as the ledger's owner, where it can write"
+        )
+    if "disk I/O" in text:
+        return "disk I/O error (is the disk full or failing?)"
     if "locked" in text:
         return "database is locked by another process"
     return text

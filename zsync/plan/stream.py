@@ -6,14 +6,15 @@ hashes: a line the ledger already holds, accepted, is unchanged and is never par
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from itertools import islice
 
 from zsync import read
 from zsync.errors import ZsyncError
 from zsync.ledger import Ledger
 from zsync.model import (
+    IDLE,
     Idle,
     Invalid,
     Item,
@@ -75,12 +76,14 @@ def fast_path(options: PlanOptions, ledger: Ledger | None) -> bool:
 
 
 def _line_hashed_items(
-    ledger: Ledger, options: PlanOptions, path: str, source: str
+    ledger: Ledger, options: PlanOptions, path: str, source: str, warn: Warn
 ) -> Iterator[Known | _Hashed | Item]:
     """JSONL lines; those the ledger knows byte for byte, and accepted, are not parsed."""
     derive = options.derive_external_id
-    lines = jsonl_lines(path)
-    while chunk := list(islice(lines, BATCH)):
+    for chunk in _chunks(jsonl_lines(path, options.source.max_record_bytes)):
+        if chunk is None:
+            yield IDLE  # skipping an over-long line: a time budget may end the run
+            continue
         hashes = [line_hash(raw, derive) for _, raw in chunk]
         known = ledger.lookup_raw(hashes)
         for (origin, raw), raw_hash in zip(chunk, hashes, strict=True):
@@ -88,7 +91,7 @@ def _line_hashed_items(
             if hit is not None and hit[1] in SKIPPABLE:
                 yield Known(origin, hit[0], hit[2] or source, hit[2] is None)
                 continue
-            item = parse_jsonl_line(origin, raw)
+            item = parse_jsonl_line(origin, raw, warn=warn)
             if isinstance(item, Record):
                 yield _Hashed(item, raw_hash)
             elif item is not None:
@@ -108,7 +111,7 @@ def _inputs(
         source = read.input_source(spec, path)
         if fast:
             assert ledger is not None
-            yield source, _line_hashed_items(ledger, options, path, source)
+            yield source, _line_hashed_items(ledger, options, path, source, warn)
         else:
             one = replace(spec, inputs=(path,))
             yield source, _read(one, options, bookmark, warn)
@@ -118,6 +121,26 @@ def _read(
     spec: InputSpec, options: PlanOptions, bookmark: str | None, warn: Warn
 ) -> Iterator[Item]:
     return read.read(spec, bookmark=bookmark, state_file=options.state_file, warn=warn)
+
+
+def _chunks(
+    lines: Iterator[tuple[str, bytes] | None],
+) -> Iterator[list[tuple[str, bytes]] | None]:
+    """Up to BATCH lines at a time; a None (the reader is skipping) passes at once."""
+    chunk: list[tuple[str, bytes]] = []
+    for line in lines:
+        if line is None:
+            if chunk:
+                yield chunk
+                chunk = []
+            yield None
+            continue
+        chunk.append(line)
+        if len(chunk) >= BATCH:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def planned_stream(
@@ -234,8 +257,8 @@ def estimate_total(options: PlanOptions) -> int | None:
         return None
     total = 0
     for path in spec.inputs:
-        if path == "-":
-            return None
+        if path == "-" or not os.path.isfile(path):
+            return None  # a pipe or a device (/dev/zero) may never end
         try:
             if detect_format(path, spec.fmt) != "jsonl":
                 return None

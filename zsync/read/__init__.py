@@ -25,11 +25,12 @@ from zsync.errors import InputError, UsageError
 from zsync.model import Idle, Item, Problem, Record
 from zsync.read.command import SourceFailed, check_command, pipe_records, program_name, run_command
 from zsync.read.csvfile import read_csv
-from zsync.read.files import open_binary
+from zsync.read.files import DEFAULT_MAX_RECORD_BYTES, open_binary
 from zsync.read.jsonfile import read_records
 from zsync.read.singer import singer_messages, state_lines
 
 __all__ = [
+    "DEFAULT_MAX_RECORD_BYTES",
     "FORMATS",
     "InputSpec",
     "SourceFailed",
@@ -56,6 +57,8 @@ class InputSpec:
     delimiter: str | None = None  # CSV; detected when None
     source_cmd: str | None = None  # a program whose stdout is the input
     stdin: BinaryIO | None = None  # what "-" reads; the CLI hands in its standard input
+    # a longer record (line, array element, CSV line) is that record's problem, skipped
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
 
     @property
     def singer(self) -> bool:
@@ -114,6 +117,8 @@ def check(spec: InputSpec) -> None:
         check_command(spec.source_cmd)
     if spec.singer and len(spec.inputs) > 1:
         raise UsageError("--format singer reads one input (one stream of Singer messages)")
+    if spec.max_record_bytes < 1:
+        raise UsageError("--max-record-bytes must be at least 1")
     if spec.delimiter is not None:
         if {input_format(p, spec.fmt) for p in spec.inputs} != {"csv"}:
             raise UsageError("--delimiter is for CSV input (a .csv/.tsv file or --format csv)")
@@ -133,8 +138,15 @@ def read(
 ) -> Generator[Item, None, None]:
     """Every item of the input(s). A failed source program raises SourceFailed after its
     last item, so everything it emitted is handled first."""
+    limit = spec.max_record_bytes
     if spec.source_cmd:
-        lines = run_command(spec.source_cmd, bookmark=bookmark, state_file=state_file)
+        lines = run_command(
+            spec.source_cmd,
+            bookmark=bookmark,
+            state_file=state_file,
+            max_bytes=limit,
+            warn=warn,
+        )
         yield from singer_messages(lines, warn) if spec.singer else state_lines(lines)
         return
     for path in spec.inputs:
@@ -143,14 +155,15 @@ def read(
         if path == "-" and fmt in ("jsonl", "singer") and _is_pipe(spec.stdin):
             # `tap | zsync push --input - --format singer`: records as they arrive
             assert spec.stdin is not None
-            items = pipe_records(spec.stdin.fileno(), "<stdin>")
+            items = pipe_records(spec.stdin.fileno(), "<stdin>", max_bytes=limit, warn=warn)
         elif fmt == "csv":
             delimiter = csv_delimiter(spec.delimiter) or (
                 "\t" if path.lower().endswith(".tsv") else None
             )
-            items = read_csv(path, delimiter, stdin=spec.stdin)
+            items = read_csv(path, delimiter, stdin=spec.stdin, max_bytes=limit)
         else:
-            items = read_records(path, "jsonl" if fmt == "singer" else spec.fmt, stdin=spec.stdin)
+            given = "jsonl" if fmt == "singer" else spec.fmt
+            items = read_records(path, given, stdin=spec.stdin, max_bytes=limit, warn=warn)
         yield from singer_messages(items, warn) if fmt == "singer" else items
 
 

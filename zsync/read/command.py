@@ -11,11 +11,12 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from zsync import config
 from zsync.errors import UsageError, ZsyncError
 from zsync.model import IDLE, Idle, Problem, Record
+from zsync.read.files import DEFAULT_MAX_RECORD_BYTES
 from zsync.read.jsonl import parse_jsonl_line, pipe_lines
 
 BOOKMARK_ENV = "ZSYNC_BOOKMARK"
@@ -59,16 +60,27 @@ def check_command(command: str) -> list[str]:
     return argv
 
 
-def pipe_records(fd: int, name: str) -> Iterator[Record | Problem | Idle]:
-    for got in pipe_lines(fd, name, IDLE_SECONDS):
+def pipe_records(
+    fd: int,
+    name: str,
+    *,
+    max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    warn: Callable[[str], None] = lambda _m: None,
+) -> Iterator[Record | Problem | Idle]:
+    for got in pipe_lines(fd, name, IDLE_SECONDS, max_bytes):
         if got is None:
             yield IDLE
-        elif (item := parse_jsonl_line(*got)) is not None:
+        elif (item := parse_jsonl_line(*got, warn=warn)) is not None:
             yield item
 
 
 def run_command(
-    command: str, *, bookmark: str | None, state_file: str | None
+    command: str,
+    *,
+    bookmark: str | None,
+    state_file: str | None,
+    max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    warn: Callable[[str], None] = lambda _m: None,
 ) -> Iterator[Record | Problem | Idle]:
     """The lines the program writes, parsed; SourceFailed after the last one if it fails."""
     argv = check_command(command)
@@ -92,7 +104,7 @@ def run_command(
         raise UsageError(f"--source-cmd: cannot start {argv[0]}: {exc.strerror or exc}") from None
     assert proc.stdout is not None
     try:
-        yield from pipe_records(proc.stdout.fileno(), name)
+        yield from pipe_records(proc.stdout.fileno(), name, max_bytes=max_bytes, warn=warn)
         code = proc.wait()
     finally:
         if proc.poll() is None:  # stopped early (Ctrl-C, a fatal error): end the program

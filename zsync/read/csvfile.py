@@ -13,8 +13,15 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from zsync.errors import InputError
-from zsync.model import Problem, Record
-from zsync.read.files import BOM, open_binary
+from zsync.model import IDLE, Idle, Problem, Record
+from zsync.read.files import (
+    BOM,
+    CHUNK,
+    DEFAULT_MAX_RECORD_BYTES,
+    SKIP_YIELD_BYTES,
+    open_binary,
+    oversized_message,
+)
 
 __all__ = ["read_csv"]
 
@@ -26,46 +33,81 @@ _FIELD_LIMIT = 16 << 20
 
 
 def read_csv(
-    path: str, delimiter: str | None = None, *, stdin: BinaryIO | None = None
-) -> Iterator[Record | Problem]:
+    path: str,
+    delimiter: str | None = None,
+    *,
+    stdin: BinaryIO | None = None,
+    max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+) -> Iterator[Record | Problem | Idle]:
     """Stream the rows of one CSV input as records; InputError at once if it cannot be opened."""
     if path == "-":
         if stdin is None:
             raise InputError("<stdin>: no standard input to read")
-        return _rows("<stdin>", stdin, delimiter)
+        return _rows("<stdin>", stdin, delimiter, max_bytes)
     open_binary(path).close()  # fail now, not at the first read
-    return _from_file(path, delimiter)
+    return _from_file(path, delimiter, max_bytes)
 
 
-def _from_file(path: str, delimiter: str | None) -> Iterator[Record | Problem]:
+def _from_file(
+    path: str, delimiter: str | None, max_bytes: int
+) -> Iterator[Record | Problem | Idle]:
     with open_binary(path) as stream:
-        yield from _rows(path, stream, delimiter)
+        yield from _rows(path, stream, delimiter, max_bytes)
 
 
 class _Lines:
     """Decoded lines (line ends kept, as csv wants) with their count and the undecodable
     bytes, so a bad byte is blamed on its row only."""
 
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+    def __init__(self, head: bytes, stream: BinaryIO, max_bytes: int) -> None:
         self.head = head
         self.stream = stream
+        self.max_bytes = max_bytes
         self.count = 0
         self.bad: dict[int, int] = {}  # line number -> first undecodable byte
+        self.oversized: set[int] = set()  # numbers of lines longer than max_bytes
+        self.skipping = False  # the rest of an over-long line is still to be skipped
 
     def __iter__(self) -> Iterator[str]:
         pending = b""
         for raw in self._raw():
             if not raw.endswith(b"\n"):
                 pending += raw
+                if len(pending) > self.max_bytes:
+                    # Too long to keep: the row is reported (_records), the rest skipped.
+                    pending = b""
+                    self.skipping = True
+                    yield self._oversized()
+                    while self.skipping:
+                        self.skip_some()
                 continue
-            yield self._decode(pending + raw)
-            pending = b""
+            line, pending = pending + raw, b""
+            # A whole line can still be too long when it came in the sniffed head.
+            yield self._decode(line) if len(line) <= self.max_bytes + 1 else self._oversized()
         if pending:
             yield self._decode(pending)
 
+    def _oversized(self) -> str:
+        """Stands in for an over-long line: an empty line, remembered by its number."""
+        self.count += 1
+        self.oversized.add(self.count)
+        return "\n"
+
     def _raw(self) -> Iterator[bytes]:
         yield from _split(self.head)
-        yield from self.stream
+        readline = self.stream.readline
+        while raw := readline(self.max_bytes + 1):
+            yield raw
+
+    def skip_some(self) -> None:
+        """Skip up to SKIP_YIELD_BYTES more of an over-long line; done at its end."""
+        passed = 0
+        while passed < SKIP_YIELD_BYTES:
+            piece = self.stream.readline(CHUNK)
+            if not piece or piece.endswith(b"\n"):
+                self.skipping = False
+                return
+            passed += len(piece)
 
     def _decode(self, raw: bytes) -> str:
         self.count += 1
@@ -85,7 +127,9 @@ def _split(data: bytes) -> list[bytes]:
     return out
 
 
-def _rows(name: str, stream: BinaryIO, delimiter: str | None) -> Iterator[Record | Problem]:
+def _rows(
+    name: str, stream: BinaryIO, delimiter: str | None, max_bytes: int
+) -> Iterator[Record | Problem | Idle]:
     try:
         head = _read_head(stream)
         if head.startswith(BOM):
@@ -94,7 +138,7 @@ def _rows(name: str, stream: BinaryIO, delimiter: str | None) -> Iterator[Record
             yield Problem(name, "file is empty (a CSV input needs a header row)")
             return
         sep = delimiter or _sniff(head)
-        lines = _Lines(head, stream)
+        lines = _Lines(head, stream, max_bytes)
         if csv.field_size_limit() < _FIELD_LIMIT:
             csv.field_size_limit(_FIELD_LIMIT)
         reader = csv.reader(iter(lines), delimiter=sep, strict=True)
@@ -105,11 +149,15 @@ def _rows(name: str, stream: BinaryIO, delimiter: str | None) -> Iterator[Record
 
 def _records(
     name: str, reader: Iterator[list[str]], lines: _Lines, sep: str
-) -> Iterator[Record | Problem]:
+) -> Iterator[Record | Problem | Idle]:
+    # The header row and the data rows share one loop (and its line accounting).
     header: list[str] | None = None
     names: list[tuple[int, str]] = []  # (column, name) of the columns that have a name
     start = 1
     while True:
+        while lines.skipping:  # the rest of an over-long line, a piece at a time
+            lines.skip_some()
+            yield IDLE  # a time budget is honoured even on an endless line
         start = lines.count + 1
         try:
             row = next(reader)
@@ -117,6 +165,12 @@ def _records(
             break
         except csv.Error as exc:
             yield Problem(f"{name}:{start}", _csv_error(exc, lines.count, start))
+            if header is None:
+                return
+            continue
+        if lines.oversized:
+            lines.oversized.clear()
+            yield Problem(f"{name}:{start}", oversized_message(lines.max_bytes))
             if header is None:
                 return
             continue

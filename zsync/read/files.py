@@ -17,6 +17,30 @@ CHUNK = 1 << 16
 
 BOM = b"\xef\xbb\xbf"
 
+# The largest record (a JSONL line, a JSON array element, a CSV line) a reader holds; a
+# longer one is that record's problem and is skipped without being kept. Far above any
+# real record (the API takes at most ~1 MB of text), far below what exhausts memory.
+DEFAULT_MAX_RECORD_BYTES = 16 << 20
+
+# While skipping an over-long record, a reader hands back control (an Idle) every this many
+# bytes, so a time budget is honoured even on an endless line.
+SKIP_YIELD_BYTES = 1 << 20
+
+
+class Oversized(bytes):
+    """Stands for an input line longer than the limit: the line itself was not kept."""
+
+    limit: int
+
+    def __new__(cls, limit: int) -> Oversized:
+        made = super().__new__(cls, b"\0oversized\0")
+        made.limit = limit
+        return made
+
+
+def oversized_message(limit: int) -> str:
+    return f"record is longer than {limit:,} bytes (--max-record-bytes); skipped"
+
 
 _JSON_WS = b" \t\r\n"
 

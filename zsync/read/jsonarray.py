@@ -18,13 +18,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import BinaryIO, cast
 
-from zsync.model import Problem, Record
-from zsync.read.files import BOM, CHUNK
+from zsync.model import IDLE, Idle, Problem, Record
+from zsync.read.files import (
+    BOM,
+    CHUNK,
+    DEFAULT_MAX_RECORD_BYTES,
+    SKIP_YIELD_BYTES,
+    oversized_message,
+)
 from zsync.read.jsonvalue import (
     NonFinite,
+    duplicate_keys,
+    duplicates_warning,
     lenient_scan,
     non_finite_at,
     not_utf8,
@@ -173,7 +181,16 @@ class _NeedMore(Exception):
     pass
 
 
-def json_array(stream: BinaryIO, name: str) -> Iterator[Record | Problem]:
+def json_array(
+    stream: BinaryIO,
+    name: str,
+    *,
+    max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    warn: Callable[[str], None] = lambda _m: None,
+) -> Iterator[Record | Problem | Idle]:
+    # One long loop on purpose (over 60 lines): it runs once per element on the hot path,
+    # and its locals (buf, pos, index, final) are shared by every branch; helpers take the
+    # rare paths (_skip, _after_array, fatal).
     text = _Text(stream)
 
     def fatal(pos: int, message: str) -> Problem:
@@ -241,9 +258,17 @@ def json_array(stream: BinaryIO, name: str) -> Iterator[Record | Problem]:
                 yield fatal(len(buf), _end_message(text, index, mark))
                 return
         except RecursionError:
-            yield fatal(pos, f"nesting deeper than 64 levels (record [{index}]); cannot read on")
-            return
+            duplicate_keys()
+            # Well formed or not, its end can be found by counting brackets: skip it.
+            message = f"nesting deeper than 64 levels (record [{index}])"
+            after = yield from _skip(text, name, pos, message)
+            if after is None:
+                return
+            index += 1
+            buf, pos, final = text.buf, after, text.exhausted
+            continue
         except ValueError as exc:  # NonFinite, or an integer too long to convert
+            duplicate_keys()
             # The element is otherwise well formed: report it and carry on after it.
             try:
                 _, end = lenient_scan(buf, pos)
@@ -272,14 +297,107 @@ def json_array(stream: BinaryIO, name: str) -> Iterator[Record | Problem]:
                     index += 1
                     pos = end
                     continue
-            yield Record(f"{name}[{index}]", value)
+            if keys := duplicate_keys():
+                warn(duplicates_warning(f"{name}[{index}]", keys))
+            if end - pos > max_bytes:  # read whole (a small file), still over the limit
+                message = f"{oversized_message(max_bytes)} (record [{index}])"
+                yield Problem(f"{name}:{text.where(pos)}", message)
+            else:
+                yield Record(f"{name}[{index}]", value)
             index += 1
             pos = end
             continue
-        # The unit runs past the end of the buffer: read on and parse it again.
+        # The unit runs past the end of the buffer: read on and parse it again, unless it
+        # is already longer than a record may be: then report it and skip it unread.
+        duplicate_keys()
+        if len(buf) - mark > max_bytes:
+            message = f"{oversized_message(max_bytes)} (record [{index}])"
+            after = yield from _skip(text, name, _element_start(buf, mark, index), message)
+            if after is None:
+                return
+            index += 1
+            buf, pos, final = text.buf, after, text.exhausted
+            continue
         final = not text.more(mark)
         buf = text.buf
         pos = 0
+
+
+def _skip(
+    text: _Text, name: str, start: int, message: str
+) -> Generator[Problem | Idle, None, int | None]:
+    """Report the element at ``buf[start]`` and skip it; where reading goes on (None: the
+    input ended inside it)."""
+    yield Problem(f"{name}:{text.where(start)}", message)
+    end = yield from _skip_element(text, start)
+    if end is None:
+        return None  # the input ends inside it: nothing follows to read
+    text.take_bad(end)
+    return end
+
+
+def _element_start(buf: str, mark: int, index: int) -> int:
+    """Where the element of a unit starts: past the separator before it, if any."""
+    pos = _ws(buf, mark).end()
+    if index and pos < len(buf) and buf[pos] == ",":
+        pos = _ws(buf, pos + 1).end()
+    return pos
+
+
+_IN_STRING = re.compile(r'["\\]')
+_OUTSIDE = re.compile(r'["\[\]{},]')
+
+
+def _skip_element(text: _Text, pos: int) -> Generator[Idle, None, int | None]:
+    """Find the end of the element at ``buf[pos]`` without keeping it: strings and brackets
+    are followed (nothing is parsed), read text is dropped as it is passed, and an Idle is
+    handed out every SKIP_YIELD_BYTES so a time budget can end an endless element.
+    Returns the position in ``text.buf`` just past the element; None at the end of input."""
+    depth, in_string, escaped, passed = 0, False, False, 0
+    while True:
+        buf, n, i = text.buf, len(text.buf), pos
+        if escaped and i < n:
+            i, escaped = i + 1, False
+        while i < n:
+            if in_string:
+                m = _IN_STRING.search(buf, i)
+                if m is None:
+                    i = n
+                    break
+                i = m.end()
+                if m.group() == "\\":
+                    if i >= n:
+                        escaped = True
+                        break
+                    i += 1
+                    continue
+                in_string = False
+                if depth == 0:
+                    return i
+                continue
+            m = _OUTSIDE.search(buf, i)
+            if m is None:
+                i = n
+                break
+            c, j = m.group(), m.start()
+            i = j + 1
+            if c == '"':
+                in_string = True
+            elif c in "[{":
+                depth += 1
+            elif depth == 0:
+                return j  # ',' or a closing bracket ends a scalar (or a broken) element
+            elif c != ",":
+                depth -= 1
+                if depth == 0:
+                    return i
+        passed += n - pos
+        if not text.more(n):
+            return None
+        pos = 0
+        if passed >= SKIP_YIELD_BYTES:
+            passed = 0
+            yield IDLE
 
 
 def _after_array(text: _Text, pos: int, fatal: Callable[[int, str], Problem]) -> Iterator[Problem]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, cast
 
 from zsync.errors import InputError
-from zsync.model import Problem, Record
+from zsync.model import Idle, Problem, Record
 from zsync.read.files import (
     CHUNK,
+    DEFAULT_MAX_RECORD_BYTES,
     Prepend,
     detect_format,
     display,
@@ -29,7 +30,9 @@ def read_records(
     *,
     stdin: BinaryIO | None = None,
     name: str = "<stdin>",
-) -> Iterator[Record | Problem]:
+    max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    warn: Callable[[str], None] = lambda _m: None,
+) -> Iterator[Record | Problem | Idle]:
     """Stream the records of one input.
 
     Raises InputError at once when the file cannot be opened (or UsageError for an
@@ -42,14 +45,19 @@ def read_records(
     if path == "-":
         if stdin is None:
             raise InputError(f"{name}: no standard input to read")
-        return _read(name, None, stdin, fmt)
+        return _read(name, None, stdin, fmt, max_bytes, warn)
     open_binary(path).close()
-    return _read(display(path), path, None, fmt)
+    return _read(display(path), path, None, fmt, max_bytes, warn)
 
 
 def _read(
-    name: str, path: str | None, stream: BinaryIO | None, fmt: str | None
-) -> Iterator[Record | Problem]:
+    name: str,
+    path: str | None,
+    stream: BinaryIO | None,
+    fmt: str | None,
+    max_bytes: int,
+    warn: Callable[[str], None],
+) -> Iterator[Record | Problem | Idle]:
     owned = open_binary(path) if path is not None else None
     try:
         source = owned if owned is not None else cast(BinaryIO, stream)
@@ -61,7 +69,7 @@ def _read(
             found = sniff(head)
             source = io.BufferedReader(Prepend(head, source), buffer_size=CHUNK)
         reader = json_array if found == "json" else jsonl
-        yield from reader(source, name)
+        yield from reader(source, name, max_bytes=max_bytes, warn=warn)
     except OSError as exc:
         raise InputError(f"{name}: read failed: {reason(exc)}") from exc
     finally:

@@ -10,36 +10,93 @@ from __future__ import annotations
 import json
 import os
 import select
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from zsync.errors import InputError
-from zsync.model import Problem, Record
-from zsync.read.files import BOM, CHUNK, display, open_binary, reason
-from zsync.read.jsonvalue import NonFinite, decoder, non_finite_at, value_error
+from zsync.model import IDLE, Idle, Problem, Record
+from zsync.read.files import (
+    BOM,
+    CHUNK,
+    DEFAULT_MAX_RECORD_BYTES,
+    SKIP_YIELD_BYTES,
+    Oversized,
+    display,
+    open_binary,
+    oversized_message,
+    reason,
+)
+from zsync.read.jsonvalue import (
+    NonFinite,
+    decoder,
+    duplicate_keys,
+    duplicates_warning,
+    non_finite_at,
+    value_error,
+)
+
+Warn = Callable[[str], None]
 
 
-def jsonl(stream: BinaryIO, name: str) -> Iterator[Record | Problem]:
-    for origin, raw in _jsonl_lines(stream, name):
-        item = parse_jsonl_line(origin, raw)
-        if item is not None:
+def _ignore(_message: str) -> None:
+    pass
+
+
+def jsonl(
+    stream: BinaryIO,
+    name: str,
+    *,
+    max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    warn: Warn = _ignore,
+) -> Iterator[Record | Problem | Idle]:
+    for got in _jsonl_lines(stream, name, max_bytes):
+        if got is None:
+            yield IDLE
+        elif (item := parse_jsonl_line(*got, warn=warn)) is not None:
             yield item
 
 
-def _jsonl_lines(stream: BinaryIO, name: str) -> Iterator[tuple[str, bytes]]:
-    for lineno, raw in enumerate(stream, start=1):
+def _jsonl_lines(
+    stream: BinaryIO, name: str, max_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> Iterator[tuple[str, bytes] | None]:
+    """(origin, line) of every non-blank line; an over-long line comes as Oversized, at once,
+    and its rest is skipped in pieces, with a None after each SKIP_YIELD_BYTES of it."""
+    readline = stream.readline
+    lineno = 0
+    while True:
+        raw = readline(max_bytes + 1)
+        if not raw:
+            return
+        lineno += 1
         if lineno == 1 and raw.startswith(BOM):
             raw = raw[3:]
+        if len(raw) > max_bytes and not raw.endswith(b"\n"):
+            yield f"{name}:{lineno}", Oversized(max_bytes)
+            skipped = 0
+            while True:
+                piece = readline(CHUNK)
+                if not piece or piece.endswith(b"\n"):
+                    break
+                skipped += len(piece)
+                if skipped >= SKIP_YIELD_BYTES:
+                    skipped = 0
+                    yield None
+            continue
         if raw.strip():
             yield f"{name}:{lineno}", raw
 
 
-def pipe_lines(fd: int, name: str, idle: float) -> Iterator[tuple[str, bytes] | None]:
+def pipe_lines(
+    fd: int, name: str, idle: float, max_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> Iterator[tuple[str, bytes] | None]:
     """What _jsonl_lines gives for a pipe, each line as soon as it is complete, and None
     whenever nothing arrived for ``idle`` seconds, so the reader can act on a pause (send
-    what it holds, notice a stop) instead of waiting inside a read."""
+    what it holds, notice a stop) instead of waiting inside a read. A line longer than
+    ``max_bytes`` comes as Oversized as soon as it is too long; its rest is dropped."""
     lineno = 0
     parts: list[bytes] = []  # the line being received, in pieces (one may be megabytes)
+    held = 0  # bytes in parts
+    skipping = False  # inside an over-long line, already reported
     while True:
         try:
             if not select.select([fd], [], [], idle)[0]:
@@ -48,6 +105,18 @@ def pipe_lines(fd: int, name: str, idle: float) -> Iterator[tuple[str, bytes] | 
             chunk = os.read(fd, CHUNK)
         except OSError as exc:
             raise InputError(f"{name}: read failed: {reason(exc)}") from exc
+        if skipping:
+            cut = chunk.find(b"\n")
+            if chunk and cut < 0:
+                held += len(chunk)
+                if held >= SKIP_YIELD_BYTES:
+                    held = 0
+                    yield None  # a time budget can end the run on an endless line
+                continue
+            skipping, held = False, 0
+            chunk = chunk[cut + 1 :] if chunk else chunk
+            if chunk == b"" and cut >= 0:
+                continue
         if chunk:
             *complete, rest = chunk.split(b"\n")
             complete = [line + b"\n" for line in complete]  # as a file's lines end
@@ -55,34 +124,46 @@ def pipe_lines(fd: int, name: str, idle: float) -> Iterator[tuple[str, bytes] | 
             complete, rest = [b""], b""  # the end: what is held is the last line
         if complete:
             complete[0] = b"".join(parts) + complete[0]
-            parts = []
+            parts, held = [], 0
         for raw in complete:
             lineno += 1
             if lineno == 1 and raw.startswith(BOM):
                 raw = raw[3:]
-            if raw.strip():
+            if len(raw) > max_bytes + 1:
+                yield f"{name}:{lineno}", Oversized(max_bytes)
+            elif raw.strip():
                 yield f"{name}:{lineno}", raw
         if not chunk:
             return
         if rest:
+            if held + len(rest) > max_bytes:
+                lineno += 1
+                yield f"{name}:{lineno}", Oversized(max_bytes)
+                parts, held, skipping = [], len(rest), True
+                continue
             parts.append(rest)
+            held += len(rest)
 
 
-def jsonl_lines(path: str) -> Iterator[tuple[str, bytes]]:
+def jsonl_lines(
+    path: str, max_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> Iterator[tuple[str, bytes] | None]:
     """(origin, raw bytes) of every non-blank line of a JSONL file, unparsed: the skip path
     recognises an unchanged line by its bytes before paying for parsing it."""
     name = display(path)
     owned = open_binary(path)
     try:
-        yield from _jsonl_lines(owned, name)
+        yield from _jsonl_lines(owned, name, max_bytes)
     except OSError as exc:
         raise InputError(f"{name}: read failed: {reason(exc)}") from exc
     finally:
         owned.close()
 
 
-def parse_jsonl_line(origin: str, raw: bytes) -> Record | Problem | None:
+def parse_jsonl_line(origin: str, raw: bytes, *, warn: Warn = _ignore) -> Record | Problem | None:
     """One JSONL line as a Record, or the Problem with it; None for a blank line."""
+    if type(raw) is Oversized:
+        return Problem(origin, oversized_message(raw.limit))
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -91,8 +172,9 @@ def parse_jsonl_line(origin: str, raw: bytes) -> Record | Problem | None:
     if not line or line.isspace():
         return None
     try:
-        return Record(origin, decoder.decode(line))
+        record = Record(origin, decoder.decode(line))
     except json.JSONDecodeError as exc:
+        duplicate_keys()  # of a line that is not read: forget them
         if exc.msg.startswith("Unterminated string") or exc.pos >= len(line.rstrip()):
             msg = "invalid JSON: unexpected end of line (is the record cut short?)"
         else:
@@ -102,9 +184,14 @@ def parse_jsonl_line(origin: str, raw: bytes) -> Record | Problem | None:
         col = min(exc.pos, len(line.rstrip("\r\n"))) + 1
         return Problem(f"{origin}:{col}", msg)
     except RecursionError:
+        duplicate_keys()
         return Problem(origin, "nesting deeper than 64 levels")
     except ValueError as exc:
+        duplicate_keys()
         if isinstance(exc, NonFinite):
             col = non_finite_at(line, 0) + 1
             return Problem(f"{origin}:{col}", value_error(exc))
         return Problem(origin, value_error(exc))
+    if keys := duplicate_keys():
+        warn(duplicates_warning(origin, keys))
+    return record

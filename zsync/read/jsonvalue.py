@@ -19,7 +19,39 @@ def _refuse_constant(name: str) -> Any:
     raise NonFinite(name)
 
 
-decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+# Keys that occurred twice in one object of the value being decoded (the last value wins,
+# as in every JSON parser); readers turn them into one warning per record. Readers run on
+# one thread (the writer's), so a module-level list is enough.
+_DUPLICATES: list[str] = []
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    made = dict(pairs)
+    if len(made) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen and key not in _DUPLICATES:
+                _DUPLICATES.append(key)
+            seen.add(key)
+    return made
+
+
+def duplicate_keys() -> list[str]:
+    """The keys found twice since the last call (and forget them)."""
+    if not _DUPLICATES:
+        return []
+    found = list(_DUPLICATES)
+    _DUPLICATES.clear()
+    return found
+
+
+def duplicates_warning(origin: str, keys: list[str]) -> str:
+    shown = ", ".join(repr(k) for k in keys[:5]) + (", ..." if len(keys) > 5 else "")
+    noun = "key" if len(keys) == 1 else "keys"
+    return f"{origin}: {noun} {shown} given twice in one object; the last value is used"
+
+
+decoder = json.JSONDecoder(parse_constant=_refuse_constant, object_pairs_hook=_object)
 
 
 _Scanner = Callable[[str, int], tuple[Any, int]]

@@ -9,6 +9,7 @@ here reads input or touches the ledger.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from zsync.model import Invalid, Prepared, Problem, Record, Schema, problem_to_invalid
 from zsync.shape.body import prepare
@@ -33,6 +34,23 @@ class Shaper:
         self._warned: set[str] = set()
 
     def __call__(self, item: Record | Problem | Schema) -> Prepared | Invalid | None:
+        try:
+            shaped = self._shape(item)
+        except (UnicodeError, RecursionError) as exc:
+            # Text that cannot be encoded, nesting that cannot be walked: this record's
+            # problem, never the batch's (issue 13).
+            why = "cannot be encoded as UTF-8" if isinstance(exc, UnicodeError) else "too deep"
+            return Invalid(item.origin, None, None, f"{item.origin}: record {why}")
+        if type(shaped) is Invalid and shaped.external_id is not None:
+            try:
+                shaped.external_id.encode("utf-8")
+            except UnicodeEncodeError:
+                # An id that is not text (a lone surrogate) names nothing the ledger or the
+                # server can hold: the record is invalid by its place alone.
+                return replace(shaped, external_id=None)
+        return shaped
+
+    def _shape(self, item: Record | Problem | Schema) -> Prepared | Invalid | None:
         if type(item) is Record:
             if self.mappings is not None:
                 mapping = self._mapping(item.stream, item.origin)

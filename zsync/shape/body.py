@@ -283,6 +283,10 @@ def prepare(record: Record, *, derive_external_id: bool = False) -> Prepared | I
 
     extra = data.keys() - allowed
     dropped = tuple(sorted(extra)) if extra else ()
+    for name in dropped:
+        # A name that is not text cannot even be reported as "not sent" (issue 13).
+        if not _is_text(name):
+            return invalid(None, f"field {_show(name)}: {_surrogate(name)}")
 
     # Depth: only containers can be deep; the validated scalar fields cannot.
     for key, value in data.items():
@@ -323,14 +327,26 @@ def _with_derived_id(body: dict[str, Any]) -> tuple[str, bytes]:
     return external_id, ("{" + ",".join(parts[k] for k in sorted(parts)) + "}").encode()
 
 
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _surrogate(value: str) -> str:
+    char = next((c for c in value if "\ud800" <= c <= "\udfff"), "?")
+    return f"contains an unpaired surrogate (U+{ord(char):04X}); not valid text"
+
+
 def _unserialisable(body: dict[str, Any], exc: Exception) -> tuple[str | None, str]:
     """Which field cannot become JSON, and why (error path only)."""
     for key, value in body.items():
         try:
             encode(value).encode()
         except UnicodeEncodeError as err:
-            char = err.object[err.start] if isinstance(err.object, str) else "?"
-            return key, f"contains an unpaired surrogate (U+{ord(char):04X}); not valid text"
+            return key, _surrogate(err.object if isinstance(err.object, str) else "?")
         except ValueError:
             return key, "contains a number that is not finite (too large for JSON)"
         except TypeError as err:

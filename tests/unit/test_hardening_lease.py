@@ -1,0 +1,108 @@
+"""The run lease holds while its holder lives, and only then: issue 13, item 1."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from zsync.errors import LedgerLocked
+from zsync.ledger import Ledger, lease
+
+OTHER_HOST = "build-box-7.example"
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process on this host that is not this one: a lease holder stand-in."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def _hold(path: Path, pid: int, host: str, age: float, started: int | None = None) -> None:
+    ledger = Ledger.open(path)
+    with ledger.transaction():
+        ledger.conn.execute(
+            "INSERT OR REPLACE INTO lease (id, pid, host, command, acquired_at, heartbeat_at, "
+            "started) VALUES (1, ?, ?, 'push', '2026-01-01T00:00:00Z', ?, ?)",
+            (pid, host, time.time() - age, started),
+        )
+    ledger.close()
+
+
+def test_a_live_holder_keeps_the_lease_however_old_its_heartbeat(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    # A producer that paused for 20 minutes: the holder's pid is alive on this host.
+    path = tmp_path / "l.db"
+    _hold(
+        path, sleeper.pid, socket.gethostname(), age=1200, started=lease.process_start(sleeper.pid)
+    )
+    ledger = Ledger.open(path)
+    with pytest.raises(LedgerLocked, match=rf"pid {sleeper.pid} on"):
+        ledger.acquire_lease("push")
+    holder = ledger.lease_holder()
+    assert holder is not None and holder.pid == sleeper.pid  # status shows it as running
+    ledger.close()
+
+
+def test_a_dead_holder_on_this_host_is_taken_over_at_once(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    path = tmp_path / "l.db"
+    _hold(path, dead.pid, socket.gethostname(), age=0)  # a heartbeat from just now
+    ledger = Ledger.open(path)
+    ledger.acquire_lease("push")
+    ledger.close()
+
+
+def test_a_reused_pid_is_not_the_holder(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    start = lease.process_start(sleeper.pid)
+    if start is None:
+        pytest.skip("no /proc here: process start times are unknown")
+    path = tmp_path / "l.db"
+    # The holder died and its pid now belongs to another process (another start time).
+    _hold(path, sleeper.pid, socket.gethostname(), age=0, started=start - 1)
+    ledger = Ledger.open(path)
+    ledger.acquire_lease("push")
+    ledger.close()
+
+
+def test_another_hosts_holder_expires_only_past_the_stated_margin(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    _hold(path, 1, OTHER_HOST, age=lease.LEASE_EXPIRY_SECONDS - 30)
+    ledger = Ledger.open(path)
+    with pytest.raises(LedgerLocked, match=OTHER_HOST):
+        ledger.acquire_lease("push")
+    ledger.close()
+    _hold(path, 1, OTHER_HOST, age=lease.LEASE_EXPIRY_SECONDS + 30)
+    ledger = Ledger.open(path)
+    ledger.acquire_lease("push")
+    ledger.close()
+
+
+def test_the_heartbeat_beats_on_its_own_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing on the run's thread calls heartbeat(): the lease is refreshed all the same
+    (a producer on stdin may keep that thread waiting for minutes)."""
+    monkeypatch.setattr(lease, "HEARTBEAT_SECONDS", 0.02)
+    path = tmp_path / "l.db"
+    ledger = Ledger.open(path)
+    ledger.acquire_lease("push")
+    ledger.conn.execute("UPDATE lease SET heartbeat_at = 1.0")
+    deadline = time.monotonic() + 30
+    while ledger.conn.execute("SELECT heartbeat_at FROM lease").fetchone()[0] == 1.0:
+        assert time.monotonic() < deadline, "the lease was never refreshed"
+        time.sleep(0.02)
+    ledger.close()
+    reopened = Ledger.open(path)
+    assert reopened.lease_holder() is None  # released on close, beats stopped
+    reopened.close()

@@ -1,0 +1,88 @@
+"""What a ledger must look like, and whether a file does: the checks every open runs before
+anything is sent, and SQLite's own integrity check for ``status`` and ``check``.
+
+The expected tables and columns are not written down twice: they are what the migrations a
+ledger has applied build in an in-memory database, so they stay right as migrations are added.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from pathlib import Path
+
+from zsync.errors import LedgerError
+
+# Every run, status and check runs SQLite's integrity_check (every page, and indexes against
+# their tables: about 0.1 s for 90 MB) up to this size, quick_check (pages only) beyond it.
+FULL_CHECK_BYTES = 1 << 30
+
+
+class LedgerUnusable(LedgerError):
+    """The file is not a usable zsync ledger (empty, not SQLite, damaged schema, corrupt):
+    refused, or with ``--new-ledger`` kept aside and replaced by a new ledger."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"ledger {path} {reason}; restore it from a backup, or pass --new-ledger to keep "
+            "it aside and start a new ledger (which sends every record again)"
+        )
+        self.reason = reason
+
+
+def statements(sql: str) -> list[str]:
+    out: list[str] = []
+    buf = ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf)
+            buf = ""
+    if buf.strip() and not buf.strip().startswith("--"):
+        out.append(buf)
+    return out
+
+
+@functools.cache
+def expected_schema(directory: Path, names: tuple[str, ...]) -> dict[str, frozenset[str]]:
+    """table -> columns, as the migrations ``names`` (from ``directory``) build them."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        for name in names:
+            for statement in statements((directory / f"{name}.sql").read_text("utf-8")):
+                conn.execute(statement)
+        tables = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        return {
+            t: frozenset(str(c[1]) for c in conn.execute(f'PRAGMA table_info("{t}")'))
+            for t in tables
+        }
+    finally:
+        conn.close()
+
+
+def schema_problems(conn: sqlite3.Connection, expected: dict[str, frozenset[str]]) -> list[str]:
+    """What the ledger lacks of its expected schema: missing tables, missing columns."""
+    problems: list[str] = []
+    for table in sorted(expected):
+        have = {str(c[1]) for c in conn.execute(f'PRAGMA table_info("{table}")')}
+        if not have:
+            problems.append(f"table {table} is missing")
+        elif missing := sorted(expected[table] - have):
+            problems.append(f"table {table} lacks column {', '.join(missing)}")
+    return problems
+
+
+def integrity(conn: sqlite3.Connection, *, full: bool) -> list[str]:
+    """SQLite's findings (empty when the file is sound); at most ten."""
+    pragma = "integrity_check(10)" if full else "quick_check(10)"
+    try:
+        rows = [str(row[0]) for row in conn.execute(f"PRAGMA {pragma}")]
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    return [] if rows == ["ok"] else rows
