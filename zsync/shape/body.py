@@ -213,6 +213,15 @@ def _too_deep(value: dict[str, Any] | list[Any]) -> bool:
 # -- prepare ------------------------------------------------------------------------------
 
 
+class _Bad(Exception):
+    """What is wrong with a record, raised on the way through prepare (errors only)."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
 def prepare(record: Record, *, derive_external_id: bool = False) -> Prepared | Invalid:
     """Validate one record and build its create body; the first problem found wins."""
     data = record.data
@@ -221,96 +230,102 @@ def prepare(record: Record, *, derive_external_id: bool = False) -> Prepared | I
         return Invalid(
             origin, None, None, f"{origin}: record is {_describe(data)}; expected an object"
         )
-
     raw_id = data.get("externalId")
     id_error = None if raw_id is None else _check_external_id(raw_id)
     external_id: str | None = raw_id if raw_id is not None and id_error is None else None
+    try:
+        body, optional, allowed = _required(data)
+        for key, check in optional:
+            value = data.get(key)
+            if value is not None:
+                error = check(value)
+                if error is not None:
+                    raise _Bad(key, error)
+                body[key] = value
+        if id_error is not None:
+            raise _Bad("externalId", id_error)
+        dropped = _dropped(data, allowed)
+        external_id, canonical = _serialised(body, external_id, derive_external_id)
+    except _Bad as bad:
+        where = f"field '{bad.field}': " if bad.field else ""
+        return Invalid(origin, external_id, bad.field, f"{origin}: {where}{bad.message}")
+    return Prepared(
+        origin, external_id, body, canonical, hashlib.sha256(canonical).hexdigest(), dropped
+    )
 
-    def invalid(field: str | None, message: str) -> Invalid:
-        where = f"field '{field}': " if field else ""
-        return Invalid(origin, external_id, field, f"{origin}: {where}{message}")
 
+_Optional = tuple[tuple[str, "_Check"], ...]
+
+
+def _required(data: dict[str, Any]) -> tuple[dict[str, Any], _Optional, frozenset[str]]:
+    """The body's required fields for the record's kind, its optional fields' checks, and
+    every key the kind knows."""
     kind = data.get("kind")
     if type(kind) is str and kind not in KINDS:
         kind = kind.strip()  # the template strips it, so files made for it still work
     if kind == "external_text":
-        allowed = _EXTERNAL_TEXT_KEYS
         text: Any = data.get("text")
         error = _check_required_string(text)
         if error is not None:
-            return invalid("text", "missing; external_text needs it" if text is None else error)
+            raise _Bad("text", "missing; external_text needs it" if text is None else error)
         if len(text) > MAX_TEXT_CHARS:
-            return invalid("text", f"is {len(text):,} characters; at most {MAX_TEXT_CHARS:,}")
+            raise _Bad("text", f"is {len(text):,} characters; at most {MAX_TEXT_CHARS:,}")
         signal_type = data.get("signalType")
         error = _check_required_string(signal_type)
         if error is not None:
             if signal_type is None:
                 error = "missing; external_text needs it (e.g. transcript, support_ticket)"
-            return invalid("signalType", error)
-        body: dict[str, Any] = {"text": text, "signalType": signal_type}
-        optional = _EXTERNAL_TEXT_OPTIONAL
-    elif kind == "raw_signal":
-        allowed = _RAW_SIGNAL_KEYS
+            raise _Bad("signalType", error)
+        body = {"text": text, "signalType": signal_type}
+        return body, _EXTERNAL_TEXT_OPTIONAL, _EXTERNAL_TEXT_KEYS
+    if kind == "raw_signal":
         source = data.get("source")
         if source is None:
-            return invalid(
+            raise _Bad(
                 "source", 'missing; raw_signal needs an object such as {"type": "manual-text"}'
             )
         error = _check_source(source)
         if error is not None:
-            return invalid("source", error)
-        body = {"source": source}
-        optional = _RAW_SIGNAL_OPTIONAL
-    elif kind is None:
-        return invalid("kind", "missing; use external_text or raw_signal")
-    elif type(kind) is not str:
-        return invalid(
+            raise _Bad("source", error)
+        return {"source": source}, _RAW_SIGNAL_OPTIONAL, _RAW_SIGNAL_KEYS
+    if kind is None:
+        raise _Bad("kind", "missing; use external_text or raw_signal")
+    if type(kind) is not str:
+        raise _Bad(
             "kind", f"must be a string, not {_describe(kind)}; use external_text or raw_signal"
         )
-    else:
-        return invalid("kind", f"unknown kind {_show(kind)}; use external_text or raw_signal")
+    raise _Bad("kind", f"unknown kind {_show(kind)}; use external_text or raw_signal")
 
-    for key, check in optional:
-        value = data.get(key)
-        if value is not None:
-            error = check(value)
-            if error is not None:
-                return invalid(key, error)
-            body[key] = value
 
-    if id_error is not None:
-        return invalid("externalId", id_error)
-
+def _dropped(data: dict[str, Any], allowed: frozenset[str]) -> tuple[str, ...]:
+    """The keys that are not sent (sorted); refused when one cannot even be named, or when a
+    container is nested too deep (only containers can be deep; checked fields cannot)."""
     extra = data.keys() - allowed
     dropped = tuple(sorted(extra)) if extra else ()
     for name in dropped:
         # A name that is not text cannot even be reported as "not sent" (issue 13).
         if not _is_text(name):
-            return invalid(None, f"field {_show(name)}: {_surrogate(name)}")
-
-    # Depth: only containers can be deep; the validated scalar fields cannot.
+            raise _Bad(None, f"field {_show(name)}: {_surrogate(name)}")
     for key, value in data.items():
         if type(value) in _CONTAINERS and value and _too_deep(value):
-            return invalid(key, f"nested deeper than {MAX_DEPTH} levels")
+            raise _Bad(key, f"nested deeper than {MAX_DEPTH} levels")
+    return dropped
 
+
+def _serialised(body: dict[str, Any], external_id: str | None, derive: bool) -> tuple[str, bytes]:
+    """The externalId and the canonical bytes of the body that carries it."""
     try:
         if external_id is not None:
             body["externalId"] = external_id
-            canonical = body_json(body)
-        elif derive_external_id:
-            external_id, canonical = _with_derived_id(body)
-        else:
-            return invalid(
-                "externalId",
-                "missing; every record needs a stable externalId (or derive one from the"
-                " content with --derive-external-id)",
-            )
+            return external_id, body_json(body)
+        if derive:
+            return _with_derived_id(body)
     except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
-        field, message = _unserialisable(body, exc)
-        return invalid(field, message)
-
-    return Prepared(
-        origin, external_id, body, canonical, hashlib.sha256(canonical).hexdigest(), dropped
+        raise _Bad(*_unserialisable(body, exc)) from None
+    raise _Bad(
+        "externalId",
+        "missing; every record needs a stable externalId (or derive one from the"
+        " content with --derive-external-id)",
     )
 
 
