@@ -9,7 +9,6 @@ Idempotency-Key next run) or settled.
 
 from __future__ import annotations
 
-import heapq
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from zsync.errors import (
     ZsyncError,
 )
 from zsync.ledger import Ledger
+from zsync.limiter import CEILING, INITIAL, Change, Limiter
 from zsync.model import (
     TERMINAL,
     DeleteJob,
@@ -37,6 +37,7 @@ from zsync.model import (
     Job,
     Outcome,
     PollJob,
+    RequeueJob,
     RunOptions,
     RunResult,
     SendJob,
@@ -44,6 +45,8 @@ from zsync.model import (
     UpdateJob,
     ignore,
 )
+from zsync.pacing import Pacer
+from zsync.polls import PollSchedule
 from zsync.retry import RetryPolicy
 
 ClientFactory = Callable[[], ZentrikClient]
@@ -73,8 +76,6 @@ class Engine:
         run_id: int,
         result: RunResult,
     ) -> None:
-        from zsync.pacing import Pacer
-
         self.ledger = ledger
         self.options = options
         self.stop = stop_event or threading.Event()
@@ -84,7 +85,13 @@ class Engine:
         if options.delay_ms > 0:
             delay_rate = 1000.0 / options.delay_ms
             rate = min(rate, delay_rate) if rate else delay_rate
-        self.pacer = Pacer(rate=rate, concurrency=options.concurrency, stop_event=self.stop)
+        fixed = options.concurrency
+        ceiling = fixed or CEILING
+        # The pacer's AIMD halving on 429 stays; the limiter adds latency and the other
+        # refusals. The tighter of the two decides.
+        self.pacer = Pacer(rate=rate, concurrency=ceiling, stop_event=self.stop)
+        self.limiter = Limiter(adaptive=fixed is None, initial=fixed or INITIAL, ceiling=ceiling)
+        self.polls = PollSchedule(first=options.first_poll, longest=options.poll_interval)
         self.emit = emit
         self.run_id = run_id
         self.result = result
@@ -92,19 +99,26 @@ class Engine:
         self._local = threading.local()
         self._clients: list[ZentrikClient] = []
         self._clients_lock = threading.Lock()
-        self._polls: list[tuple[float, int, PollJob]] = []
-        self._seq = 0
         self._poll_deadline = 0.0
         self._buffer: list[Outcome] = []
         self._last_flush = time.monotonic()
         self._last_beat = time.monotonic()
         self._started = time.monotonic()
         self._last_progress = self._started
-        self._inflight_n = 0
+        # The run loop's state (see run()).
+        self._queue: list[Job] = []
+        self._feeder_done = False
+        self._inflight: dict[Future[Outcome | None], Job] = {}
+        self._fatal: BaseException | None = None
+        self._deadline: float | None = None
         # For noticing an API that stopped answering: without this, every pending record
         # would spend its own full wait budget on a dead API.
         self._last_success = time.monotonic()
         self._failures_since_success = 0
+
+    @property
+    def limit(self) -> int:
+        return min(self.pacer.limit, self.limiter.limit)
 
     # -- worker side (no ledger access here) ------------------------------------------
 
@@ -133,15 +147,23 @@ class Engine:
             if not self.pacer.acquire():
                 raise _Stopped
             counter[0] += 1
+            rtt: float | None = None
+            self.limiter.started()
+            sent = time.monotonic()
             try:
                 value = fn()
+                rtt = time.monotonic() - sent
             except ApiError as exc:
                 self.result.requests[str(exc.status or "transport")] += 1
                 if isinstance(exc, RateLimited):
                     self.pacer.throttle()
                 if isinstance(exc, TransientError):
                     self._failures_since_success += 1
+                else:
+                    rtt = time.monotonic() - sent  # an answer, if not the one hoped for
                 raise
+            finally:
+                self._limit_changed(self.limiter.finished(rtt))
             self._last_success = time.monotonic()
             self._failures_since_success = 0
             self.pacer.success()
@@ -149,66 +171,44 @@ class Engine:
 
         return self.retry.call(attempt, on_retry=self._on_retry)
 
+    def _limit_changed(self, change: Change | None) -> None:
+        if change is not None:
+            self.emit(
+                Event(
+                    "concurrency",
+                    message=f"limit {change.old} -> {change.new} ({change.reason})",
+                    data={"limit": change.new},
+                )
+            )
+
     def _run_job(self, job: Job) -> Outcome | None:
         counter = [0]
-        ext = job.external_id
         try:
             if isinstance(job, SendJob):
-                receipt: Receipt = self._request(
-                    lambda: self._client().create_signal(job.payload, job.idempotency_key),
-                    counter,
-                )
-                self.result.requests[str(receipt.http_status)] += 1
-                kind = "created" if receipt.http_status == 201 else "replayed"
-                return Outcome(
-                    ext,
-                    kind,
-                    status=Status.SUBMITTED,
-                    http_status=receipt.http_status,
-                    public_id=receipt.public_id,
-                    job_id=receipt.job_id,
-                    detail=receipt.public_id,
-                    attempts=counter[0],
-                )
+                return self._create(job, counter)
             if isinstance(job, PollJob):
                 state = self._request(lambda: self._client().get_signal(job.public_id), counter)
                 self.result.requests["200"] += 1
                 if state.status in TERMINAL:
                     return Outcome(
-                        ext,
+                        job.external_id,
                         state.status,
                         status=state.status,
                         http_status=200,
                         detail=state.error,
                     )
-                return Outcome(ext, "polling", detail=state.status)
+                return Outcome(job.external_id, "polling", detail=state.status)
             if isinstance(job, DeleteJob):
                 self._request(lambda: self._client().delete_signal(job.public_id), counter)
                 self.result.requests["204"] += 1
                 return Outcome(
-                    ext, "deleted", status=Status.DELETED, detail=job.public_id, attempts=counter[0]
-                )
-            if isinstance(job, UpdateJob):
-                self._request(
-                    lambda: self._client().update_signal(job.public_id, job.fields), counter
-                )
-                self.result.requests["200"] += 1
-            job_id = self._request(lambda: self._client().process_signal(job.public_id), counter)
-            self.result.requests["202"] += 1
-            if isinstance(job, UpdateJob):
-                return Outcome(
-                    ext,
-                    "updated",
-                    status=Status.SUBMITTED,
-                    job_id=job_id,
+                    job.external_id,
+                    "deleted",
+                    status=Status.DELETED,
+                    detail=job.public_id,
                     attempts=counter[0],
-                    detail=f"{job.public_id}: {', '.join(sorted(job.fields))}",
-                    public_id=job.public_id,
-                    intent=job.intent,
                 )
-            return Outcome(
-                ext, "requeued", status=Status.SUBMITTED, job_id=job_id, attempts=counter[0]
-            )
+            return self._process(job, counter)
         except _Stopped:
             return None
         except RedirectRefused:
@@ -216,18 +216,56 @@ class Engine:
         except ApiError as exc:
             return _failure(job, exc, counter[0])
 
+    def _create(self, job: SendJob, counter: list[int]) -> Outcome:
+        receipt: Receipt = self._request(
+            lambda: self._client().create_signal(job.payload, job.idempotency_key), counter
+        )
+        self.result.requests[str(receipt.http_status)] += 1
+        return Outcome(
+            job.external_id,
+            "created" if receipt.http_status == 201 else "replayed",
+            status=Status.SUBMITTED,
+            http_status=receipt.http_status,
+            public_id=receipt.public_id,
+            job_id=receipt.job_id,
+            detail=receipt.public_id,
+            attempts=counter[0],
+        )
+
+    def _process(self, job: UpdateJob | RequeueJob, counter: list[int]) -> Outcome:
+        """An update (PATCH, then re-queue) or a bare re-queue of processing."""
+        ext = job.external_id
+        if isinstance(job, UpdateJob):
+            self._request(lambda: self._client().update_signal(job.public_id, job.fields), counter)
+            self.result.requests["200"] += 1
+        job_id = self._request(lambda: self._client().process_signal(job.public_id), counter)
+        self.result.requests["202"] += 1
+        if isinstance(job, UpdateJob):
+            return Outcome(
+                ext,
+                "updated",
+                status=Status.SUBMITTED,
+                job_id=job_id,
+                attempts=counter[0],
+                detail=f"{job.public_id}: {', '.join(sorted(job.fields))}",
+                public_id=job.public_id,
+                intent=job.intent,
+            )
+        return Outcome(ext, "requeued", status=Status.SUBMITTED, job_id=job_id, attempts=counter[0])
+
     # -- writer side -----------------------------------------------------------------
 
     def schedule_poll(self, external_id: str, public_id: str, delay: float | None = None) -> None:
+        """Poll a signal whose processing was queued just now (``delay`` None), or one
+        handed over by a feeder, ``delay`` seconds from now."""
         if not self.options.poll:
             return
-        first = self.options.first_poll if delay is None else delay
-        self._push_poll(PollJob(external_id, public_id, first), time.monotonic() + first)
-        self._poll_deadline = max(self._poll_deadline, time.monotonic() + self.options.poll_seconds)
-
-    def _push_poll(self, job: PollJob, due: float) -> None:
-        self._seq += 1
-        heapq.heappush(self._polls, (due, self._seq, job))
+        now = time.monotonic()
+        if delay is None:
+            self.polls.created(external_id, public_id, now)
+        else:
+            self.polls.add(PollJob(external_id, public_id, delay), now + delay)
+        self._poll_deadline = max(self._poll_deadline, now + self.options.poll_seconds)
 
     def _record(self, outcome: Outcome) -> None:
         counts = self.result.counts
@@ -303,114 +341,138 @@ class Engine:
                     "counts": dict(r.counts),
                     "retries": r.retries,
                     "throttled": self.pacer.throttled,
-                    "inflight": self._inflight_n,
+                    "inflight": len(self._inflight),
+                    "limit": self.limit,
                 },
             )
         )
 
+    # -- the run loop ----------------------------------------------------------------
+
     def run(self, feeder: Iterator[list[Job]]) -> None:
         """Drive jobs from ``feeder`` (which may plan and write intents) to completion."""
-        started = time.monotonic()
-        deadline = started + self.options.max_duration if self.options.max_duration else None
-        queue: list[Job] = []
-        feeder_done = False
-        inflight: dict[Future[Outcome | None], Job] = {}
+        if self.options.max_duration:
+            self._deadline = time.monotonic() + self.options.max_duration
         pool = ThreadPoolExecutor(
-            max_workers=self.pacer.max_concurrency, thread_name_prefix="zsync-worker"
+            max_workers=self.limiter.ceiling, thread_name_prefix="zsync-worker"
         )
-        fatal: BaseException | None = None
         try:
             while True:
                 now = time.monotonic()
-                if deadline is not None and now >= deadline and not self.result.timed_out:
-                    self.result.timed_out = True
-                    self.emit(Event("timeout", message="time budget reached"))
-                if self._api_gone(now):
-                    self.result.api_down = True
-                    self.stop.set()  # also ends retries in flight
-                    self.emit(
-                        Event(
-                            "api-down",
-                            message=f"every request failed for {self.retry.budget:g}s; "
-                            "stopping, unfinished records stay pending for the next run",
-                        )
-                    )
-                stopping = self.stop.is_set() or self.result.timed_out or fatal is not None
+                self._watch_budgets(now)
+                stopping = self.stop.is_set() or self.result.timed_out or self._fatal is not None
                 if not stopping:
-                    while len(inflight) < self.pacer.limit and not self.stop.is_set():
-                        job = self._next_job(queue, now)
-                        if job is None and not feeder_done and not queue:
-                            try:
-                                jobs = next_batch(feeder)
-                            except StopIteration:
-                                feeder_done = True
-                                jobs = []
-                            queue.extend(reversed(self._take_polls(jobs)))
-                            self._progress(time.monotonic())
-                            if deadline is not None and time.monotonic() >= deadline:
-                                break
-                            if not jobs and inflight:
-                                break  # nothing new yet (a quiet source): record what finished
-                            continue
-                        if job is None:
-                            break
-                        inflight[pool.submit(self._run_job, job)] = job
-                self._inflight_n = len(inflight)
-                idle = feeder_done and not queue and not self._polls_alive(now)
-                if not inflight and (stopping or idle):
+                    self._fill(pool, feeder, now)
+                idle = self._feeder_done and not self._queue and not self._polls_alive(now)
+                if not self._inflight and (stopping or idle):
                     break
-                timeout = self._wait_timeout(now)
-                if not inflight:
-                    # wait() on no futures returns at once: with only polls ahead, that was
-                    # a busy loop burning a core until the next one was due.
-                    self.stop.wait(timeout)
-                    done = set()
-                else:
-                    done, _ = wait(list(inflight), timeout=timeout, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    job = inflight.pop(fut)
-                    try:
-                        outcome = fut.result()
-                    except (AuthError, ApiUnavailable, RedirectRefused) as exc:
-                        fatal = fatal or exc
-                        self.stop.set()
-                        continue
-                    if outcome is None:
-                        continue
-                    if outcome.kind == "polling" and isinstance(job, PollJob):
-                        interval = min(job.interval * 2, self.options.poll_interval)
-                        self._push_poll(
-                            PollJob(job.external_id, job.public_id, interval),
-                            time.monotonic() + interval,
-                        )
-                    self._record(outcome)
+                self._collect(self._wait(now))
                 self.flush()
         except BaseException as exc:
-            fatal = fatal or exc
+            self._fatal = self._fatal or exc
             self.stop.set()
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            for fut, _job in list(inflight.items()):
-                if fut.done() and not fut.cancelled() and fut.exception() is None:
-                    outcome = fut.result()
-                    if outcome is not None:
-                        self._record(outcome)
-            self.flush(force=True)
-            for client in self._clients:
-                client.close()
-            self.result.throttled = self.pacer.throttled
-            # Jobs never started stay as they are in the ledger (pending/submitted).
-            self.result.counts["pending"] += sum(isinstance(j, SendJob) for j in queue)
-            if fatal is not None and isinstance(fatal, ZsyncError):
-                self.result.fatal = fatal
-            if (
-                self.stop.is_set()
-                and fatal is None
-                and not self.result.timed_out
-                and not self.result.api_down
-            ):
-                self.result.interrupted = True
+            self._finish()
+
+    def _watch_budgets(self, now: float) -> None:
+        """The time budget (--max-duration) and an API that stopped answering."""
+        if self._deadline is not None and now >= self._deadline and not self.result.timed_out:
+            self.result.timed_out = True
+            self.emit(Event("timeout", message="time budget reached"))
+        if self._api_gone(now):
+            self.result.api_down = True
+            self.stop.set()  # also ends retries in flight
+            self.emit(
+                Event(
+                    "api-down",
+                    message=f"every request failed for {self.retry.budget:g}s; "
+                    "stopping, unfinished records stay pending for the next run",
+                )
+            )
+
+    def _fill(self, pool: ThreadPoolExecutor, feeder: Iterator[list[Job]], now: float) -> None:
+        """Start jobs while the limit allows: due polls, queued jobs, then the feeder's next."""
+        while len(self._inflight) < self.limit and not self.stop.is_set():
+            job = self._next_job(now)
+            if job is None and not self._feeder_done and not self._queue:
+                try:
+                    jobs = next_batch(feeder)
+                except StopIteration:
+                    self._feeder_done = True
+                    jobs = []
+                self._queue.extend(reversed(self._take_polls(jobs)))
+                self._progress(time.monotonic())
+                if self._deadline is not None and time.monotonic() >= self._deadline:
+                    return
+                if not jobs and self._inflight:
+                    return  # nothing new yet (a quiet source): record what finished
+                continue
+            if job is None:
+                return
+            self._inflight[pool.submit(self._run_job, job)] = job
+
+    def _wait(self, now: float) -> set[Future[Outcome | None]]:
+        timeout = 0.5
+        due = self.polls.next_due()
+        if due is not None:
+            timeout = min(timeout, max(0.0, due - now))
+        timeout = max(timeout, 0.005)
+        if not self._inflight:
+            # wait() on no futures returns at once: with only polls ahead, that was a busy
+            # loop burning a core until the next one was due.
+            self.stop.wait(timeout)
+            return set()
+        done, _ = wait(list(self._inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+        return done
+
+    def _collect(self, done: set[Future[Outcome | None]]) -> None:
+        for fut in done:
+            job = self._inflight.pop(fut)
+            try:
+                outcome = fut.result()
+            except (AuthError, ApiUnavailable, RedirectRefused) as exc:
+                self._fatal = self._fatal or exc
+                self.stop.set()
+                continue
+            if outcome is None:
+                continue
+            if isinstance(job, PollJob):
+                self.polls.seen(job, outcome.kind != "polling", time.monotonic())
+            self._record(outcome)
+
+    def _finish(self) -> None:
+        for fut, _job in list(self._inflight.items()):
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                outcome = fut.result()
+                if outcome is not None:
+                    self._record(outcome)
+        self.flush(force=True)
+        for client in self._clients:
+            client.close()
+        result = self.result
+        result.throttled = self.pacer.throttled
+        result.concurrency = {
+            "adaptive": self.limiter.adaptive,
+            "limit_reached": self.limiter.peak,
+            "limit_final": self.limit,
+        }
+        self.emit(
+            Event(
+                "concurrency",
+                message=f"limit reached {self.limiter.peak}, {self.limit} at the end"
+                + (" (adaptive)" if self.limiter.adaptive else " (fixed)"),
+                data=dict(result.concurrency),
+            )
+        )
+        # Jobs never started stay as they are in the ledger (pending/submitted).
+        result.counts["pending"] += sum(isinstance(j, SendJob) for j in self._queue)
+        fatal = self._fatal
+        if fatal is not None and isinstance(fatal, ZsyncError):
+            result.fatal = fatal
+        if self.stop.is_set() and fatal is None and not result.timed_out and not result.api_down:
+            result.interrupted = True
 
     def _take_polls(self, jobs: list[Job]) -> list[Job]:
         """Polls from a feeder wait in the poll queue until due; the rest run in order."""
@@ -430,26 +492,22 @@ class Engine:
         )
 
     def _polls_alive(self, now: float) -> bool:
-        if not self._polls:
+        if not self.polls:
             return False
         if now > self._poll_deadline:
-            self._polls.clear()  # budget spent: the rest stay 'submitted' for reconcile
+            self.polls.clear()  # budget spent: the rest stay 'submitted' for reconcile
             return False
         return True
 
-    def _next_job(self, queue: list[Job], now: float) -> Job | None:
+    def _next_job(self, now: float) -> Job | None:
         # Due polls first: they finish work already started.
-        if self._polls and self._polls[0][0] <= now and now <= self._poll_deadline:
-            return heapq.heappop(self._polls)[2]
-        if queue:
-            return queue.pop()
+        if now <= self._poll_deadline:
+            job = self.polls.pop_due(now)
+            if job is not None:
+                return job
+        if self._queue:
+            return self._queue.pop()
         return None
-
-    def _wait_timeout(self, now: float) -> float:
-        timeout = 0.5
-        if self._polls:
-            timeout = min(timeout, max(0.0, self._polls[0][0] - now))
-        return max(timeout, 0.005)
 
 
 def _failure(job: Job, exc: ApiError, attempts: int) -> Outcome:

@@ -72,6 +72,14 @@ def render(result: RunResult, ledger: Ledger) -> str:
         "429 answers in the last run.",
         [(f'{{command="{command}"}}', result.throttled)],
     )
+    limits = [(k.removeprefix("limit_"), v) for k, v in result.concurrency.items() if "limit" in k]
+    if limits:
+        metric(
+            "zsync_run_concurrency_limit",
+            "gauge",
+            "Requests-in-flight limit of the last run: the highest reached and the last.",
+            [(f'{{command="{command}",which="{k}"}}', v) for k, v in limits],
+        )
     counts = ledger.counts_by_status()
     metric(
         "zsync_ledger_items",
