@@ -6,12 +6,12 @@ before the processing time learned so far), then every 12% of its age (at least 
 most ``longest``), so a signal processed after 8 s is seen within about a second. When the
 scout is settled at age A, every other member is polled once, A seconds after its own
 create: one poll per signal is the common case, and a batch created together is polled
-together. The scouts' ages when settled (a median of the recent ones) are the learned
+together. The scouts' ages when settled (the median of the last five) are the learned
 processing time, so later scouts start just before it; a first poll that already finds the
-signal settled lowers the estimate, so it follows processing that got faster as well as
-slower. A member not settled when polled backs off on its own (half its age, at most
-``longest``). Polls handed over without a create time (reconcile's, from the ledger) double
-their interval as before.
+signal settled counts as a shorter time still, so the estimate follows processing that got
+faster as well as slower. A member not settled when polled backs off on its own (half its
+age, at most ``longest``). Polls handed over without a create time (reconcile's, from the
+ledger) double their interval as before.
 
 Nothing here sends a request or touches the ledger: the engine asks what is due and tells
 what a poll found.
@@ -37,7 +37,7 @@ SCOUT_LEAD = 0.85
 RELEASE_AFTER = 60.0
 # A signal polled on its own and not settled waits this share of its age until the next.
 BACKOFF = 0.5
-_SAMPLES = 25
+_SAMPLES = 5
 
 
 @dataclass
@@ -51,6 +51,7 @@ class _Cohort:
 class _Watch:
     created: float | None  # None: unknown (a poll handed over by a feeder)
     cohort: _Cohort | None  # set for a cohort's scout
+    polled: bool = False  # a scout polled before, and not settled then
 
 
 class PollSchedule:
@@ -121,7 +122,9 @@ class PollSchedule:
         if settled:
             if watch is not None and watch.cohort is not None and watch.created is not None:
                 age = now - watch.created
-                self._settled.append(age)
+                # Settled at the first poll: processing took less, perhaps much less; aim
+                # the next scout earlier still.
+                self._settled.append(age if watch.polled else age * SCOUT_LEAD)
                 self._release(watch.cohort, age)
             return
         watch = self._watch.get(job.external_id)
@@ -135,6 +138,7 @@ class PollSchedule:
                 self._release(watch.cohort, age)
                 self._watch[job.external_id] = _Watch(watch.created, None)
             else:
+                self._watch[job.external_id] = _Watch(watch.created, watch.cohort, True)
                 gap = min(self.longest, max(SCOUT_MIN_GAP, SCOUT_STEP * age))
                 self._push(PollJob(job.external_id, job.public_id, gap), now + gap)
                 return
