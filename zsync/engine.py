@@ -9,6 +9,7 @@ Idempotency-Key next run) or settled.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -55,6 +56,8 @@ _FLUSH_EVERY = 200
 _FLUSH_SECONDS = 0.25
 _HEARTBEAT_SECONDS = 15.0
 _PROGRESS_SECONDS = 0.5
+# Concurrency allowed above what a known rate needs (see Engine.limit).
+_RATE_HEADROOM = 1.25
 
 
 class _Stopped(Exception):
@@ -118,7 +121,13 @@ class Engine:
 
     @property
     def limit(self) -> int:
-        return min(self.pacer.limit, self.limiter.limit)
+        limit = min(self.pacer.limit, self.limiter.limit)
+        rate, rtt = self.pacer.current_rate(), self.limiter.min_rtt
+        if rate is not None and rtt is not None and self.limiter.adaptive:
+            # Little's law: more in flight than the rate cap times the round trip only queues
+            # at the pacer, and lets an upward probe of the rate overshoot by that much.
+            limit = min(limit, math.ceil(rate * rtt * _RATE_HEADROOM) + 1)
+        return limit
 
     # -- worker side (no ledger access here) ------------------------------------------
 

@@ -10,7 +10,7 @@ into windows of about one round trip each. At the end of a window:
   queueing at the server is ``limit * (1 - min / median)``;
 - a window with refusals (429, 503, resets, timeouts) cuts the limit, by at most half and
   in proportion to the share refused (one random 503 in a hundred costs little);
-- little queueing grows it: doubling per window at the start (slow start, ended by the
+- little queueing grows it: growing by half per window at the start (slow start, ended by the
   first cut or the first sign of queueing), then a step of ``alpha`` per window;
 - much queueing (more than ``beta`` requests) shrinks it by a step;
 - a window in which fewer than half the limit were ever in flight changes nothing: the run
@@ -38,6 +38,9 @@ _MIN_RTT_SECONDS = 30.0
 # A window ends after this many samples (or this many seconds with at least one sample).
 _MIN_SAMPLES = 4
 _MAX_WINDOW_SECONDS = 1.0
+# Growth per window in slow start: half again, not double, so the overshoot into a rate
+# limit the server does not announce (refused only one round trip later) stays small.
+_SLOW_START = 1.5
 # The deepest cut one window of refusals can make.
 _MAX_CUT = 0.5
 # Any window with a refusal cuts at least this much.
@@ -142,7 +145,7 @@ class Limiter:
         alpha = max(3.0, 0.1 * self._limit)
         beta = max(6.0, 0.2 * self._limit)
         if queue < alpha / 2 and self._slow_start:
-            self._limit *= 2
+            self._limit *= _SLOW_START
         elif queue < alpha:
             self._slow_start = False
             self._limit += max(1.0, alpha / 3)
