@@ -12,9 +12,9 @@ The granted rate is measured between two cuts: the server's bucket was empty at 
 the successes in between over the time in between is what it refills at, however large
 its burst. That average is low when the pace was far below the limit for part of the
 time (a low first guess still being probed up), so when the last second granted much more,
-the two are averaged. At the first 429 there is no earlier cut: the successes since the start stand in, over
-the time since the start plus one second (a bucket's burst is usually about one second's
-worth), or those of the last second when that is less.
+the two are averaged. At the first 429 there is no earlier cut: the successes since the
+start stand in, over the time since the start plus one second (a bucket's burst is usually
+about one second's worth), or those of the last second when that is less.
 """
 
 from __future__ import annotations
