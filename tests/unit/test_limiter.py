@@ -33,12 +33,12 @@ def test_flat_latency_grows_the_limit_to_the_ceiling() -> None:
     assert limiter.peak == CEILING
 
 
-def test_slow_start_doubles_per_round_trip() -> None:
+def test_slow_start_grows_by_half_per_round_trip() -> None:
     clock = Clock()
     limiter = Limiter(clock=clock)
     _round(limiter, clock, 0.2)
     _round(limiter, clock, 0.2)
-    assert limiter.limit == 32
+    assert limiter.limit == 18
 
 
 def test_refusals_cut_the_limit_at_most_by_half() -> None:
@@ -56,7 +56,7 @@ def test_one_refusal_ends_slow_start() -> None:
     _round(limiter, clock, 0.2, refused=1)
     before = limiter.limit
     _round(limiter, clock, 0.2)
-    assert before < limiter.limit <= before + 2  # additive now, not doubling
+    assert before < limiter.limit <= before + 2  # additive now, not by half
 
 
 def test_a_queueing_server_holds_the_limit_where_latency_starts_to_climb() -> None:
@@ -107,5 +107,5 @@ def test_changes_are_reported_with_a_reason() -> None:
     _round(limiter, clock, 0.2)
     _round(limiter, clock, 0.2, refused=16)
     first, second = limiter.changes
-    assert (first.old, first.new) == (8, 16) and "latency 200 ms" in first.reason
-    assert (second.old, second.new) == (16, 8) and "16 of 16 refused" in second.reason
+    assert (first.old, first.new) == (8, 12) and "latency 200 ms" in first.reason
+    assert (second.old, second.new) == (12, 6) and "12 of 12 refused" in second.reason
