@@ -7,17 +7,20 @@ the ordinary readers (:func:`parse_csv_row`, :func:`parse_json_element`), so wha
 accept or refuse is exactly what a full read accepts or refuses.
 
 Where a record ends is found from its bytes alone: a CSV row at the first line end outside
-double quotes; a JSON array element at the first ``}`` followed by ``,`` or ``]`` with an
-even number of unescaped quotes before it. A match in the ledger settles the guess: a
-complete JSON value or CSV row is never a prefix of a longer one, so bytes equal to a record
-read before are that record again. A record the ledger does not know is parsed; when the
-parse does not give exactly one record (a bad record, or a guess that cut an element),
-:class:`Unsure` tells the caller to read the rest of the file the ordinary way.
+double quotes; a JSON array element at the first ``}`` followed by ``,`` or ``]``. A match
+in the ledger settles the guess: a complete JSON value or CSV row is never a prefix of a
+longer one, so bytes equal to a record read before are that record again. A record the
+ledger does not know is parsed; when the parse does not give exactly one record (a bad
+record, or a guess that cut an element short because a text holds ``},``),
+:class:`Unsure` tells the caller to read the rest of the file the ordinary way: never
+wrong, only as slow as before. Files are mapped into memory (pages handed back as the
+reading moves on), so nothing is copied but the records themselves.
 """
 
 from __future__ import annotations
 
 import io
+import mmap
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -25,16 +28,20 @@ from typing import cast
 
 from zsync.model import Record
 from zsync.read.csvfile import _read_head, _sniff, read_csv
-from zsync.read.files import BOM, CHUNK, display, open_binary
+from zsync.read.files import BOM, display, open_binary
 from zsync.read.jsonarray import json_array
 
 __all__ = ["RawCsv", "RawRecord", "Unsure", "json_elements", "parse_json_element", "sniff"]
 
-_READ = 16 * CHUNK
+_RELEASE = 8 << 20  # bytes read between two hand-backs of pages
 # A JSON element's end: '}' then optional whitespace then ',' or ']'.
 _OBJECT_END = re.compile(rb"\}[ \t\r\n]*[,\]]")
+# A CSV row: runs of anything but quotes and line ends, and quoted sections (a doubled
+# quote inside a field is two sections back to back), up to a line end. Possessive, so a
+# row that does not match fails at once instead of backtracking.
+_CSV_ROW = re.compile(rb'(?:[^"\n]++|"[^"]*+")*+\n').match
 # JSON whitespace; a '*' pattern always matches.
-_WS = cast(Callable[[bytes, int], "re.Match[bytes]"], re.compile(rb"[ \t\r\n]*").match)
+_WS = cast(Callable[[mmap.mmap, int], "re.Match[bytes]"], re.compile(rb"[ \t\r\n]*").match)
 
 
 class Unsure(Exception):
@@ -47,28 +54,25 @@ class RawRecord:
     raw: bytes
 
 
-class _Buffer:
-    """A byte window over a file that grows on demand and drops what was consumed."""
+class _Mapped:
+    """A file mapped into memory, read-only. Pages already read are handed back now and
+    then, so the process's resident size stays flat however large the file."""
 
     def __init__(self, path: str) -> None:
-        self.stream = open_binary(path)
-        self.data = b""
-        self.eof = False
+        with open_binary(path) as stream:
+            try:
+                self.data = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+            except (ValueError, OSError):
+                raise Unsure from None  # empty, or not a regular file
+        self._released = 0
 
-    def more(self, keep_from: int) -> bool:
-        """Drop ``data[:keep_from]`` and read more; False at the end of the file."""
-        self.data = self.data[keep_from:]
-        if self.eof:
-            return False
-        piece = self.stream.read(max(_READ, len(self.data)))
-        if not piece:
-            self.eof = True
-            return False
-        self.data += piece
-        return True
+    def release(self, upto: int) -> None:
+        if upto - self._released >= _RELEASE and hasattr(mmap, "MADV_DONTNEED"):
+            start, self._released = self._released, upto - upto % mmap.PAGESIZE
+            self.data.madvise(mmap.MADV_DONTNEED, start, self._released - start)
 
     def close(self) -> None:
-        self.stream.close()
+        self.data.close()
 
 
 # -- CSV -------------------------------------------------------------------------------------
@@ -84,33 +88,26 @@ class RawCsv:
         self.header = b""
 
     def rows(self) -> Iterator[RawRecord]:
-        buf = _Buffer(self.path)
+        mapped = _Mapped(self.path)
         try:
-            yield from self._rows(buf)
+            yield from self._rows(mapped)
         finally:
-            buf.close()
+            mapped.close()
 
-    def _rows(self, buf: _Buffer) -> Iterator[RawRecord]:
+    def _rows(self, mapped: _Mapped) -> Iterator[RawRecord]:
+        data = mapped.data
+        size = len(data)
         line = 1
-        pos = 0
-        first = True
-        while True:
-            end = _row_end(buf.data, pos)
+        pos = len(BOM) if data[: len(BOM)] == BOM else 0
+        while pos < size:
+            end = _row_end(data, pos)
             if end < 0:
-                if buf.more(pos):
-                    pos = 0
-                    continue
-                if pos >= len(buf.data):
-                    return
-                if buf.data.count(b'"', pos) % 2:
+                if data[pos:].count(b'"') % 2:
                     raise Unsure  # a quoted field never closed: the CSV reader says so
-                end = len(buf.data)
-            raw = buf.data[pos:end]
-            if first and raw.startswith(BOM):
-                raw = raw[len(BOM) :]
-            first = False
+                end = size
+            raw = data[pos:end]
             start = line
-            line += raw.count(b"\n") + (end < len(buf.data))
+            line += raw.count(b"\n") + 1
             pos = end + 1
             row = raw[:-1] if raw.endswith(b"\r") else raw
             if not row.strip() and self.delimiter.encode() not in row:
@@ -118,6 +115,7 @@ class RawCsv:
             if not self.header:
                 self.header = row
                 continue
+            mapped.release(pos)
             yield RawRecord(f"{self.name}:{start}", row)
 
     def parse(self, record: RawRecord) -> Record:
@@ -136,28 +134,11 @@ def sniff(path: str) -> str:
     return _sniff(head[len(BOM) :] if head.startswith(BOM) else head)
 
 
-def _row_end(data: bytes, pos: int) -> int:
-    """Index of the line end that ends the CSV row starting at ``pos``; -1 if not in data."""
-    while True:
-        newline = data.find(b"\n", pos)
-        if newline < 0:
-            return -1
-        quote = data.find(b'"', pos, newline)
-        if quote < 0:
-            return newline
-        # Inside quotes up to the closing one; a doubled quote is a quote inside.
-        pos = quote + 1
-        while True:
-            quote = data.find(b'"', pos)
-            if quote < 0:
-                return -1
-            if data[quote + 1 : quote + 2] == b'"':
-                pos = quote + 2
-                continue
-            if quote + 1 == len(data):
-                return -1  # cannot tell a closing quote from a doubled one yet
-            pos = quote + 1
-            break
+def _row_end(data: mmap.mmap, pos: int) -> int:
+    """Index of the line end that ends the CSV row starting at ``pos``; -1 if there is none
+    (the last row has no line end, or a quoted field is never closed)."""
+    found = _CSV_ROW(data, pos)
+    return -1 if found is None else found.end() - 1
 
 
 # -- JSON arrays -----------------------------------------------------------------------------
@@ -165,76 +146,44 @@ def _row_end(data: bytes, pos: int) -> int:
 
 def json_elements(path: str) -> Iterator[RawRecord]:
     """The elements of a JSON array file as bytes, each named as the array reader names it."""
-    buf = _Buffer(path)
+    mapped = _Mapped(path)
     try:
-        yield from _elements(buf, display(path))
+        yield from _elements(mapped, display(path))
     finally:
-        buf.close()
+        mapped.close()
 
 
-def _elements(buf: _Buffer, name: str) -> Iterator[RawRecord]:
-    buf.more(0)
-    pos = _skip_ws(buf, len(BOM) if buf.data.startswith(BOM) else 0)
-    if buf.data[pos : pos + 1] != b"[":
+def _elements(mapped: _Mapped, name: str) -> Iterator[RawRecord]:
+    data = mapped.data
+    pos = _WS(data, len(BOM) if data[: len(BOM)] == BOM else 0).end()
+    if data[pos : pos + 1] != b"[":
         raise Unsure
-    pos = _skip_ws(buf, pos + 1)
-    if buf.data[pos : pos + 1] == b"]":
-        _rest_blank(buf, pos + 1)
+    pos = _WS(data, pos + 1).end()
+    if data[pos : pos + 1] == b"]":
+        _rest_blank(data, pos + 1)
         return
     index = 0
     while True:
-        if buf.data[pos : pos + 1] != b"{":
-            raise Unsure  # not an object: the array reader says what it is
-        end = _element_end(buf.data, pos)
-        if end < 0:
-            if not buf.more(pos):
-                raise Unsure
-            pos = 0
-            continue
-        yield RawRecord(f"{name}[{index}]", buf.data[pos:end])
-        index += 1
-        pos = _WS(buf.data, end).end()  # a ',' or ']' is there: see _element_end
-        if buf.data[pos : pos + 1] == b"]":
-            _rest_blank(buf, pos + 1)
-            return
-        pos = _skip_ws(buf, pos + 1)
-
-
-def _skip_ws(buf: _Buffer, pos: int) -> int:
-    """The position of the next byte that is not JSON whitespace, reading on as needed."""
-    while True:
-        pos = _WS(buf.data, pos).end()
-        if pos < len(buf.data):
-            return pos
-        if not buf.more(pos):
-            raise Unsure  # the end of the file inside the array
-        pos = 0
-
-
-def _rest_blank(buf: _Buffer, pos: int) -> None:
-    """Only whitespace may follow the closing ']' (the array reader reports anything else)."""
-    while True:
-        pos = _WS(buf.data, pos).end()
-        if pos < len(buf.data):
-            raise Unsure
-        if not buf.more(pos):
-            return
-        pos = 0
-
-
-def _element_end(data: bytes, pos: int) -> int:
-    """The end of the object starting at ``pos``: after the first '}' that is followed by
-    ',' or ']' and has an even number of unescaped quotes before it; -1 if not in data."""
-    at = pos
-    while True:
-        found = _OBJECT_END.search(data, at)
+        if data[pos : pos + 1] != b"{":
+            raise Unsure  # not an object, or the end of the file: the array reader says
+        found = _OBJECT_END.search(data, pos)
         if found is None:
-            return -1
+            raise Unsure
         end = found.start() + 1
-        quotes = data.count(b'"', pos, end) - data.count(b'\\"', pos, end)
-        if quotes % 2 == 0:
-            return end
-        at = end
+        yield RawRecord(f"{name}[{index}]", data[pos:end])
+        mapped.release(end)
+        index += 1
+        pos = _WS(data, end).end()  # a ',' or ']' is there: _OBJECT_END saw it
+        if data[pos : pos + 1] == b"]":
+            _rest_blank(data, pos + 1)
+            return
+        pos = _WS(data, pos + 1).end()
+
+
+def _rest_blank(data: mmap.mmap, pos: int) -> None:
+    """Only whitespace may follow the closing ']' (the array reader reports anything else)."""
+    if _WS(data, pos).end() < len(data):
+        raise Unsure
 
 
 def parse_json_element(record: RawRecord) -> Record:
