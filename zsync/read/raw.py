@@ -7,7 +7,8 @@ the ordinary readers (:func:`parse_csv_row`, :func:`parse_json_element`), so wha
 accept or refuse is exactly what a full read accepts or refuses.
 
 Where a record ends is found from its bytes alone: a CSV row at the first line end outside
-double quotes; a JSON array element at the first ``}`` followed by ``,`` or ``]``. A match
+double quotes; a JSON array element at the first ``}`` followed by ``,`` or ``]`` that
+closes as many braces as the element opened. A match
 in the ledger settles the guess: a complete JSON value or CSV row is never a prefix of a
 longer one, so bytes equal to a record read before are that record again. A record the
 ledger does not know is parsed; when the parse does not give exactly one record (a bad
@@ -40,6 +41,8 @@ _OBJECT_END = re.compile(rb"\}[ \t\r\n]*[,\]]")
 # quote inside a field is two sections back to back), up to a line end. Possessive, so a
 # row that does not match fails at once instead of backtracking.
 _CSV_ROW = re.compile(rb'(?:[^"\n]++|"[^"]*+")*+\n').match
+# Candidate ends tried for one element before the rest is left to the array reader.
+_MAX_TRIES = 64
 # JSON whitespace; a '*' pattern always matches.
 _WS = cast(Callable[[mmap.mmap, int], "re.Match[bytes]"], re.compile(rb"[ \t\r\n]*").match)
 
@@ -166,10 +169,7 @@ def _elements(mapped: _Mapped, name: str) -> Iterator[RawRecord]:
     while True:
         if data[pos : pos + 1] != b"{":
             raise Unsure  # not an object, or the end of the file: the array reader says
-        found = _OBJECT_END.search(data, pos)
-        if found is None:
-            raise Unsure
-        end = found.start() + 1
+        end = _object_end(data, pos)
         yield RawRecord(f"{name}[{index}]", data[pos:end])
         mapped.release(end)
         index += 1
@@ -178,6 +178,24 @@ def _elements(mapped: _Mapped, name: str) -> Iterator[RawRecord]:
             _rest_blank(data, pos + 1)
             return
         pos = _WS(data, pos + 1).end()
+
+
+def _object_end(data: mmap.mmap, pos: int) -> int:
+    """The end of the object at ``pos``: after the first '}' followed by ',' or ']' that
+    closes as many braces as were opened (counted only when there is a nested one)."""
+    at = pos
+    for _ in range(_MAX_TRIES):
+        found = _OBJECT_END.search(data, at)
+        if found is None:
+            raise Unsure
+        end = found.start() + 1
+        if data.find(b"{", pos + 1, end) < 0:
+            return end
+        block = data[pos:end]
+        if block.count(b"{") == block.count(b"}"):
+            return end
+        at = end
+    raise Unsure
 
 
 def _rest_blank(data: mmap.mmap, pos: int) -> None:
