@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.bench import adaptive, data, harness
+from tests.bench import adaptive, data, formats, harness
 from tests.bench.common import Inputs, Row, check_once, fresh, miss
 
 B1_RECORDS = 2_000
@@ -329,7 +329,10 @@ class Scenario:
 SCENARIOS: dict[str, Scenario] = {
     "B1": Scenario(lambda _: B1_RECORDS, lambda i, t, n: [b1(i)]),
     "B2": Scenario(lambda _: B2_RECORDS, lambda i, t, n: [b2(i)]),
-    "B3": Scenario(lambda _: B3_RECORDS, lambda i, t, n: [b3(i, t / "ledger-b3.db")]),
+    "B3": Scenario(
+        lambda _: B3_RECORDS,
+        lambda i, t, n: [b3(i, t / "ledger-b3.db"), *formats.b3_rows(i, B3_RECORDS)],
+    ),
     "B4": Scenario(lambda n: n, lambda i, t, n: b4(i, t / "ledger-b4.db")),
     "B5": Scenario(lambda _: adaptive.B5_RECORDS, lambda i, t, n: [adaptive.b5(i)]),
     "B6": Scenario(lambda _: adaptive.B6_RECORDS, lambda i, t, n: [adaptive.b6(i)]),
