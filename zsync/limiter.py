@@ -11,7 +11,8 @@ into windows of about one round trip each. At the end of a window:
 - a window with refusals (429, 503, resets, timeouts) cuts the limit, by at most half and
   in proportion to the share refused (one random 503 in a hundred costs little);
 - little queueing grows it: growing by half per window at the start (slow start, ended by the
-  first cut or the first sign of queueing), then a step of ``alpha`` per window;
+  first cut or the first sign of queueing), then a step of ``alpha`` per window, up to
+  just below the limit at the last refusal, which is tried again only every 20 windows;
 - much queueing (more than ``beta`` requests) shrinks it by a step;
 - a window in which fewer than half the limit were ever in flight changes nothing: the run
   was limited by its input or by the rate cap, and says nothing about the server.
@@ -43,6 +44,9 @@ _MAX_WINDOW_SECONDS = 1.0
 _SLOW_START = 1.5
 # The deepest cut one window of refusals can make.
 _MAX_CUT = 0.5
+# After a refusal the limit grows back to just below where it was refused, and tries that
+# level again only after this many windows (each try costs a refusal or two).
+_HOLD_WINDOWS = 20
 # Any window with a refusal cuts at least this much.
 _MIN_CUT = 0.9
 
@@ -73,6 +77,8 @@ class Limiter:
         self._clock = clock
         self._lock = threading.Lock()
         self._slow_start = True
+        self._dropped_at = float("inf")  # the limit at the last refusal
+        self._since_drop = 0  # windows since then
         self._window: list[float] = []
         self._drops = 0
         self._window_started = clock()
@@ -126,8 +132,11 @@ class Limiter:
         self._window_started = now
         self._window_peak = self._on_wire
         old = self.limit
+        self._since_drop += 1
         if drops:
             cut = max(_MAX_CUT, min(_MIN_CUT, 1.0 - drops / (drops + len(samples))))
+            self._dropped_at = self._limit
+            self._since_drop = 0
             self._limit = max(1.0, self._limit * cut)
             self._slow_start = False
             return self._changed(old, f"{drops} of {drops + len(samples)} refused")
@@ -148,7 +157,9 @@ class Limiter:
             self._limit *= _SLOW_START
         elif queue < alpha:
             self._slow_start = False
-            self._limit += max(1.0, alpha / 3)
+            step = max(1.0, alpha / 3)
+            if self._limit + step < self._dropped_at or self._since_drop >= _HOLD_WINDOWS:
+                self._limit += step
         elif queue > beta:
             self._slow_start = False
             self._limit = max(1.0, self._limit - max(1.0, alpha / 3))

@@ -50,13 +50,17 @@ def test_refusals_cut_the_limit_at_most_by_half() -> None:
     assert limiter.limit == 14
 
 
-def test_one_refusal_ends_slow_start() -> None:
+def test_after_a_refusal_the_limit_stays_below_it_and_tries_again_later() -> None:
     clock = Clock()
-    limiter = Limiter(clock=clock)
-    _round(limiter, clock, 0.2, refused=1)
-    before = limiter.limit
-    _round(limiter, clock, 0.2)
-    assert before < limiter.limit <= before + 2  # additive now, not by half
+    limiter = Limiter(initial=16, clock=clock)
+    _round(limiter, clock, 0.2, refused=2)  # slow start ends at the first refusal
+    assert limiter.limit == 14
+    seen = []
+    for _ in range(25):
+        _round(limiter, clock, 0.2)
+        seen.append(limiter.limit)
+    assert seen[0] == 15 and max(seen[:19]) == 15  # not by half, and not up to 16 yet
+    assert seen[-1] >= 16  # later it tries the refused level again
 
 
 def test_a_queueing_server_holds_the_limit_where_latency_starts_to_climb() -> None:
