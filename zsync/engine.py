@@ -10,10 +10,11 @@ Idempotency-Key next run) or settled.
 from __future__ import annotations
 
 import math
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from zsync.client import Receipt, ZentrikClient
@@ -112,6 +113,7 @@ class Engine:
         self._queue: list[Job] = []
         self._feeder_done = False
         self._inflight: dict[Future[Outcome | None], Job] = {}
+        self._done: queue.SimpleQueue[Future[Outcome | None]] = queue.SimpleQueue()
         self._fatal: BaseException | None = None
         self._deadline: float | None = None
         # For noticing an API that stopped answering: without this, every pending record
@@ -420,7 +422,9 @@ class Engine:
                 continue
             if job is None:
                 return
-            self._inflight[pool.submit(self._run_job, job)] = job
+            future = pool.submit(self._run_job, job)
+            self._inflight[future] = job
+            future.add_done_callback(self._done.put)
 
     def _wait(self, now: float) -> set[Future[Outcome | None]]:
         timeout = 0.5
@@ -429,12 +433,21 @@ class Engine:
             timeout = min(timeout, max(0.0, due - now))
         timeout = max(timeout, 0.005)
         if not self._inflight:
-            # wait() on no futures returns at once: with only polls ahead, that was a busy
-            # loop burning a core until the next one was due.
+            # Nothing can finish: with only polls ahead, waiting on nothing was a busy loop
+            # burning a core until the next one was due.
             self.stop.wait(timeout)
             return set()
-        done, _ = wait(list(self._inflight), timeout=timeout, return_when=FIRST_COMPLETED)
-        return done
+        # Finished requests queue themselves (add_done_callback): one queue operation per
+        # request, where wait() on every future in flight cost one waiter per future.
+        try:
+            done = {self._done.get(timeout=timeout)}
+        except queue.Empty:
+            return set()
+        while True:
+            try:
+                done.add(self._done.get_nowait())
+            except queue.Empty:
+                return done
 
     def _collect(self, done: set[Future[Outcome | None]]) -> None:
         for fut in done:

@@ -11,7 +11,8 @@ into windows of about one round trip each. At the end of a window:
 - a window with refusals (429, 503, resets, timeouts) cuts the limit, by at most half and
   in proportion to the share refused (one random 503 in a hundred costs little);
 - little queueing grows it: growing by half per window at the start (slow start, ended by the
-  first cut or the first sign of queueing), then a step of ``alpha`` per window, up to
+  first cut, the first sign of queueing, or a step that finished no more requests per second
+  than the window before, which is taken back), then a step of ``alpha`` per window, up to
   just below the limit at the last refusal, which is tried again only every 20 windows;
 - much queueing (more than ``beta`` requests) shrinks it by a step;
 - a window in which fewer than half the limit were ever in flight changes nothing: the run
@@ -42,6 +43,9 @@ _MAX_WINDOW_SECONDS = 1.0
 # Growth per window in slow start: half again, not double, so the overshoot into a rate
 # limit the server does not announce (refused only one round trip later) stays small.
 _SLOW_START = 1.5
+# A slow-start step must raise the requests finished per second by this much, or it is
+# taken back (HyStart's idea: more in flight that finishes no more only queues).
+_PLATEAU = 1.15
 # The deepest cut one window of refusals can make.
 _MAX_CUT = 0.5
 # After a refusal the limit grows back to just below where it was refused, and tries that
@@ -77,6 +81,8 @@ class Limiter:
         self._clock = clock
         self._lock = threading.Lock()
         self._slow_start = True
+        self._grew_from: float | None = None  # the limit before the last slow-start step
+        self._throughput = 0.0  # requests finished per second in the last window
         self._dropped_at = float("inf")  # the limit at the last refusal
         self._since_drop = 0  # windows since then
         self._window: list[float] = []
@@ -128,6 +134,7 @@ class Limiter:
 
     def _close_window(self, now: float) -> Change | None:
         samples, drops, peak = self._window, self._drops, self._window_peak
+        throughput = (len(samples) + drops) / max(now - self._window_started, 1e-6)
         self._window, self._drops = [], 0
         self._window_started = now
         self._window_peak = self._on_wire
@@ -153,7 +160,14 @@ class Limiter:
         queue = self._limit * (1.0 - floor / median) if median > 0 else 0.0
         alpha = max(3.0, 0.1 * self._limit)
         beta = max(6.0, 0.2 * self._limit)
-        if queue < alpha / 2 and self._slow_start:
+        grew_from, self._grew_from = self._grew_from, None
+        if grew_from is not None and throughput < _PLATEAU * self._throughput:
+            # More in flight did not finish more per second (our own CPU, or the server,
+            # is the bound): back to where it was, and no more doubling.
+            self._slow_start = False
+            self._limit = grew_from
+        elif queue < alpha / 2 and self._slow_start:
+            self._grew_from = self._limit
             self._limit *= _SLOW_START
         elif queue < alpha:
             self._slow_start = False
@@ -164,6 +178,7 @@ class Limiter:
             self._slow_start = False
             self._limit = max(1.0, self._limit - max(1.0, alpha / 3))
         self._limit = min(float(self.ceiling), self._limit)
+        self._throughput = throughput
         return self._changed(old, f"latency {median * 1000:.0f} ms, lowest {floor * 1000:.0f} ms")
 
     def _changed(self, old: int, reason: str) -> Change | None:

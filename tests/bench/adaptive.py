@@ -138,8 +138,10 @@ def b7(inputs: Inputs) -> Row:
 
 
 def b8(inputs: Inputs) -> Row:
+    """Interleaved (client, zsync, client, zsync) so both see the same machine; best of each."""
     source = inputs.first(B8_RECORDS)
     minimal: dict[int, float] = {}
+    rates: list[tuple[float, harness.Run, dict[str, Any]]] = []
     with harness.emulator() as emu:
         for threads in (8, 16):
             emu.reset()
@@ -148,9 +150,11 @@ def b8(inputs: Inputs) -> Row:
             _, out = harness.timed(command, harness.ROOT, emu.api)
             minimal[threads] = float(json.loads(out)["requests_per_s"])
             check_once(emu.state(), B8_RECORDS, f"B8 minimal client, {threads} threads")
-        run, state = _push(emu, inputs, B8_RECORDS, "b8", "--no-poll")
-    # Both rates leave out interpreter start-up: the client's own clock, zsync's duration.
-    rate = B8_RECORDS / float(run.summary["duration_s"])
+            run, state = _push(emu, inputs, B8_RECORDS, "b8", "--no-poll")
+            # Both rates leave out interpreter start-up: the client's own clock, zsync's
+            # duration.
+            rates.append((B8_RECORDS / float(run.summary["duration_s"]), run, state))
+    rate, run, state = max(rates, key=lambda r: r[0])
     best = max(minimal.values())
     ratio = rate / best
     return Row(
@@ -167,7 +171,7 @@ def b8(inputs: Inputs) -> Row:
         {
             "minimal_8_threads_per_s": round(minimal[8]),
             "minimal_16_threads_per_s": round(minimal[16]),
-            "zsync_per_s": round(rate),
+            "zsync_per_s": [round(r[0]) for r in rates],
             "zsync_cpu_ms_per_create": round(1000 * run.cpu_s / B8_RECORDS, 3),
             **_limits(run),
         },
