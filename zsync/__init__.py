@@ -8,7 +8,8 @@ imports one above it (the README's "How it works" has the same map):
     plan/                read -> shape -> diff against the ledger -> intents, then jobs
     read/                files, stdin, source programs -> Record / Problem / StateMessage
     shape/               mapping files, validation, canonical JSON, hashes and keys
-    engine               worker pool (client, retry, pacing) -> outcomes -> one writer
+    engine               worker pool (worker, client, retry, pacing, limiter, polls)
+                         -> outcomes -> one writer
     ledger/              every SQL statement: open, check, migrate, lease, runs, items
     report, metrics      what a person or a scraper reads about a run
     model, errors, config   shared leaves: value types and Status; exceptions and exit

@@ -13,45 +13,33 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
-from zsync.client import Receipt, ZentrikClient
 from zsync.errors import (
-    ApiError,
     ApiUnavailable,
     AuthError,
-    Conflict,
-    RateLimited,
     RedirectRefused,
-    Rejected,
-    TransientError,
     ZsyncError,
 )
 from zsync.ledger import Ledger
-from zsync.limiter import CEILING, INITIAL, Change, Limiter
+from zsync.limiter import CEILING, INITIAL, Limiter
 from zsync.model import (
     TERMINAL,
-    DeleteJob,
     Emit,
     Event,
     Job,
     Outcome,
     PollJob,
-    RequeueJob,
     RunOptions,
     RunResult,
     SendJob,
-    Status,
-    UpdateJob,
     ignore,
 )
 from zsync.pacing import Pacer
 from zsync.polls import PollSchedule
 from zsync.retry import RetryPolicy
-
-ClientFactory = Callable[[], ZentrikClient]
+from zsync.worker import ClientFactory, Worker
 
 _FLUSH_EVERY = 200
 _FLUSH_SECONDS = 0.25
@@ -59,10 +47,6 @@ _HEARTBEAT_SECONDS = 15.0
 _PROGRESS_SECONDS = 0.5
 # Concurrency allowed above what a known rate needs (see Engine.limit).
 _RATE_HEADROOM = 1.25
-
-
-class _Stopped(Exception):
-    """The run is stopping; the job was not (fully) attempted."""
 
 
 class Engine:
@@ -99,10 +83,14 @@ class Engine:
         self.emit = emit
         self.run_id = run_id
         self.result = result
-        self._factory = client_factory
-        self._local = threading.local()
-        self._clients: list[ZentrikClient] = []
-        self._clients_lock = threading.Lock()
+        self.worker = Worker(
+            client_factory,
+            pacer=self.pacer,
+            limiter=self.limiter,
+            retry=self.retry,
+            result=result,
+            emit=emit,
+        )
         self._poll_deadline = 0.0
         self._buffer: list[Outcome] = []
         self._last_flush = time.monotonic()
@@ -116,10 +104,6 @@ class Engine:
         self._done: queue.SimpleQueue[Future[Outcome | None]] = queue.SimpleQueue()
         self._fatal: BaseException | None = None
         self._deadline: float | None = None
-        # For noticing an API that stopped answering: without this, every pending record
-        # would spend its own full wait budget on a dead API.
-        self._last_success = time.monotonic()
-        self._failures_since_success = 0
 
     @property
     def limit(self) -> int:
@@ -130,139 +114,6 @@ class Engine:
             # at the pacer, and lets an upward probe of the rate overshoot by that much.
             limit = min(limit, math.ceil(rate * rtt * _RATE_HEADROOM) + 1)
         return limit
-
-    # -- worker side (no ledger access here) ------------------------------------------
-
-    def _client(self) -> ZentrikClient:
-        client: ZentrikClient | None = getattr(self._local, "client", None)
-        if client is None:
-            client = self._factory()
-            self._local.client = client
-            with self._clients_lock:
-                self._clients.append(client)
-        return client
-
-    def _on_retry(self, error: TransientError, attempt: int, wait_s: float) -> None:
-        self.result.retries += 1
-        # The pacer already heard of a 429 from _request; telling it twice doubled the count.
-        self.emit(
-            Event(
-                "retry",
-                message=f"{error} (attempt {attempt}, next in {wait_s:.1f}s)",
-                data={"status": error.status},
-            )
-        )
-
-    def _request(self, fn: Callable[[], Any], counter: list[int]) -> Any:
-        def attempt() -> Any:
-            if not self.pacer.acquire():
-                raise _Stopped
-            counter[0] += 1
-            rtt: float | None = None
-            self.limiter.started()
-            sent = time.monotonic()
-            try:
-                value = fn()
-                rtt = time.monotonic() - sent
-            except ApiError as exc:
-                self.result.requests[str(exc.status or "transport")] += 1
-                if isinstance(exc, RateLimited):
-                    self.pacer.throttle()
-                if isinstance(exc, TransientError):
-                    self._failures_since_success += 1
-                else:
-                    rtt = time.monotonic() - sent  # an answer, if not the one hoped for
-                raise
-            finally:
-                self._limit_changed(self.limiter.finished(rtt))
-            self._last_success = time.monotonic()
-            self._failures_since_success = 0
-            self.pacer.success()
-            return value
-
-        return self.retry.call(attempt, on_retry=self._on_retry)
-
-    def _limit_changed(self, change: Change | None) -> None:
-        if change is not None:
-            self.emit(
-                Event(
-                    "concurrency",
-                    message=f"limit {change.old} -> {change.new} ({change.reason})",
-                    data={"limit": change.new},
-                )
-            )
-
-    def _run_job(self, job: Job) -> Outcome | None:
-        counter = [0]
-        try:
-            if isinstance(job, SendJob):
-                return self._create(job, counter)
-            if isinstance(job, PollJob):
-                state = self._request(lambda: self._client().get_signal(job.public_id), counter)
-                self.result.requests["200"] += 1
-                if state.status in TERMINAL:
-                    return Outcome(
-                        job.external_id,
-                        state.status,
-                        status=state.status,
-                        http_status=200,
-                        detail=state.error,
-                    )
-                return Outcome(job.external_id, "polling", detail=state.status)
-            if isinstance(job, DeleteJob):
-                self._request(lambda: self._client().delete_signal(job.public_id), counter)
-                self.result.requests["204"] += 1
-                return Outcome(
-                    job.external_id,
-                    "deleted",
-                    status=Status.DELETED,
-                    detail=job.public_id,
-                    attempts=counter[0],
-                )
-            return self._process(job, counter)
-        except _Stopped:
-            return None
-        except RedirectRefused:
-            raise  # fatal for the run (see run()); the item stays pending with its key
-        except ApiError as exc:
-            return _failure(job, exc, counter[0])
-
-    def _create(self, job: SendJob, counter: list[int]) -> Outcome:
-        receipt: Receipt = self._request(
-            lambda: self._client().create_signal(job.payload, job.idempotency_key), counter
-        )
-        self.result.requests[str(receipt.http_status)] += 1
-        return Outcome(
-            job.external_id,
-            "created" if receipt.http_status == 201 else "replayed",
-            status=Status.SUBMITTED,
-            http_status=receipt.http_status,
-            public_id=receipt.public_id,
-            job_id=receipt.job_id,
-            detail=receipt.public_id,
-            attempts=counter[0],
-        )
-
-    def _process(self, job: UpdateJob | RequeueJob, counter: list[int]) -> Outcome:
-        """An update (PATCH, then re-queue) or a bare re-queue of processing."""
-        ext = job.external_id
-        if isinstance(job, UpdateJob):
-            self._request(lambda: self._client().update_signal(job.public_id, job.fields), counter)
-            self.result.requests["200"] += 1
-        job_id = self._request(lambda: self._client().process_signal(job.public_id), counter)
-        self.result.requests["202"] += 1
-        if isinstance(job, UpdateJob):
-            return Outcome(
-                ext,
-                "updated",
-                status=Status.SUBMITTED,
-                job_id=job_id,
-                attempts=counter[0],
-                detail=f"{job.public_id}: {', '.join(sorted(job.fields))}",
-                public_id=job.public_id,
-                intent=job.intent,
-            )
-        return Outcome(ext, "requeued", status=Status.SUBMITTED, job_id=job_id, attempts=counter[0])
 
     # -- writer side -----------------------------------------------------------------
 
@@ -422,7 +273,7 @@ class Engine:
                 continue
             if job is None:
                 return
-            future = pool.submit(self._run_job, job)
+            future = pool.submit(self.worker.run_job, job)
             self._inflight[future] = job
             future.add_done_callback(self._done.put)
 
@@ -471,8 +322,7 @@ class Engine:
                 if outcome is not None:
                     self._record(outcome)
         self.flush(force=True)
-        for client in self._clients:
-            client.close()
+        self.worker.close()
         result = self.result
         result.throttled = self.pacer.throttled
         result.concurrency = {
@@ -509,8 +359,8 @@ class Engine:
     def _api_gone(self, now: float) -> bool:
         return (
             not self.result.api_down
-            and self._failures_since_success > 0
-            and now - self._last_success >= max(self.retry.budget, 1.0)
+            and self.worker.failures_since_success > 0
+            and now - self.worker.last_success >= max(self.retry.budget, 1.0)
         )
 
     def _polls_alive(self, now: float) -> bool:
@@ -530,30 +380,6 @@ class Engine:
         if self._queue:
             return self._queue.pop()
         return None
-
-
-def _failure(job: Job, exc: ApiError, attempts: int) -> Outcome:
-    """The item's fate after a request that did not succeed."""
-    ext = job.external_id
-    if isinstance(job, PollJob):
-        # A failed poll changes nothing: the signal is polled again later (or by reconcile).
-        kind = "polling" if isinstance(exc, TransientError) else "poll-rejected"
-        return Outcome(ext, kind, http_status=exc.status, detail=str(exc))
-    if isinstance(exc, Conflict):
-        kind = "conflict"  # never retried with a new key; reconcile rechecks it
-    elif isinstance(exc, Rejected):
-        kind = "rejected"
-    else:
-        # Transient beyond the budget or a malformed 2xx (the server may have created the
-        # signal): resent with the same body and key by the next run.
-        kind = "error"
-    # Only a create decides the item's status. An update, re-queue or delete that fails
-    # leaves an accepted item accepted (its signal exists): marking it unsettled would make
-    # the next run resend its create.
-    status = kind if isinstance(job, SendJob) else None
-    return Outcome(
-        ext, kind, status=status, http_status=exc.status, detail=str(exc), attempts=attempts
-    )
 
 
 def next_batch(feeder: Iterator[list[Job]]) -> list[Job]:
