@@ -9,7 +9,8 @@ imports one above it (the README's "How it works" has the same map):
     plan/                read -> shape -> diff against the ledger -> intents, then jobs
     read/                files, stdin, source programs -> Record / Problem / StateMessage
     shape/               mapping files, validation, canonical JSON, hashes and keys
-    engine               worker pool (client, retry, pacing) -> outcomes -> one writer
+    engine, worker       worker pool (worker, client, retry, pacing, limiter, polls)
+                         -> outcomes -> one writer
     truth/               the server's list as an index: verify, repair, rebuild; with
                          plan/indoubt, sends in doubt looked up before any resend
     ledger/              every SQL statement: open, check, migrate, lease, runs, items

@@ -9,31 +9,23 @@ Idempotency-Key next run) or settled.
 
 from __future__ import annotations
 
-import heapq
+import math
+import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
-from zsync.client import Receipt, ZentrikClient
 from zsync.errors import (
-    ApiError,
     ApiUnavailable,
     AuthError,
-    Conflict,
-    NotDelivered,
-    RateLimited,
     RedirectRefused,
-    Rejected,
-    TransientError,
-    TransportError,
     ZsyncError,
 )
 from zsync.ledger import Ledger
+from zsync.limiter import CEILING, INITIAL, Limiter
 from zsync.model import (
     TERMINAL,
-    DeleteJob,
     Emit,
     Event,
     Job,
@@ -42,27 +34,19 @@ from zsync.model import (
     RunOptions,
     RunResult,
     SendJob,
-    Status,
-    UpdateJob,
     ignore,
 )
+from zsync.pacing import Pacer
+from zsync.polls import PollSchedule
 from zsync.retry import RetryPolicy
-
-ClientFactory = Callable[[], ZentrikClient]
+from zsync.worker import ClientFactory, Worker
 
 _FLUSH_EVERY = 200
 _FLUSH_SECONDS = 0.25
 _HEARTBEAT_SECONDS = 15.0
 _PROGRESS_SECONDS = 0.5
-
-
-class _Stopped(Exception):
-    """The run is stopping; the job was not (fully) attempted."""
-
-
-class _InDoubt(ApiError):
-    """A create may have reached the server, and this workspace has not shown that a resend
-    is answered with the original signal: not resent until the server is checked."""
+# Concurrency allowed above what a known rate needs (see Engine.limit).
+_RATE_HEADROOM = 1.25
 
 
 class Engine:
@@ -80,8 +64,6 @@ class Engine:
         run_id: int,
         result: RunResult,
     ) -> None:
-        from zsync.pacing import Pacer
-
         self.ledger = ledger
         self.options = options
         self.stop = stop_event or threading.Event()
@@ -91,159 +73,63 @@ class Engine:
         if options.delay_ms > 0:
             delay_rate = 1000.0 / options.delay_ms
             rate = min(rate, delay_rate) if rate else delay_rate
-        self.pacer = Pacer(rate=rate, concurrency=options.concurrency, stop_event=self.stop)
+        fixed = options.concurrency
+        ceiling = fixed or CEILING
+        # The pacer's AIMD halving on 429 stays; the limiter adds latency and the other
+        # refusals. The tighter of the two decides.
+        self.pacer = Pacer(rate=rate, concurrency=ceiling, stop_event=self.stop)
+        self.limiter = Limiter(adaptive=fixed is None, initial=fixed or INITIAL, ceiling=ceiling)
+        self.polls = PollSchedule(first=options.first_poll, longest=options.poll_interval)
         self.emit = emit
         self.run_id = run_id
         self.result = result
-        self._factory = client_factory
-        self._local = threading.local()
-        self._clients: list[ZentrikClient] = []
-        self._clients_lock = threading.Lock()
-        self._polls: list[tuple[float, int, PollJob]] = []
-        self._seq = 0
+        self.worker = Worker(
+            client_factory,
+            pacer=self.pacer,
+            limiter=self.limiter,
+            retry=self.retry,
+            result=result,
+            emit=emit,
+            workspace=ledger.get_meta("workspace_id"),
+            replay_safe=ledger.replay_observed() is not None,
+        )
         self._poll_deadline = 0.0
         self._buffer: list[Outcome] = []
         self._last_flush = time.monotonic()
         self._last_beat = time.monotonic()
         self._started = time.monotonic()
         self._last_progress = self._started
-        self._inflight_n = 0
-        # For noticing an API that stopped answering: without this, every pending record
-        # would spend its own full wait budget on a dead API.
-        self._last_success = time.monotonic()
-        self._failures_since_success = 0
-        self._replay_safe = ledger.replay_observed() is not None
-        self._workspace = ledger.get_meta("workspace_id")
+        # The run loop's state (see run()).
+        self._queue: list[Job] = []
+        self._feeder_done = False
+        self._inflight: dict[Future[Outcome | None], Job] = {}
+        self._done: queue.SimpleQueue[Future[Outcome | None]] = queue.SimpleQueue()
+        self._fatal: BaseException | None = None
+        self._deadline: float | None = None
 
-    # -- worker side (no ledger access here) ------------------------------------------
-
-    def _client(self) -> ZentrikClient:
-        client: ZentrikClient | None = getattr(self._local, "client", None)
-        if client is None:
-            client = self._factory()
-            client.workspace_id = self._workspace
-            self._local.client = client
-            with self._clients_lock:
-                self._clients.append(client)
-        return client
-
-    def _on_retry(self, error: TransientError, attempt: int, wait_s: float) -> None:
-        self.result.retries += 1
-        # The pacer already heard of a 429 from _request; telling it twice doubled the count.
-        self.emit(
-            Event(
-                "retry",
-                message=f"{error} (attempt {attempt}, next in {wait_s:.1f}s)",
-                data={"status": error.status},
-            )
-        )
-
-    def _request(self, fn: Callable[[], Any], counter: list[int]) -> Any:
-        def attempt() -> Any:
-            if not self.pacer.acquire():
-                raise _Stopped
-            counter[0] += 1
-            try:
-                value = fn()
-            except ApiError as exc:
-                self.result.requests[str(exc.status or "transport")] += 1
-                if isinstance(exc, RateLimited):
-                    self.pacer.throttle()
-                if isinstance(exc, TransientError):
-                    self._failures_since_success += 1
-                raise
-            self._last_success = time.monotonic()
-            self._failures_since_success = 0
-            self.pacer.success()
-            return value
-
-        return self.retry.call(attempt, on_retry=self._on_retry)
-
-    def _run_job(self, job: Job) -> Outcome | None:
-        counter = [0]
-        ext = job.external_id
-        try:
-            if isinstance(job, SendJob):
-                receipt: Receipt = self._request(lambda: self._create(job), counter)
-                self.result.requests[str(receipt.http_status)] += 1
-                fresh = receipt.http_status == 201 and not receipt.replayed
-                kind = "created" if fresh else "replayed"
-                return Outcome(
-                    ext,
-                    kind,
-                    status=Status.SUBMITTED,
-                    http_status=receipt.http_status,
-                    public_id=receipt.public_id,
-                    job_id=receipt.job_id,
-                    detail=receipt.public_id,
-                    attempts=counter[0],
-                )
-            if isinstance(job, PollJob):
-                state = self._request(lambda: self._client().get_signal(job.public_id), counter)
-                self.result.requests["200"] += 1
-                if state.status in TERMINAL:
-                    return Outcome(
-                        ext,
-                        state.status,
-                        status=state.status,
-                        http_status=200,
-                        detail=state.error,
-                    )
-                return Outcome(ext, "polling", detail=state.status)
-            if isinstance(job, DeleteJob):
-                self._request(lambda: self._client().delete_signal(job.public_id), counter)
-                self.result.requests["204"] += 1
-                return Outcome(
-                    ext, "deleted", status=Status.DELETED, detail=job.public_id, attempts=counter[0]
-                )
-            if isinstance(job, UpdateJob):
-                self._request(
-                    lambda: self._client().update_signal(job.public_id, job.fields), counter
-                )
-                self.result.requests["200"] += 1
-            job_id = self._request(lambda: self._client().process_signal(job.public_id), counter)
-            self.result.requests["202"] += 1
-            if isinstance(job, UpdateJob):
-                return Outcome(
-                    ext,
-                    "updated",
-                    status=Status.SUBMITTED,
-                    job_id=job_id,
-                    attempts=counter[0],
-                    detail=f"{job.public_id}: {', '.join(sorted(job.fields))}",
-                    public_id=job.public_id,
-                    intent=job.intent,
-                )
-            return Outcome(
-                ext, "requeued", status=Status.SUBMITTED, job_id=job_id, attempts=counter[0]
-            )
-        except _Stopped:
-            return None
-        except RedirectRefused:
-            raise  # fatal for the run (see run()); the item stays pending with its key
-        except ApiError as exc:
-            return _failure(job, exc, counter[0])
-
-    def _create(self, job: SendJob) -> Receipt:
-        try:
-            return self._client().create_signal(job.payload, job.idempotency_key)
-        except TransportError as exc:
-            if self._replay_safe or isinstance(exc, NotDelivered):
-                raise
-            raise _InDoubt(f"in doubt ({exc}); checked against the server's list next") from None
+    @property
+    def limit(self) -> int:
+        limit = min(self.pacer.limit, self.limiter.limit)
+        rate, rtt = self.pacer.current_rate(), self.limiter.min_rtt
+        if rate is not None and rtt is not None and self.limiter.adaptive:
+            # Little's law: more in flight than the rate cap times the round trip only queues
+            # at the pacer, and lets an upward probe of the rate overshoot by that much.
+            limit = min(limit, math.ceil(rate * rtt * _RATE_HEADROOM) + 1)
+        return limit
 
     # -- writer side -----------------------------------------------------------------
 
     def schedule_poll(self, external_id: str, public_id: str, delay: float | None = None) -> None:
+        """Poll a signal whose processing was queued just now (``delay`` None), or one
+        handed over by a feeder, ``delay`` seconds from now."""
         if not self.options.poll:
             return
-        first = self.options.first_poll if delay is None else delay
-        self._push_poll(PollJob(external_id, public_id, first), time.monotonic() + first)
-        self._poll_deadline = max(self._poll_deadline, time.monotonic() + self.options.poll_seconds)
-
-    def _push_poll(self, job: PollJob, due: float) -> None:
-        self._seq += 1
-        heapq.heappush(self._polls, (due, self._seq, job))
+        now = time.monotonic()
+        if delay is None:
+            self.polls.created(external_id, public_id, now)
+        else:
+            self.polls.add(PollJob(external_id, public_id, delay), now + delay)
+        self._poll_deadline = max(self._poll_deadline, now + self.options.poll_seconds)
 
     def _record(self, outcome: Outcome) -> None:
         counts = self.result.counts
@@ -252,11 +138,11 @@ class Engine:
         if outcome.kind == "poll-rejected":
             self._buffer.append(outcome)
             return
-        if outcome.kind in ("replayed", "adopted") and not self._replay_safe:
+        if outcome.kind in ("replayed", "adopted") and not self.worker.replay_safe:
             # A resend answered with the original signal: resending is safe here from now on.
             how = "409 naming the signal" if outcome.kind == "adopted" else "replayed create"
             self.ledger.note_replay(f"{how}, {outcome.external_id}")
-            self._replay_safe = True
+            self.worker.replay_safe = True
         if outcome.kind in ("created", "replayed", "adopted"):
             counts[outcome.kind] += 1
             counts["submitted"] += 1
@@ -324,117 +210,148 @@ class Engine:
                     "counts": dict(r.counts),
                     "retries": r.retries,
                     "throttled": self.pacer.throttled,
-                    "inflight": self._inflight_n,
+                    "inflight": len(self._inflight),
+                    "limit": self.limit,
                 },
             )
         )
 
+    # -- the run loop ----------------------------------------------------------------
+
     def run(self, feeder: Iterator[list[Job]]) -> None:
         """Drive jobs from ``feeder`` (which may plan and write intents) to completion."""
-        started = time.monotonic()
-        deadline = started + self.options.max_duration if self.options.max_duration else None
-        queue: list[Job] = []
-        feeder_done = False
-        inflight: dict[Future[Outcome | None], Job] = {}
+        if self.options.max_duration:
+            self._deadline = time.monotonic() + self.options.max_duration
         pool = ThreadPoolExecutor(
-            max_workers=self.pacer.max_concurrency, thread_name_prefix="zsync-worker"
+            max_workers=self.limiter.ceiling, thread_name_prefix="zsync-worker"
         )
-        fatal: BaseException | None = None
         try:
             while True:
                 now = time.monotonic()
-                if deadline is not None and now >= deadline and not self.result.timed_out:
-                    self.result.timed_out = True
-                    self.emit(Event("timeout", message="time budget reached"))
-                if self._api_gone(now):
-                    self.result.api_down = True
-                    self.stop.set()  # also ends retries in flight
-                    self.emit(
-                        Event(
-                            "api-down",
-                            message=f"every request failed for {self.retry.budget:g}s; "
-                            "stopping, unfinished records stay pending for the next run",
-                        )
-                    )
-                stopping = self.stop.is_set() or self.result.timed_out or fatal is not None
+                self._watch_budgets(now)
+                stopping = self.stop.is_set() or self.result.timed_out or self._fatal is not None
                 if not stopping:
-                    while len(inflight) < self.pacer.limit and not self.stop.is_set():
-                        job = self._next_job(queue, now)
-                        if job is None and not feeder_done and not queue:
-                            try:
-                                jobs = next_batch(feeder)
-                            except StopIteration:
-                                feeder_done = True
-                                jobs = []
-                            queue.extend(reversed(self._take_polls(jobs)))
-                            self._progress(time.monotonic())
-                            if deadline is not None and time.monotonic() >= deadline:
-                                break
-                            if not jobs and inflight:
-                                break  # nothing new yet (a quiet source): record what finished
-                            continue
-                        if job is None:
-                            break
-                        inflight[pool.submit(self._run_job, job)] = job
-                self._inflight_n = len(inflight)
-                idle = feeder_done and not queue and not self._polls_alive(now)
-                if not inflight and (stopping or idle):
+                    self._fill(pool, feeder, now)
+                idle = self._feeder_done and not self._queue and not self._polls_alive(now)
+                if not self._inflight and (stopping or idle):
                     break
-                timeout = self._wait_timeout(now)
-                if not inflight:
-                    # wait() on no futures returns at once: with only polls ahead, that was
-                    # a busy loop burning a core until the next one was due.
-                    self.stop.wait(timeout)
-                    done: set[Future[Outcome | None]] = set()
-                else:
-                    done, _ = wait(list(inflight), timeout=timeout, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    job = inflight.pop(fut)
-                    try:
-                        outcome = fut.result()
-                    except (AuthError, ApiUnavailable, RedirectRefused) as exc:
-                        fatal = fatal or exc
-                        self.stop.set()
-                        continue
-                    if outcome is None:
-                        continue
-                    if outcome.kind == "polling" and isinstance(job, PollJob):
-                        # doubling from at least first_poll: a poll due at once (interval 0)
-                        # must not come back at once, again and again
-                        grown = max(job.interval * 2, self.options.first_poll)
-                        interval = min(grown, self.options.poll_interval)
-                        self._push_poll(
-                            PollJob(job.external_id, job.public_id, interval),
-                            time.monotonic() + interval,
-                        )
-                    self._record(outcome)
+                self._collect(self._wait(now))
                 self.flush()
         except BaseException as exc:
-            fatal = fatal or exc
+            self._fatal = self._fatal or exc
             self.stop.set()
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            for fut, _job in list(inflight.items()):
-                if fut.done() and not fut.cancelled() and fut.exception() is None:
-                    outcome = fut.result()
-                    if outcome is not None:
-                        self._record(outcome)
-            self.flush(force=True)
-            for client in self._clients:
-                client.close()
-            self.result.throttled = self.pacer.throttled
-            # Jobs never started stay as they are in the ledger (pending/submitted).
-            self.result.counts["pending"] += sum(isinstance(j, SendJob) for j in queue)
-            if fatal is not None and isinstance(fatal, ZsyncError):
-                self.result.fatal = fatal
-            if (
-                self.stop.is_set()
-                and fatal is None
-                and not self.result.timed_out
-                and not self.result.api_down
-            ):
-                self.result.interrupted = True
+            self._finish()
+
+    def _watch_budgets(self, now: float) -> None:
+        """The time budget (--max-duration) and an API that stopped answering."""
+        if self._deadline is not None and now >= self._deadline and not self.result.timed_out:
+            self.result.timed_out = True
+            self.emit(Event("timeout", message="time budget reached"))
+        if self._api_gone(now):
+            self.result.api_down = True
+            self.stop.set()  # also ends retries in flight
+            self.emit(
+                Event(
+                    "api-down",
+                    message=f"every request failed for {self.retry.budget:g}s; "
+                    "stopping, unfinished records stay pending for the next run",
+                )
+            )
+
+    def _fill(self, pool: ThreadPoolExecutor, feeder: Iterator[list[Job]], now: float) -> None:
+        """Start jobs while the limit allows: due polls, queued jobs, then the feeder's next."""
+        while len(self._inflight) < self.limit and not self.stop.is_set():
+            job = self._next_job(now)
+            if job is None and not self._feeder_done and not self._queue:
+                try:
+                    jobs = next_batch(feeder)
+                except StopIteration:
+                    self._feeder_done = True
+                    jobs = []
+                self._queue.extend(reversed(self._take_polls(jobs)))
+                self._progress(time.monotonic())
+                if self._deadline is not None and time.monotonic() >= self._deadline:
+                    return
+                if not jobs and self._inflight:
+                    return  # nothing new yet (a quiet source): record what finished
+                continue
+            if job is None:
+                return
+            future = pool.submit(self.worker.run_job, job)
+            self._inflight[future] = job
+            future.add_done_callback(self._done.put)
+
+    def _wait(self, now: float) -> set[Future[Outcome | None]]:
+        timeout = 0.5
+        due = self.polls.next_due()
+        if due is not None:
+            timeout = min(timeout, max(0.0, due - now))
+        timeout = max(timeout, 0.005)
+        if not self._inflight:
+            # Nothing can finish: with only polls ahead, waiting on nothing was a busy loop
+            # burning a core until the next one was due.
+            self.stop.wait(timeout)
+            return set()
+        # Finished requests queue themselves (add_done_callback): one queue operation per
+        # request, where wait() on every future in flight cost one waiter per future.
+        try:
+            done = {self._done.get(timeout=timeout)}
+        except queue.Empty:
+            return set()
+        while True:
+            try:
+                done.add(self._done.get_nowait())
+            except queue.Empty:
+                return done
+
+    def _collect(self, done: set[Future[Outcome | None]]) -> None:
+        for fut in done:
+            job = self._inflight.pop(fut)
+            try:
+                outcome = fut.result()
+            except (AuthError, ApiUnavailable, RedirectRefused) as exc:
+                self._fatal = self._fatal or exc
+                self.stop.set()
+                continue
+            if outcome is None:
+                continue
+            if isinstance(job, PollJob):
+                self.polls.seen(job, outcome.kind != "polling", time.monotonic())
+            self._record(outcome)
+
+    def _finish(self) -> None:
+        for fut, _job in list(self._inflight.items()):
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                outcome = fut.result()
+                if outcome is not None:
+                    self._record(outcome)
+        self.flush(force=True)
+        self.worker.close()
+        result = self.result
+        result.throttled = self.pacer.throttled
+        result.concurrency = {
+            "adaptive": self.limiter.adaptive,
+            "limit_reached": self.limiter.peak,
+            "limit_final": self.limit,
+        }
+        self.emit(
+            Event(
+                "concurrency",
+                message=f"limit reached {self.limiter.peak}, {self.limit} at the end"
+                + (" (adaptive)" if self.limiter.adaptive else " (fixed)"),
+                data=dict(result.concurrency),
+            )
+        )
+        # Jobs never started stay as they are in the ledger (pending/submitted).
+        result.counts["pending"] += sum(isinstance(j, SendJob) for j in self._queue)
+        fatal = self._fatal
+        if fatal is not None and isinstance(fatal, ZsyncError):
+            result.fatal = fatal
+        if self.stop.is_set() and fatal is None and not result.timed_out and not result.api_down:
+            result.interrupted = True
 
     def _take_polls(self, jobs: list[Job]) -> list[Job]:
         """Polls from a feeder wait in the poll queue until due; the rest run in order."""
@@ -449,66 +366,27 @@ class Engine:
     def _api_gone(self, now: float) -> bool:
         return (
             not self.result.api_down
-            and self._failures_since_success > 0
-            and now - self._last_success >= max(self.retry.budget, 1.0)
+            and self.worker.failures_since_success > 0
+            and now - self.worker.last_success >= max(self.retry.budget, 1.0)
         )
 
     def _polls_alive(self, now: float) -> bool:
-        if not self._polls:
+        if not self.polls:
             return False
         if now > self._poll_deadline:
-            self._polls.clear()  # budget spent: the rest stay 'submitted' for reconcile
+            self.polls.clear()  # budget spent: the rest stay 'submitted' for reconcile
             return False
         return True
 
-    def _next_job(self, queue: list[Job], now: float) -> Job | None:
+    def _next_job(self, now: float) -> Job | None:
         # Due polls first: they finish work already started.
-        if self._polls and self._polls[0][0] <= now and now <= self._poll_deadline:
-            return heapq.heappop(self._polls)[2]
-        if queue:
-            return queue.pop()
+        if now <= self._poll_deadline:
+            job = self.polls.pop_due(now)
+            if job is not None:
+                return job
+        if self._queue:
+            return self._queue.pop()
         return None
-
-    def _wait_timeout(self, now: float) -> float:
-        timeout = 0.5
-        if self._polls:
-            timeout = min(timeout, max(0.0, self._polls[0][0] - now))
-        return max(timeout, 0.005)
-
-
-def _failure(job: Job, exc: ApiError, attempts: int) -> Outcome:
-    """The item's fate after a request that did not succeed."""
-    ext = job.external_id
-    if isinstance(job, PollJob):
-        # A failed poll changes nothing: the signal is polled again later (or by reconcile).
-        kind = "polling" if isinstance(exc, TransientError) else "poll-rejected"
-        return Outcome(ext, kind, http_status=exc.status, detail=str(exc))
-    if isinstance(exc, Conflict) and exc.public_id and isinstance(job, SendJob):
-        # The 409 names the signal that holds this record: adopt it at once.
-        return Outcome(
-            ext,
-            "adopted",
-            status=Status.SUBMITTED,
-            http_status=409,
-            public_id=exc.public_id,
-            detail=f"{exc.public_id} (named by a 409)",
-            attempts=attempts,
-        )
-    if isinstance(exc, Conflict):
-        kind = "conflict"  # never retried with a new key; reconcile looks it up
-    elif isinstance(exc, Rejected):
-        kind = "rejected"
-    else:
-        # Transient beyond the budget or a malformed 2xx (the server may have created the
-        # signal): resent with the same body and key by the next run.
-        kind = "error"
-    # Only a create decides the item's status. An update, re-queue or delete that fails
-    # leaves an accepted item accepted (its signal exists): marking it unsettled would make
-    # the next run resend its create.
-    status = kind if isinstance(job, SendJob) else None
-    return Outcome(
-        ext, kind, status=status, http_status=exc.status, detail=str(exc), attempts=attempts
-    )
 
 
 def next_batch(feeder: Iterator[list[Job]]) -> list[Job]:

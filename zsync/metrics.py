@@ -80,7 +80,20 @@ def _run_metrics(result: RunResult) -> list[str]:
             "429 answers in the last run.",
             [(f"{{{command}}}", result.throttled)],
         ),
+        *_concurrency_metric(result, command),
     ]
+
+
+def _concurrency_metric(result: RunResult, command: str) -> list[str]:
+    limits = [(k.removeprefix("limit_"), v) for k, v in result.concurrency.items() if "limit" in k]
+    if not limits:
+        return []
+    return _metric(
+        "zsync_run_concurrency_limit",
+        "gauge",
+        "Requests-in-flight limit of the last run: the highest reached and the last.",
+        [(f'{{{command},which="{k}"}}', v) for k, v in limits],
+    )
 
 
 def _ledger_metrics(ledger: Ledger) -> list[str]:

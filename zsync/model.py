@@ -240,7 +240,7 @@ def ignore(_: Event) -> None:
 
 @dataclass
 class RunOptions:
-    concurrency: int = 8
+    concurrency: int | None = None  # None: adaptive, up to zsync.limiter.CEILING
     rate: float | None = None
     delay_ms: int = 0
     poll: bool = True
@@ -275,6 +275,7 @@ class RunResult:
     retries: int = 0
     seen: int = 0  # input records read so far (push only)
     total: int | None = None  # input records expected, when cheaply known (progress ETA)
+    concurrency: dict[str, Any] = field(default_factory=dict)  # the limit reached, by the engine
 
     @property
     def exit_code(self) -> ExitCode:

@@ -12,9 +12,9 @@ The granted rate is measured between two cuts: the server's bucket was empty at 
 the successes in between over the time in between is what it refills at, however large
 its burst. That average is low when the pace was far below the limit for part of the
 time (a low first guess still being probed up), so when the last second granted much more,
-the two are averaged. At the first 429 there is no earlier cut, and the successes of the last
-second stand in (divided by one second even when the run is younger: a bucket's burst is
-usually about one second's worth, so this is close to the refill rate, not a multiple).
+the two are averaged. At the first 429 there is no earlier cut: the successes since the
+start stand in, over the time since the start plus one second (a bucket's burst is usually
+about one second's worth), or those of the last second when that is less.
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ class Pacer:
         self._stop = stop_event or threading.Event()
         self._lock = threading.Lock()
         self._next_slot = clock()
+        self._born = clock()
         self._successes: deque[float] = deque()
         self._since_cut = 0  # successes since the last cut
         self._last_cut = -1e9
@@ -138,7 +139,11 @@ class Pacer:
                 if recent > _FAR_BELOW * granted:
                     granted = (granted + recent) / 2
             else:
-                granted = recent
+                # Everything granted since the start, over the time since the start plus one
+                # second for the burst: a full bucket of about a second's worth makes the last
+                # second alone look like up to twice the refill rate.
+                since_start = self._since_cut / (now - self._born + _WINDOW)
+                granted = min(recent, since_start) if since_start else recent
             self._last_cut = now
             self._since_cut = 0
             self._limit = max(1.0, self._limit / 2)

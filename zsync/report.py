@@ -53,6 +53,7 @@ def summary_json(result: RunResult) -> dict[str, Any]:
         "duration_s": round(result.duration, 3),
         "requests": dict(sorted(result.requests.items())),
         "throttled": result.throttled,
+        "concurrency": result.concurrency,
         "interrupted": result.interrupted,
         "timed_out": result.timed_out,
         "api_down": result.api_down,

@@ -127,7 +127,7 @@ def fill_ledgers(source: Path, targets: list[tuple[Path, int]]) -> None:
             if not mine:
                 continue
             ledger.record_intents(mine, run_id)
-            ledger.apply_outcomes([_processed(i.external_id) for i in mine], run_id)
+            ledger.apply_outcomes([processed(i.external_id) for i in mine], run_id)
             entry[3] = written + len(mine)
 
     try:
@@ -157,7 +157,7 @@ def fill_ledgers(source: Path, targets: list[tuple[Path, int]]) -> None:
             ledger.close()
 
 
-def _processed(external_id: str) -> Outcome:
+def processed(external_id: str) -> Outcome:
     return Outcome(
         external_id,
         "processed",

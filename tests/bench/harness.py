@@ -93,6 +93,7 @@ class Run:
     peak_rss_mb: float
     summary: dict[str, Any] = field(default_factory=dict)
     stderr: str = ""
+    cpu_s: float = 0.0  # user + system CPU seconds of the zsync process
 
 
 class Spawner:
@@ -110,7 +111,7 @@ class Spawner:
 
     def run(
         self, argv: list[str], cwd: Path, env: dict[str, str], stdout: Path | None, stderr: Path
-    ) -> tuple[float, int, int]:
+    ) -> tuple[float, int, int, float]:
         assert self._proc.stdin is not None and self._proc.stdout is not None
         job = {
             "argv": argv,
@@ -122,7 +123,8 @@ class Spawner:
         self._proc.stdin.write(json.dumps(job) + "\n")
         self._proc.stdin.flush()
         answer = json.loads(self._proc.stdout.readline())
-        return float(answer["wall"]), int(answer["code"]), int(answer["maxrss_kb"])
+        wall, code, rss = float(answer["wall"]), int(answer["code"]), int(answer["maxrss_kb"])
+        return wall, code, rss, float(answer["cpu_s"])
 
     def close(self) -> None:
         if self._proc.stdin is not None:
@@ -160,7 +162,7 @@ def zsync(
         raise RuntimeError("start the spawner first (harness.spawner())")
     out, err = cwd / "zsync.out", cwd / "zsync.err"
     argv = [sys.executable, "-m", "zsync", *args]
-    wall, code, maxrss_kb = _spawner.run(
+    wall, code, maxrss_kb, cpu_s = _spawner.run(
         argv, cwd, _env(api_base), None if stdout_to_null else out, err
     )
     stdout = "" if stdout_to_null else out.read_text()
@@ -172,13 +174,14 @@ def zsync(
         raise RuntimeError(
             f"zsync {' '.join(args)} exited {code}, expected {expect}:\n{stderr[-2000:]}"
         )
-    return Run(wall, code, maxrss_kb / 1024, summary, stderr)
+    return Run(wall, code, maxrss_kb / 1024, summary, stderr, cpu_s)
 
 
-def timed(command: list[str], cwd: Path) -> tuple[float, str]:
-    """Wall time and stdout of any other child (the baseline)."""
+def timed(command: list[str], cwd: Path, api_base: str | None = None) -> tuple[float, str]:
+    """Wall time and stdout of any other child (the baselines)."""
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, check=True)
+    env = _env(api_base)
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=True)
     return time.perf_counter() - started, done.stdout
 
 

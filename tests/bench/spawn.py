@@ -6,7 +6,7 @@ inputs and fills ledgers, so zsync is started from this process instead, which s
 size of a bare interpreter (about 10 MB, far below any zsync run).
 
 Protocol: one JSON object per line on stdin (argv, cwd, env, stdout, stderr paths or null
-for /dev/null); one JSON answer per line on stdout (wall, code, maxrss_kb).
+for /dev/null); one JSON answer per line on stdout (wall, code, maxrss_kb, cpu_s).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ def main() -> None:
             "wall": wall,
             "code": proc.returncode,
             "maxrss_kb": usage.ru_maxrss,
+            "cpu_s": usage.ru_utime + usage.ru_stime,
         }
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()

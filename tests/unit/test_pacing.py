@@ -37,14 +37,15 @@ def test_a_rate_spaces_requests_evenly() -> None:
     assert waits == pytest.approx([0.0, 0.02, 0.04, 0.06, 0.08])
 
 
-def test_the_first_429_learns_the_rate_granted_over_the_last_second() -> None:
+def test_the_first_429_discounts_the_burst_of_a_full_bucket() -> None:
+    """A server granting 100/s with a burst of 100: 200 successes in the first second."""
     clock = Clock()
     pacer = Pacer(concurrency=8, clock=clock)
-    for _ in range(200):  # 200 successes in the last second
-        clock.now += 0.004
+    for _ in range(200):
+        clock.now += 0.005
         pacer.success()
     pacer.throttle()
-    assert pacer.current_rate() == pytest.approx(200 * 0.97)
+    assert pacer.current_rate() == pytest.approx(100 * 0.97)
     assert pacer.limit == 4  # multiplicative decrease
     for _ in range(7):  # the rest of the burst: counted, but one cut
         pacer.throttle()

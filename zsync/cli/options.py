@@ -21,6 +21,7 @@ import click
 from zsync import config, operations, report
 from zsync.console import Console, State
 from zsync.errors import ExitCode
+from zsync.limiter import CEILING
 from zsync.model import RunOptions, RunResult
 from zsync.read import DEFAULT_MAX_RECORD_BYTES, FORMATS, InputSpec
 
@@ -61,14 +62,35 @@ def common_options(fn: F) -> F:
     return _decorate(fn, options)
 
 
+class _Concurrency(click.ParamType[Any, Any]):
+    """``auto`` (None: the adaptive limiter) or a fixed number of requests in flight."""
+
+    name = "auto|N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return None
+        try:
+            number = int(text)
+        except ValueError:
+            number = 0
+        if not 1 <= number <= CEILING:
+            self.fail(f"{value!r} is not auto or a number from 1 to {CEILING}", param, ctx)
+        return number
+
+
 def run_options(fn: F) -> F:
     options = [
         click.option(
             "--concurrency",
-            type=click.IntRange(1, 64),
-            default=8,
+            type=_Concurrency(),
+            default="auto",
             show_default=True,
-            help="Requests in flight at once.",
+            help="Requests in flight: auto (learned from the server's latency and refusals, "
+            f"at most {CEILING}) or a fixed number from 1 to {CEILING}.",
         ),
         click.option(
             "--rate",

@@ -1,117 +1,53 @@
-"""read -> shape, with the skip path: the stream of bodies (or problems) the planner diffs.
+"""read -> shape: the stream of bodies (or problems) the planner diffs, input by input.
 
-A plain JSONL file's lines are first matched by their bytes against the ledger's line
-hashes: a line the ledger already holds, accepted, is unchanged and is never parsed.
+Files go through the skip path first (``zsync.plan.skip``: records matched by their bytes
+against the ledger, parsed only when new or changed); stdin, source programs and Singer are
+read whole. Each record is shaped, checked for duplicates within this input, and labelled
+with its source (what --prune is scoped to).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from zsync import read
 from zsync.errors import ZsyncError
 from zsync.ledger import Ledger
 from zsync.model import (
-    IDLE,
     Idle,
     Invalid,
     Item,
     Prepared,
-    Record,
     RunResult,
     StateMessage,
-    Status,
 )
 from zsync.plan.options import PlanOptions
 from zsync.plan.seen import Seen
+from zsync.plan.skip import BATCH, SKIPPABLE, Hashed, Known, fast_path, raw_items
 from zsync.read import InputSpec
 from zsync.read.files import detect_format, open_binary
-from zsync.read.jsonl import jsonl_lines, parse_jsonl_line
 from zsync.shape import Shaper
-from zsync.shape.canonical import line_hash
-
-BATCH = 500
-
-# Statuses for which decide() calls an identical body "unchanged": a line whose bytes match
-# the stored line hash can be skipped without parsing it.
-SKIPPABLE = frozenset(
-    {Status.SUBMITTED, Status.PROCESSED, Status.FAILED, Status.REJECTED, Status.CONFLICT}
-)
 
 Planned = Prepared | Invalid | StateMessage | Idle
 Warn = Callable[[str], None]
 
 
-@dataclass(frozen=True, slots=True)
-class Known:
-    """An input line byte-identical to one the ledger already holds, accepted: unchanged."""
-
-    origin: str
-    external_id: str
-    source: str
-    learn_source: bool = False  # the ledger has no source for it yet (an older ledger)
-
-
-@dataclass(frozen=True, slots=True)
-class _Hashed:
-    """A parsed record together with the hash of the line it came from."""
-
-    record: Record
-    raw_hash: str
-
-
-def fast_path(options: PlanOptions, ledger: Ledger | None) -> bool:
-    """Plain JSONL files, no mapping or source program: lines can be matched as bytes."""
-    spec = options.source
-    if ledger is None or options.mapping or spec.source_cmd:
-        return False
-    if spec.fmt not in (None, "jsonl", "ndjson"):
-        return False
-    try:
-        return all(p != "-" and detect_format(p, spec.fmt) == "jsonl" for p in spec.inputs)
-    except ZsyncError:
-        return False  # the ordinary reader reports it
-
-
-def _line_hashed_items(
-    ledger: Ledger, options: PlanOptions, path: str, source: str, warn: Warn
-) -> Iterator[Known | _Hashed | Item]:
-    """JSONL lines; those the ledger knows byte for byte, and accepted, are not parsed."""
-    derive = options.derive_external_id
-    for chunk in _chunks(jsonl_lines(path, options.source.max_record_bytes)):
-        if chunk is None:
-            yield IDLE  # skipping an over-long line: a time budget may end the run
-            continue
-        hashes = [line_hash(raw, derive) for _, raw in chunk]
-        known = ledger.lookup_raw(hashes)
-        for (origin, raw), raw_hash in zip(chunk, hashes, strict=True):
-            hit = known.get(raw_hash)
-            if hit is not None and hit[1] in SKIPPABLE:
-                yield Known(origin, hit[0], hit[2] or source, hit[2] is None)
-                continue
-            item = parse_jsonl_line(origin, raw, warn=warn)
-            if isinstance(item, Record):
-                yield _Hashed(item, raw_hash)
-            elif item is not None:
-                yield item
-
-
 def _inputs(
     ledger: Ledger | None, options: PlanOptions, bookmark: str | None, warn: Warn
-) -> Iterator[tuple[str, Iterable[Known | _Hashed | Item]]]:
+) -> Iterator[tuple[str, Iterable[Known | Hashed | Item]]]:
     """Each input with the name of its source, read the fast way where it can be."""
     spec = options.source
     if spec.source_cmd:
         yield read.input_source(spec, ""), _read(spec, options, bookmark, warn)
         return
-    fast = ledger is not None and fast_path(options, ledger)
+    fast = fast_path(options, ledger)
     for path in spec.inputs:
         source = read.input_source(spec, path)
         if fast:
             assert ledger is not None
-            yield source, _line_hashed_items(ledger, options, path, source, warn)
+            yield source, raw_items(ledger, options, path, source, warn)
         else:
             one = replace(spec, inputs=(path,))
             yield source, _read(one, options, bookmark, warn)
@@ -121,26 +57,6 @@ def _read(
     spec: InputSpec, options: PlanOptions, bookmark: str | None, warn: Warn
 ) -> Iterator[Item]:
     return read.read(spec, bookmark=bookmark, state_file=options.state_file, warn=warn)
-
-
-def _chunks(
-    lines: Iterator[tuple[str, bytes] | None],
-) -> Iterator[list[tuple[str, bytes]] | None]:
-    """Up to BATCH lines at a time; a None (the reader is skipping) passes at once."""
-    chunk: list[tuple[str, bytes]] = []
-    for line in lines:
-        if line is None:
-            if chunk:
-                yield chunk
-                chunk = []
-            yield None
-            continue
-        chunk.append(line)
-        if len(chunk) >= BATCH:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def planned_stream(
@@ -178,7 +94,7 @@ def planned_stream(
 
 
 def _shaped(
-    item: _Hashed | Item,
+    item: Hashed | Item,
     shaper: Shaper,
     source: str,
     result: RunResult,
@@ -187,7 +103,7 @@ def _shaped(
 ) -> Prepared | Invalid | None:
     """One record through shape, the duplicate check and the notes the run keeps."""
     raw_hash: str | None = None
-    if isinstance(item, _Hashed):
+    if isinstance(item, Hashed):
         raw_hash = item.raw_hash
         item = item.record
     assert not isinstance(item, StateMessage | Idle)
@@ -268,6 +184,9 @@ def estimate_total(options: PlanOptions) -> int | None:
         except (OSError, ZsyncError):
             return None
     return total
+
+
+__all__ = ["BATCH", "SKIPPABLE", "Known", "Planned", "planned_stream", "source_of"]
 
 
 __all__ = ["BATCH", "SKIPPABLE", "Known", "Planned", "planned_stream", "source_of"]

@@ -1,0 +1,219 @@
+"""The bytes of each record of a CSV file or a JSON array file, without parsing them.
+
+For the skip path of a re-run (``zsync.plan.stream``): a record whose bytes the ledger
+already holds, under the same header, mapping and switches, is unchanged and need not be
+parsed or mapped. Only the records the ledger does not know are parsed, one at a time, by
+the ordinary readers (:func:`parse_csv_row`, :func:`parse_json_element`), so what they
+accept or refuse is exactly what a full read accepts or refuses.
+
+Where a record ends is found from its bytes alone: a CSV row at the first line end outside
+double quotes; a JSON array element at the first ``}`` followed by ``,`` or ``]`` that
+closes as many braces as the element opened. A match
+in the ledger settles the guess: a complete JSON value or CSV row is never a prefix of a
+longer one, so bytes equal to a record read before are that record again. A record the
+ledger does not know is parsed; when the parse does not give exactly one record (a bad
+record, or a guess that cut an element short because a text holds ``},``),
+:class:`Unsure` tells the caller to read the rest of the file the ordinary way: never
+wrong, only as slow as before. Files are mapped into memory (pages handed back as the
+reading moves on), so nothing is copied but the records themselves.
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import cast
+
+from zsync.model import Record
+from zsync.read.csvfile import _read_head, _sniff, read_csv
+from zsync.read.files import BOM, DEFAULT_MAX_RECORD_BYTES, display, open_binary
+from zsync.read.jsonarray import json_array
+
+__all__ = ["RawCsv", "RawRecord", "Unsure", "json_elements", "parse_json_element", "sniff"]
+
+_RELEASE = 8 << 20  # bytes read between two hand-backs of pages
+# A JSON element's end: '}' then optional whitespace then ',' or ']'.
+_OBJECT_END = re.compile(rb"\}[ \t\r\n]*[,\]]")
+# A CSV row: runs of anything but quotes and line ends, and quoted sections (a doubled
+# quote inside a field is two sections back to back), up to a line end. Possessive, so a
+# row that does not match fails at once instead of backtracking.
+_CSV_ROW = re.compile(rb'(?:[^"\n]++|"[^"]*+")*+\n').match
+# Candidate ends tried for one element before the rest is left to the array reader.
+_MAX_TRIES = 64
+# JSON whitespace; a '*' pattern always matches.
+_WS = cast(Callable[[mmap.mmap, int], "re.Match[bytes]"], re.compile(rb"[ \t\r\n]*").match)
+
+
+class Unsure(Exception):
+    """The raw reader cannot tell where the next record ends; read on the ordinary way."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    origin: str
+    raw: bytes
+
+
+class _Mapped:
+    """A file mapped into memory, read-only. Pages already read are handed back now and
+    then, so the process's resident size stays flat however large the file."""
+
+    def __init__(self, path: str) -> None:
+        with open_binary(path) as stream:
+            try:
+                self.data = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+            except (ValueError, OSError):
+                raise Unsure from None  # empty, or not a regular file
+        self._released = 0
+
+    def release(self, upto: int) -> None:
+        if upto - self._released >= _RELEASE and hasattr(mmap, "MADV_DONTNEED"):
+            start, self._released = self._released, upto - upto % mmap.PAGESIZE
+            self.data.madvise(mmap.MADV_DONTNEED, start, self._released - start)
+
+    def close(self) -> None:
+        self.data.close()
+
+
+# -- CSV -------------------------------------------------------------------------------------
+
+
+class RawCsv:
+    """The rows of one CSV file as bytes: its header row, then each data row."""
+
+    def __init__(self, path: str, delimiter: str) -> None:
+        self.path = path
+        self.name = path  # as the CSV reader names its origins
+        self.delimiter = delimiter
+        self.header = b""
+
+    def rows(self, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawRecord]:
+        """The data rows (the header row is kept in ``header``). A row over ``max_bytes``
+        is Unsure: the CSV reader reports it without holding it."""
+        mapped = _Mapped(self.path)
+        try:
+            yield from self._rows(mapped, max_bytes)
+        finally:
+            mapped.close()
+
+    def _rows(self, mapped: _Mapped, max_bytes: int) -> Iterator[RawRecord]:
+        data = mapped.data
+        size = len(data)
+        line = 1
+        pos = len(BOM) if data[: len(BOM)] == BOM else 0
+        while pos < size:
+            end = _row_end(data, pos)
+            if (end if end >= 0 else size) - pos > max_bytes:
+                raise Unsure  # over the record size limit: never copied
+            if end < 0:
+                if data[pos:].count(b'"') % 2:
+                    raise Unsure  # a quoted field never closed: the CSV reader says so
+                end = size
+            raw = data[pos:end]
+            start = line
+            line += raw.count(b"\n") + 1
+            pos = end + 1
+            row = raw[:-1] if raw.endswith(b"\r") else raw
+            if not row.strip() and self.delimiter.encode() not in row:
+                continue  # a blank line
+            if not self.header:
+                self.header = row
+                continue
+            mapped.release(pos)
+            yield RawRecord(f"{self.name}:{start}", row)
+
+    def parse(self, record: RawRecord) -> Record:
+        """The row as the CSV reader reads it; Unsure unless that is exactly one record."""
+        text = self.header + b"\n" + record.raw + b"\n"
+        items = list(read_csv("-", self.delimiter, stdin=io.BytesIO(text)))
+        if len(items) != 1 or not isinstance(items[0], Record):
+            raise Unsure
+        return replace(items[0], origin=record.origin)
+
+
+def sniff(path: str) -> str:
+    """The delimiter the CSV reader detects in this file (from its first 64 KiB)."""
+    with open_binary(path) as stream:
+        head = _read_head(stream)
+    return _sniff(head[len(BOM) :] if head.startswith(BOM) else head)
+
+
+def _row_end(data: mmap.mmap, pos: int) -> int:
+    """Index of the line end that ends the CSV row starting at ``pos``; -1 if there is none
+    (the last row has no line end, or a quoted field is never closed)."""
+    found = _CSV_ROW(data, pos)
+    return -1 if found is None else found.end() - 1
+
+
+# -- JSON arrays -----------------------------------------------------------------------------
+
+
+def json_elements(path: str, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawRecord]:
+    """The elements of a JSON array file as bytes, each named as the array reader names it.
+    An element over ``max_bytes`` is Unsure: the array reader reports it without holding it."""
+    mapped = _Mapped(path)
+    try:
+        yield from _elements(mapped, display(path), max_bytes)
+    finally:
+        mapped.close()
+
+
+def _elements(mapped: _Mapped, name: str, max_bytes: int) -> Iterator[RawRecord]:
+    data = mapped.data
+    pos = _WS(data, len(BOM) if data[: len(BOM)] == BOM else 0).end()
+    if data[pos : pos + 1] != b"[":
+        raise Unsure
+    pos = _WS(data, pos + 1).end()
+    if data[pos : pos + 1] == b"]":
+        _rest_blank(data, pos + 1)
+        return
+    index = 0
+    while True:
+        if data[pos : pos + 1] != b"{":
+            raise Unsure  # not an object, or the end of the file: the array reader says
+        end = _object_end(data, pos, max_bytes)
+        yield RawRecord(f"{name}[{index}]", data[pos:end])
+        mapped.release(end)
+        index += 1
+        pos = _WS(data, end).end()  # a ',' or ']' is there: _OBJECT_END saw it
+        if data[pos : pos + 1] == b"]":
+            _rest_blank(data, pos + 1)
+            return
+        pos = _WS(data, pos + 1).end()
+
+
+def _object_end(data: mmap.mmap, pos: int, max_bytes: int) -> int:
+    """The end of the object at ``pos``: after the first '}' followed by ',' or ']' that
+    closes as many braces as were opened (counted only when there is a nested one)."""
+    at = pos
+    for _ in range(_MAX_TRIES):
+        found = _OBJECT_END.search(data, at)
+        if found is None:
+            raise Unsure
+        end = found.start() + 1
+        if end - pos > max_bytes:
+            raise Unsure  # over the record size limit: never copied
+        if data.find(b"{", pos + 1, end) < 0:
+            return end
+        block = data[pos:end]
+        if block.count(b"{") == block.count(b"}"):
+            return end
+        at = end
+    raise Unsure
+
+
+def _rest_blank(data: mmap.mmap, pos: int) -> None:
+    """Only whitespace may follow the closing ']' (the array reader reports anything else)."""
+    if _WS(data, pos).end() < len(data):
+        raise Unsure
+
+
+def parse_json_element(record: RawRecord) -> Record:
+    """The element as the array reader reads it; Unsure unless that is exactly one record."""
+    items = list(json_array(io.BytesIO(b"[" + record.raw + b"]"), "-"))
+    if len(items) != 1 or not isinstance(items[0], Record):
+        raise Unsure
+    return replace(items[0], origin=record.origin)
