@@ -8,12 +8,9 @@ into an exception, so an error body that echoes the key cannot leak it.
 
 from __future__ import annotations
 
-import http
 import json
-import re
 import socket
 import ssl
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.client import HTTPException, IncompleteRead, RemoteDisconnected
@@ -26,6 +23,23 @@ import requests.auth
 import urllib3.exceptions
 
 import zsync
+from zsync.answers import (
+    MAX_MESSAGE,
+    cause_chain,
+    check_state,
+    error_parts,
+    ident,
+    is_header_token,
+    json_body,
+    json_body_or_none,
+    kind_of,
+    named_signal,
+    non_negative_int,
+    parts_from_json,
+    scalar,
+    shorten,
+    status_text,
+)
 from zsync.config import redact
 from zsync.errors import (
     ApiUnavailable,
@@ -51,11 +65,9 @@ SIGNALS_PATH = "/external/v1/signals"
 AUTH_CONTEXT_PATH = "/external/v1/auth/context"
 READYZ_PATH = "/readyz"
 
-MAX_MESSAGE = 200
 # A web front end answering for the API while it starts (the import template's rule).
 _FRONT_END_MARKER = b"static/index.html"
 # Only this much of a non-JSON error body is looked at.
-_TEXT_PEEK = 65536
 _SERVER_UNAVAILABLE = frozenset({500, 502, 503, 504})
 # Where a signal may say why its processing failed (the API does not document it): inside
 # its processing object, or at the top level.
@@ -129,7 +141,7 @@ class ZentrikClient:
         session: requests.Session | None = None,
     ) -> None:
         # requests would quote a malformed header value, key included, in its own error.
-        if not api_key or not _is_header_token(api_key):
+        if not api_key or not is_header_token(api_key):
             raise ConfigError(
                 "ZENTRIK_API_KEY is empty or contains spaces, control or non-ASCII characters; "
                 "copy the key again from Settings → API Keys"
@@ -181,11 +193,11 @@ class ZentrikClient:
         status = resp.status_code
         if 300 <= status < 400 or status in (401, 403):
             raise self._status_error(resp, "readyz", "GET")
-        data = _json_or_none(resp)
+        data = json_body_or_none(resp)
         raw_checks = data.get("checks") if isinstance(data, dict) else None
         checks: dict[str, str] = {}
         if isinstance(raw_checks, dict):
-            checks = {str(name): _check_state(value) for name, value in raw_checks.items()}
+            checks = {str(name): check_state(value) for name, value in raw_checks.items()}
         required = [(name, checks.get(name, "missing")) for name in REQUIRED_CHECKS]
         failing = [f"{name}={state}" for name, state in required if state != "ok"] if checks else []
         if status == 200 and checks and not failing:
@@ -198,7 +210,7 @@ class ZentrikClient:
         elif front_end:
             detail = "/readyz answered 404 from the web front end (the API is still starting)"
         else:
-            detail = f"/readyz answered {_status_text(status, *_error_parts(resp))}"
+            detail = f"/readyz answered {status_text(status, *error_parts(resp))}"
         message = self._clean(f"API not ready: {detail}")
         if status == 429:
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
@@ -217,7 +229,7 @@ class ZentrikClient:
         self._raise_for_status(resp, "auth context", "GET")
         data = self._json_object(resp, "auth context")
         workspace = data.get("workspace")
-        if not isinstance(workspace, dict) or _ident(workspace.get("id")) is None:
+        if not isinstance(workspace, dict) or ident(workspace.get("id")) is None:
             raise MalformedResponse(
                 f"auth context answered {resp.status_code} without a workspace.id",
                 resp.status_code,
@@ -226,19 +238,19 @@ class ZentrikClient:
 
     def create_signal(self, body: bytes, idempotency_key: str) -> Receipt:
         """POST the exact canonical bytes with their Idempotency-Key."""
-        if not idempotency_key or not _is_header_token(idempotency_key):
+        if not idempotency_key or not is_header_token(idempotency_key):
             raise ValueError("idempotency_key must be non-empty printable ASCII without spaces")
         resp = self._send(
             "POST", SIGNALS_PATH, data=body, headers={"Idempotency-Key": idempotency_key}
         )
         self._raise_for_status(resp, "create", "POST")
         data = self._json_object(resp, "create")
-        public_id = _ident(data.get("publicId"))
+        public_id = ident(data.get("publicId"))
         if public_id is None:
             raise MalformedResponse(
                 f"create answered {resp.status_code} without a publicId", resp.status_code
             )
-        workspace_id = _ident(data.get("workspaceId"))
+        workspace_id = ident(data.get("workspaceId"))
         if self.workspace_id and workspace_id and workspace_id != self.workspace_id:
             raise WrongWorkspace(
                 self._clean(
@@ -250,7 +262,7 @@ class ZentrikClient:
         replayed = resp.headers.get("Idempotent-Replayed", "").strip().lower() == "true"
         return Receipt(
             public_id=redact(public_id, self._key),
-            job_id=self._redacted(_ident(data.get("jobId"))),
+            job_id=self._redacted(ident(data.get("jobId"))),
             workspace_id=self._redacted(workspace_id),
             status=status if isinstance(status, str) else None,
             http_status=resp.status_code,
@@ -263,9 +275,9 @@ class ZentrikClient:
         self._raise_for_status(resp, "get", "GET")
         data = self._json_object(resp, op)
         answered = data.get("publicId")
-        if answered is not None and _ident(answered) != public_id:
+        if answered is not None and ident(answered) != public_id:
             raise MalformedResponse(
-                self._clean(f"{op} answered for another signal ({_ident(answered)})"),
+                self._clean(f"{op} answered for another signal ({ident(answered)})"),
                 resp.status_code,
             )
         status = data.get("status")
@@ -278,15 +290,15 @@ class ZentrikClient:
             public_id=public_id,
             status=status.strip().lower(),
             error=self._processing_error(data),
-            job_id=self._redacted(_ident(data.get("jobId"))),
+            job_id=self._redacted(ident(data.get("jobId"))),
         )
 
     def process_signal(self, public_id: str) -> str | None:
         """(Re)queue processing; the new jobId when the answer names one."""
         resp = self._send("POST", self._signal_path(public_id) + "/process")
         self._raise_for_status(resp, "process", "POST")
-        data = _json_or_none(resp)
-        return self._redacted(_ident(data.get("jobId"))) if isinstance(data, dict) else None
+        data = json_body_or_none(resp)
+        return self._redacted(ident(data.get("jobId"))) if isinstance(data, dict) else None
 
     def update_signal(self, public_id: str, fields: dict[str, Any]) -> None:
         body = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -315,11 +327,11 @@ class ZentrikClient:
         resp = self._send("GET", SIGNALS_PATH, params={"limit": limit, "offset": offset})
         self._raise_for_status(resp, "list", "GET")
         try:
-            data = _json(resp)
+            data = json_body(resp)
         except ValueError:
             data = None
         if not isinstance(data, list):
-            what = "a body that is not JSON" if data is None else f"JSON {_kind(data)}"
+            what = "a body that is not JSON" if data is None else f"JSON {kind_of(data)}"
             raise MalformedResponse(
                 f"list answered {resp.status_code} with {what}, not an array of signals",
                 resp.status_code,
@@ -327,9 +339,9 @@ class ZentrikClient:
         headers = resp.headers
         return ListPage(
             data,
-            _non_negative_int(headers.get("X-Total-Count")),
-            _non_negative_int(headers.get("X-Limit")),
-            _non_negative_int(headers.get("X-Offset")),
+            non_negative_int(headers.get("X-Total-Count")),
+            non_negative_int(headers.get("X-Limit")),
+            non_negative_int(headers.get("X-Offset")),
         )
 
     # -- one request -------------------------------------------------------------------------
@@ -376,7 +388,7 @@ class ZentrikClient:
 
     def _transport_error(self, exc: BaseException) -> ZsyncError:
         host = self._host
-        causes = _causes(exc)
+        causes = cause_chain(exc)
 
         def has(*kinds: type[BaseException]) -> bool:
             return any(isinstance(cause, kinds) for cause in causes)
@@ -444,7 +456,7 @@ class ZentrikClient:
                 status,
             )
         if status in (401, 403):
-            detail = self._clean(_status_text(status, *_error_parts(resp)), limit=110)
+            detail = self._clean(status_text(status, *error_parts(resp)), limit=110)
             if status == 401:
                 hint = "check ZENTRIK_API_KEY"
             elif op in _SCOPES:
@@ -455,23 +467,23 @@ class ZentrikClient:
         if status == 429:
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             suffix = f"; retry after {retry_after:g}s" if retry_after is not None else ""
-            detail = self._clean(_status_text(status, *_error_parts(resp)), limit=170)
+            detail = self._clean(status_text(status, *error_parts(resp)), limit=170)
             return RateLimited(detail + suffix, retry_after=retry_after)
         if status in _SERVER_UNAVAILABLE:
-            return ServerUnavailable(self._clean(_status_text(status, *_error_parts(resp))), status)
+            return ServerUnavailable(self._clean(status_text(status, *error_parts(resp))), status)
         if status == 404 and method in ("GET", "DELETE") and _FRONT_END_MARKER in resp.content:
             return WarmingUp(
                 "404 from the web front end instead of the API (it is probably still starting)",
                 status,
             )
-        text = self._clean(_status_text(status, *_error_parts(resp)))
+        text = self._clean(status_text(status, *error_parts(resp)))
         if status == 409:
-            return Conflict(text, public_id=_named_signal(resp))
+            return Conflict(text, public_id=named_signal(resp))
         return Rejected(text, status)
 
     def _json_object(self, resp: requests.Response, op: str) -> dict[str, Any]:
         try:
-            data = _json(resp)
+            data = json_body(resp)
         except ValueError:
             raise MalformedResponse(
                 self._clean(f"{op} answered {resp.status_code} with a body that is not JSON"),
@@ -498,10 +510,10 @@ class ZentrikClient:
         for key in keys:
             value = data.get(key)
             if isinstance(value, dict | list):
-                code, message, _field = _parts_from_json(value)
+                code, message, _field = parts_from_json(value)
                 text = ": ".join(part for part in (code, message) if part)
             else:
-                text = _scalar(value) or ""
+                text = scalar(value) or ""
             if text.strip():
                 return self._clean(text)
         return None
@@ -518,19 +530,6 @@ class ZentrikClient:
 # -- helpers (module level so tests and the emulator can share them) --------------------------
 
 
-def shorten(text: str, secret: str | None, *, limit: int = MAX_MESSAGE) -> str:
-    """One redacted line of at most ``limit`` characters."""
-    # Redact before cutting, so a cut can never leave part of the key behind.
-    text = redact(text, secret)[: limit * 4]
-    text = " ".join(
-        "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in text).split()
-    )
-    text = redact(text, secret)
-    if len(text) > limit:
-        text = text[: limit - 1].rstrip() + "…"
-    return text
-
-
 def _session_for(base: str) -> requests.Session:
     """A session whose proxy and CA settings are resolved from the environment once.
 
@@ -543,175 +542,3 @@ def _session_for(base: str) -> requests.Session:
     session.verify = settings["verify"]
     session.trust_env = False
     return session
-
-
-def _is_header_token(value: str) -> bool:
-    # For ASCII text, isprintable() already refuses every whitespace character but the space.
-    return value.isascii() and value.isprintable() and " " not in value
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """The exception and everything it wraps (args, urllib3's ``reason``, cause, context)."""
-    seen: set[int] = set()
-    found: list[BaseException] = []
-    todo: list[BaseException] = [exc]
-    while todo and len(found) < 32:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        found.append(current)
-        nested: list[object] = [
-            getattr(current, "reason", None),
-            current.__cause__,
-            current.__context__,
-            *current.args,
-        ]
-        todo.extend(item for item in nested if isinstance(item, BaseException))
-    return found
-
-
-def _json(resp: requests.Response) -> Any:
-    """The parsed body; ValueError when it is not JSON (including absurdly deep nesting)."""
-    try:
-        return json.loads(resp.content)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
-
-
-def _json_or_none(resp: requests.Response) -> Any:
-    try:
-        return _json(resp)
-    except ValueError:
-        return None
-
-
-def _ident(value: object) -> str | None:
-    """A non-empty id as a string; integer ids (not booleans) are tolerated."""
-    if isinstance(value, str):
-        return value if value.strip() else None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _scalar(value: object) -> str | None:
-    if isinstance(value, str):
-        return value if value.strip() else None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _non_negative_int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(value.strip())
-    except ValueError:
-        return None
-    return number if number >= 0 else None
-
-
-def _kind(value: object) -> str:
-    return "object" if isinstance(value, dict) else type(value).__name__
-
-
-def _named_signal(resp: requests.Response) -> str | None:
-    """The existing signal a 409 names (``publicId`` at the top or under ``error``)."""
-    data = _json_or_none(resp)
-    if not isinstance(data, dict):
-        return None
-    inner = data.get("error")
-    for where in (inner, data):
-        if isinstance(where, dict):
-            found = _ident(where.get("publicId"))
-            if found is not None and len(found) <= 200 and found.isprintable():
-                return found
-    return None
-
-
-def _check_state(value: object) -> str:
-    if isinstance(value, dict):
-        value = value.get("status")
-    return value if isinstance(value, str) else "unknown"
-
-
-def _status_text(status: int, code: str | None, message: str | None, field: str | None) -> str:
-    """``422 validation_failed: text is required (field text)``-like."""
-    if code == str(status):
-        code = None
-    text = f"{status} {code or _phrase(status)}"
-    if message:
-        text += f": {message}"
-    if field:
-        text += f" (field {field})"
-    return text
-
-
-def _phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase.lower()
-    except ValueError:
-        return "error"
-
-
-def _error_parts(resp: requests.Response) -> tuple[str | None, str | None, str | None]:
-    """(code, message, field) from whatever the error body is; never headers."""
-    data = _json_or_none(resp)
-    if data is not None:
-        return _parts_from_json(data)
-    peek = resp.content[:_TEXT_PEEK].decode(resp.encoding or "utf-8", errors="replace")
-    return None, _text_summary(peek), None
-
-
-def _parts_from_json(data: Any, depth: int = 0) -> tuple[str | None, str | None, str | None]:
-    if depth > 3:
-        return None, None, None
-    if isinstance(data, list):
-        return _parts_from_json(data[0], depth + 1) if data else (None, None, None)
-    if not isinstance(data, dict):
-        return None, _scalar(data), None
-    inner = data.get("error")
-    if isinstance(inner, dict):
-        parts = _parts_from_json(inner, depth + 1)
-        if any(parts):
-            return parts
-    code = _scalar(data.get("code")) or _scalar(data.get("type"))
-    field = _scalar(data.get("field")) or _scalar(data.get("param"))
-    message = None
-    for key in ("message", "detail", "title", "error_description", "msg", "description"):
-        message = _scalar(data.get(key))
-        if message:
-            break
-    if isinstance(inner, str) and inner.strip():
-        if message:
-            code = code or inner
-        else:
-            message = inner
-    if message is None:
-        for key in ("detail", "errors"):
-            nested = data.get(key)
-            if isinstance(nested, list | dict) and nested:
-                nested_code, message, nested_field = _parts_from_json(nested, depth + 1)
-                code = code or nested_code
-                field = field or nested_field
-                break
-    location = data.get("loc")
-    if field is None and isinstance(location, list):
-        field = ".".join(str(part) for part in location if part != "body") or None
-    return code, message, field
-
-
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]*>")
-
-
-def _text_summary(text: str) -> str | None:
-    stripped = text.strip()
-    if stripped.startswith("<"):
-        title = _TITLE.search(stripped)
-        if title and title.group(1).strip():
-            return title.group(1).strip()
-        stripped = _TAG.sub("\n", stripped)
-    return next((line.strip() for line in stripped.splitlines() if line.strip()), None)
