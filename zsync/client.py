@@ -9,11 +9,9 @@ into an exception, so an error body that echoes the key cannot leak it.
 from __future__ import annotations
 
 import json
-import socket
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.client import HTTPException, IncompleteRead, RemoteDisconnected
+from http.client import HTTPException
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -25,7 +23,6 @@ import urllib3.exceptions
 import zsync
 from zsync.answers import (
     MAX_MESSAGE,
-    cause_chain,
     check_state,
     error_parts,
     ident,
@@ -33,7 +30,6 @@ from zsync.answers import (
     json_body,
     json_body_or_none,
     kind_of,
-    named_signal,
     non_negative_int,
     parts_from_json,
     scalar,
@@ -43,20 +39,15 @@ from zsync.answers import (
 from zsync.config import redact
 from zsync.errors import (
     ApiUnavailable,
-    AuthError,
     ConfigError,
-    Conflict,
     MalformedResponse,
-    NotDelivered,
     RateLimited,
-    RedirectRefused,
-    Rejected,
     ServerUnavailable,
-    TransportError,
     WarmingUp,
     WrongWorkspace,
     ZsyncError,
 )
+from zsync.failures import FRONT_END_MARKER, SERVER_UNAVAILABLE, status_error, transport_error
 from zsync.retry import parse_retry_after
 
 USER_AGENT = f"zsync/{zsync.__version__}"
@@ -65,22 +56,10 @@ SIGNALS_PATH = "/external/v1/signals"
 AUTH_CONTEXT_PATH = "/external/v1/auth/context"
 READYZ_PATH = "/readyz"
 
-# A web front end answering for the API while it starts (the import template's rule).
-_FRONT_END_MARKER = b"static/index.html"
-# Only this much of a non-JSON error body is looked at.
-_SERVER_UNAVAILABLE = frozenset({500, 502, 503, 504})
 # Where a signal may say why its processing failed (the API does not document it): inside
 # its processing object, or at the top level.
 _PROCESSING_REASON_KEYS = ("error", "errorMessage", "failureReason", "reason", "message")
 _REASON_KEYS = ("error", "processingError", "errorMessage", "failureReason", "lastError")
-_SCOPES = {
-    "create": "signals:write",
-    "update": "signals:write",
-    "process": "signals:write",
-    "get": "signals:read",
-    "list": "signals:read",
-    "delete": "signals:delete",
-}
 
 
 # The readiness checks the import template requires; any other check may say what it likes.
@@ -202,7 +181,7 @@ class ZentrikClient:
         failing = [f"{name}={state}" for name, state in required if state != "ok"] if checks else []
         if status == 200 and checks and not failing:
             return checks
-        front_end = status == 404 and _FRONT_END_MARKER in resp.content
+        front_end = status == 404 and FRONT_END_MARKER in resp.content
         if failing:
             detail = ", ".join(failing)
         elif status == 200:
@@ -215,7 +194,7 @@ class ZentrikClient:
         if status == 429:
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             raise RateLimited(message, retry_after=retry_after)
-        if status in _SERVER_UNAVAILABLE:
+        if status in SERVER_UNAVAILABLE:
             raise ServerUnavailable(message, status)
         if front_end:
             raise WarmingUp(message, status)
@@ -224,7 +203,7 @@ class ZentrikClient:
     def auth_context(self) -> dict[str, Any] | None:
         """The key's workspace and scopes; None when the server has no such endpoint."""
         resp = self._send("GET", AUTH_CONTEXT_PATH)
-        if resp.status_code == 404 and _FRONT_END_MARKER not in resp.content:
+        if resp.status_code == 404 and FRONT_END_MARKER not in resp.content:
             return None
         self._raise_for_status(resp, "auth context", "GET")
         data = self._json_object(resp, "auth context")
@@ -309,7 +288,7 @@ class ZentrikClient:
         """Delete; a signal that is already gone (404) counts as deleted."""
         resp = self._send("DELETE", self._signal_path(public_id))
         # A front end answering 404 for the API has deleted nothing: that one is WarmingUp.
-        if resp.status_code == 404 and _FRONT_END_MARKER not in resp.content:
+        if resp.status_code == 404 and FRONT_END_MARKER not in resp.content:
             return
         self._raise_for_status(resp, "delete", "DELETE")
 
@@ -387,53 +366,9 @@ class ZentrikClient:
             raise self._transport_error(exc) from None
 
     def _transport_error(self, exc: BaseException) -> ZsyncError:
-        host = self._host
-        causes = cause_chain(exc)
-
-        def has(*kinds: type[BaseException]) -> bool:
-            return any(isinstance(cause, kinds) for cause in causes)
-
-        if has(ssl.SSLCertVerificationError):
-            return ConfigError(
-                self._clean(
-                    f"the TLS certificate of {host} could not be verified; "
-                    "check ZENTRIK_API_BASE (host name, https)"
-                )
-            )
-        if isinstance(
-            exc,
-            requests.exceptions.InvalidURL
-            | requests.exceptions.MissingSchema
-            | requests.exceptions.InvalidSchema,
-        ):
-            return ConfigError(self._clean(f"ZENTRIK_API_BASE {self._base!r} is not usable"))
-        if isinstance(exc, requests.ConnectTimeout):
-            return NotDelivered(
-                self._clean(f"could not connect to {host} within {self._connect_timeout:g}s")
-            )
-        if has(ConnectionRefusedError):
-            return NotDelivered(self._clean(f"connection refused by {host} (is the API running?)"))
-        if has(urllib3.exceptions.NameResolutionError, socket.gaierror):
-            return NotDelivered(self._clean(f"cannot resolve the API host {host}"))
-        if isinstance(exc, requests.Timeout) or has(
-            urllib3.exceptions.ReadTimeoutError, TimeoutError
-        ):
-            message = f"timed out after {self._read_timeout:g}s waiting for the API at {host}"
-        elif has(RemoteDisconnected):
-            message = f"the API at {host} closed the connection without answering"
-        elif has(ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
-            message = f"connection reset by the API ({host})"
-        elif isinstance(exc, requests.exceptions.ChunkedEncodingError) or has(
-            IncompleteRead, urllib3.exceptions.ProtocolError
-        ):
-            message = f"the connection to {host} broke off in the middle of an answer"
-        elif has(ssl.SSLError):
-            message = f"TLS handshake with {host} failed"
-        elif isinstance(exc, requests.exceptions.ProxyError):
-            message = f"could not reach {host} through the configured proxy"
-        else:
-            message = f"could not reach the API at {host} ({type(causes[-1]).__name__})"
-        return TransportError(self._clean(message))
+        return transport_error(
+            exc, self._base, self._host, (self._connect_timeout, self._read_timeout), self._clean
+        )
 
     # -- answers -----------------------------------------------------------------------------
 
@@ -443,43 +378,7 @@ class ZentrikClient:
         raise self._status_error(resp, op, method)
 
     def _status_error(self, resp: requests.Response, op: str, method: str) -> ZsyncError:
-        status = resp.status_code
-        if 300 <= status < 400:
-            location = resp.headers.get("Location", "")
-            target = urlsplit(location).hostname if location else None
-            where = f" to {target}" if target else " to another path" if location else ""
-            return RedirectRefused(
-                self._clean(
-                    f"API answered {status} redirect{where}; redirects are not followed "
-                    "(check ZENTRIK_API_BASE: https, and the /api suffix)"
-                ),
-                status,
-            )
-        if status in (401, 403):
-            detail = self._clean(status_text(status, *error_parts(resp)), limit=110)
-            if status == 401:
-                hint = "check ZENTRIK_API_KEY"
-            elif op in _SCOPES:
-                hint = f"{op} needs a key with the {_SCOPES[op]} scope"
-            else:
-                hint = "check the key's scopes in Settings → API Keys"
-            return AuthError(self._clean(f"the API refused the key ({detail}); {hint}"))
-        if status == 429:
-            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-            suffix = f"; retry after {retry_after:g}s" if retry_after is not None else ""
-            detail = self._clean(status_text(status, *error_parts(resp)), limit=170)
-            return RateLimited(detail + suffix, retry_after=retry_after)
-        if status in _SERVER_UNAVAILABLE:
-            return ServerUnavailable(self._clean(status_text(status, *error_parts(resp))), status)
-        if status == 404 and method in ("GET", "DELETE") and _FRONT_END_MARKER in resp.content:
-            return WarmingUp(
-                "404 from the web front end instead of the API (it is probably still starting)",
-                status,
-            )
-        text = self._clean(status_text(status, *error_parts(resp)))
-        if status == 409:
-            return Conflict(text, public_id=named_signal(resp))
-        return Rejected(text, status)
+        return status_error(resp, op, method, self._clean)
 
     def _json_object(self, resp: requests.Response, op: str) -> dict[str, Any]:
         try:
