@@ -39,9 +39,9 @@ def _lease(ledger: Path) -> list[tuple[int, str, str]]:
 
 
 def test_second_run_exits_5_at_once_naming_the_holder(tmp_path: Path) -> None:
-    # long enough (about 12 s at 60 ms and two at a time) to outlast four refused starts
+    # long enough (about 8 s at 60 ms and two at a time) to outlast four refused starts
     # and a status on a busy machine
-    ids = write_records(tmp_path / "in.jsonl", 400, prefix="cron")
+    ids = write_records(tmp_path / "in.jsonl", 250, prefix="cron")
     ledger = tmp_path / "zsync.db"
     with running_emulator(latency_ms=60, dedupe="off") as emu:
         env = env_for(emu, ledger)
