@@ -144,6 +144,7 @@ def fill_ledgers(source: Path, targets: list[tuple[Path, int]]) -> None:
                     idempotency_key(prepared.canonical),
                     prepared.origin,
                     raw_hash=line_hash(raw),  # as a push through zsync records it
+                    source=f"file:{source.resolve()}",  # likewise: the input it came from
                 )
             )
             if len(intents) >= 5000:

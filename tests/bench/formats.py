@@ -84,6 +84,7 @@ def fill(path: Path, ledger_path: Path, mapping: Path | None) -> int:
                     idempotency_key(item.canonical),
                     item.origin,
                     raw_hash=item.raw_hash,
+                    source=item.source,
                 )
             )
             if len(intents) >= 5000:
