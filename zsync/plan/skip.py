@@ -157,7 +157,7 @@ def _matched(
 ) -> Iterator[Known | Hashed | Item]:
     """Batch by batch: look the records' hashes up; parse only what the ledger lacks. When
     the raw reader is unsure where a record ends, the rest of the file is read whole."""
-    digest = salt if callable(salt) else partial(_keyed_hash, key=salt)
+    digest = salt if callable(salt) else _keyed_hasher(salt)
     done = 0
     unsure = False
     while not unsure:
@@ -216,8 +216,17 @@ def _skipping(items: Iterator[Item], n: int) -> Iterator[Item]:
         yield item
 
 
-def _keyed_hash(raw: bytes, key: bytes) -> str:
-    return blake2b(raw, digest_size=16, key=key).hexdigest()
+def _keyed_hasher(key: bytes) -> Callable[[bytes], str]:
+    """blake2b keyed with ``key``; the keyed state is made once and copied per record (the
+    key's block is not compressed again for each of them)."""
+    keyed = blake2b(digest_size=16, key=key)
+
+    def digest(raw: bytes) -> str:
+        h = keyed.copy()
+        h.update(raw)
+        return h.hexdigest()
+
+    return digest
 
 
 __all__ = ["BATCH", "SKIPPABLE", "Hashed", "Idle", "Known", "fast_path", "raw_items"]
