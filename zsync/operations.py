@@ -19,7 +19,7 @@ from zsync.client import ZentrikClient
 from zsync.config import Settings
 from zsync.engine import Engine
 from zsync.errors import ApiUnavailable, TransientError, ZsyncError
-from zsync.ledger import Ledger, ledger_errors
+from zsync.ledger import Ledger, Meanwhile, ledger_errors
 from zsync.model import Emit, Event, Job, RunOptions, RunResult, ServerIndex, Status, ignore
 from zsync.plan import PlanOptions, indoubt
 from zsync.retry import RetryPolicy
@@ -122,15 +122,17 @@ def _run(
     *,
     result: RunResult | None = None,
     skip_readyz: bool = True,
+    meanwhile: Meanwhile | None = None,
 ) -> RunResult:
-    """Lease the ledger, record the run, preflight, drive the feeder's jobs, finish."""
+    """Lease the ledger, record the run, preflight, drive the feeder's jobs, finish.
+    ``meanwhile`` works (without the ledger) while the ledger is checked on opening."""
     started = time.monotonic()
     result = result or RunResult(command, polled=options.poll)
     ctx.settings.require_key()
     path = ctx.settings.ledger_path
     with ledger_errors(path):
         new = not path.exists()
-        ledger = Ledger.open(path, new_ledger=ctx.settings.new_ledger)
+        ledger = Ledger.open(path, new_ledger=ctx.settings.new_ledger, meanwhile=meanwhile)
         if new:  # a cron job in the wrong directory would otherwise start over unnoticed
             ctx.emit(Event("notice", message=f"created a new ledger at {path.resolve()}"))
         try:
@@ -254,10 +256,24 @@ def push(
         "concurrency": run.concurrency,
     }
 
-    def feeder(ledger: Ledger, run_id: int, result: RunResult) -> Iterator[list[Job]]:
-        return plan.push_feeder(ledger, options, result, ctx.emit, mappings=mappings, run_id=run_id)
+    # The first input is cut and hashed while the ledger's integrity is checked.
+    ahead = plan.read_ahead(options)
 
-    return _run(ctx, "push", arguments, run, feeder, result=result, skip_readyz=skip_readyz)
+    def feeder(ledger: Ledger, run_id: int, result: RunResult) -> Iterator[list[Job]]:
+        return plan.push_feeder(
+            ledger, options, result, ctx.emit, mappings=mappings, run_id=run_id, ahead=ahead
+        )
+
+    return _run(
+        ctx,
+        "push",
+        arguments,
+        run,
+        feeder,
+        result=result,
+        skip_readyz=skip_readyz,
+        meanwhile=ahead,
+    )
 
 
 def _dry_run(

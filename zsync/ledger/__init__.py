@@ -3,7 +3,8 @@
 One connection, used only by the thread that opened it (the engine's writer). Writes are
 batched into ``BEGIN IMMEDIATE`` transactions; WAL lets ``zsync status`` read while a push
 writes. ``store`` opens, checks and migrates the file and holds meta and the workspace
-binding; ``schema`` says whether a file is a sound ledger; ``lease`` (with its heartbeat
+binding; ``schema`` says whether a file is a sound ledger (its page check runs on a thread
+of its own while the caller reads its input); ``lease`` (with its heartbeat
 thread), ``runs`` and ``items`` hold the SQL of their tables. Every SQL statement
 zsync runs is in this package.
 """
@@ -23,6 +24,7 @@ from zsync.ledger.lease import (
     LeaseTable,
 )
 from zsync.ledger.runs import RunsTable
+from zsync.ledger.schema import Meanwhile
 from zsync.ledger.server import ServerTable
 from zsync.ledger.store import build_migrations, ledger_errors, migrations_dir, now_iso
 
@@ -32,6 +34,7 @@ __all__ = [
     "LEASE_STALE_SECONDS",
     "LeaseHolder",
     "Ledger",
+    "Meanwhile",
     "build_migrations",
     "ledger_errors",
     "migrations_dir",

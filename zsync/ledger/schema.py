@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from zsync.errors import LedgerError
 
 # Every run, status and check runs SQLite's integrity_check (every page, and indexes against
-# their tables: about 0.1 s for 90 MB) up to this size, quick_check (pages only) beyond it.
+# their tables: about 0.4 s for a 67 MB ledger of 100,000 items) up to this size, quick_check
+# (pages only) beyond it. A push reads its input meanwhile (Meanwhile).
 FULL_CHECK_BYTES = 1 << 30
+
+# Work that needs no ledger, run while the check runs on another thread: it is called with
+# ``done``, which turns true once the check has finished.
+Meanwhile = Callable[[Callable[[], bool]], None]
 
 
 class LedgerUnusable(LedgerError):
@@ -86,3 +93,28 @@ def integrity(conn: sqlite3.Connection, *, full: bool) -> list[str]:
     except sqlite3.DatabaseError as exc:
         return [str(exc)]
     return [] if rows == ["ok"] else rows
+
+
+def integrity_alongside(path: Path, full: bool, meanwhile: Meanwhile) -> list[str]:
+    """:func:`integrity` on a connection of its own, on another thread, while ``meanwhile``
+    works on this one (SQLite lets go of the GIL while it checks)."""
+    found: list[str] = []
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=5.0, check_same_thread=False)
+
+    def check() -> None:
+        try:
+            found.extend(integrity(conn, full=full))
+        except Exception as exc:  # an unfinished check is a finding
+            found.append(f"the integrity check did not finish: {exc}")
+
+    thread = threading.Thread(target=check, name="zsync-ledger-check", daemon=True)
+    thread.start()
+    try:
+        meanwhile(lambda: not thread.is_alive())
+    except BaseException:
+        conn.interrupt()  # a Ctrl-C: stop checking too
+        raise
+    finally:
+        thread.join()
+        conn.close()
+    return found

@@ -24,8 +24,10 @@ from zsync.errors import ConfigError, LedgerError
 from zsync.ledger.schema import (
     FULL_CHECK_BYTES,
     LedgerUnusable,
+    Meanwhile,
     expected_schema,
     integrity,
+    integrity_alongside,
     schema_problems,
     statements,
 )
@@ -78,10 +80,21 @@ class Store:
     # -- opening -------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, *, create: bool = True, new_ledger: bool = False) -> Self:
+    def open(
+        cls,
+        path: Path,
+        *,
+        create: bool = True,
+        new_ledger: bool = False,
+        meanwhile: Meanwhile | None = None,
+    ) -> Self:
         """Open read-write: checked, migrated, private. A missing file is created (whole, or
         not at all); an existing one that is not a usable ledger is refused (LedgerUnusable),
-        or with ``new_ledger`` kept aside as ``FILE.broken-TIME`` and replaced."""
+        or with ``new_ledger`` kept aside as ``FILE.broken-TIME`` and replaced.
+
+        ``meanwhile(done)`` runs while SQLite checks every page on another thread, until
+        ``done()``: work that needs no ledger (reading the input ahead). Nothing is written
+        to the file before the check has passed."""
         path = Path(path)
         _check_path(path)
         if not path.exists():
@@ -89,7 +102,7 @@ class Store:
                 raise LedgerError(f"ledger {path}: no such file (run zsync push first)")
             _create(cls, path)
         try:
-            return cls._open_existing(path)
+            return cls._open_existing(path, meanwhile)
         except LedgerUnusable:
             if not new_ledger:
                 raise
@@ -100,7 +113,7 @@ class Store:
         return ledger
 
     @classmethod
-    def _open_existing(cls, path: Path) -> Self:
+    def _open_existing(cls, path: Path, meanwhile: Meanwhile | None = None) -> Self:
         if not os.access(path, os.R_OK):
             raise LedgerError(f"ledger {path}: not readable (permission denied)")
         old_umask = os.umask(0o077)  # the -wal and -shm files inherit this
@@ -108,7 +121,7 @@ class Store:
             conn = sqlite3.connect(str(path), isolation_level=None, timeout=5.0)
             ledger = cls(path, conn)
             try:
-                ledger._inspect(check_pages=True)
+                ledger._inspect(check_pages=True, meanwhile=meanwhile)
                 ledger._configure()
                 ledger._migrate()
             except BaseException:
@@ -142,7 +155,7 @@ class Store:
         _tighten(path)
         return ledger
 
-    def _inspect(self, *, check_pages: bool) -> None:
+    def _inspect(self, *, check_pages: bool, meanwhile: Meanwhile | None = None) -> None:
         """Is this file a zsync ledger this zsync can use? Reads only: a refused file is left
         exactly as it was (not even switched to WAL)."""
         if self.path.stat().st_size == 0:
@@ -189,12 +202,17 @@ class Store:
         if problems:
             raise LedgerUnusable(self.path, f"is damaged: {'; '.join(problems[:3])}")
         if check_pages:
-            self.raise_if_damaged()
+            self.raise_if_damaged(meanwhile)
 
-    def raise_if_damaged(self) -> None:
+    def raise_if_damaged(self, meanwhile: Meanwhile | None = None) -> None:
         """SQLite's own check of every page (and of indexes against their tables, up to
-        FULL_CHECK_BYTES); LedgerUnusable naming the first finding."""
-        found = integrity(self.conn, full=self.path.stat().st_size <= FULL_CHECK_BYTES)
+        FULL_CHECK_BYTES); LedgerUnusable naming the first finding. With ``meanwhile``, the
+        check runs on its own connection while ``meanwhile`` works."""
+        full = self.path.stat().st_size <= FULL_CHECK_BYTES
+        if meanwhile is None:
+            found = integrity(self.conn, full=full)
+        else:
+            found = integrity_alongside(self.path, full, meanwhile)
         if not found:
             # SQLite skips CHECK constraints on a read-only connection (status, check).
             marks = ",".join("?" * len(Status))

@@ -31,7 +31,8 @@ from zsync.plan.followup import earlier_runs
 from zsync.plan.options import PlanOptions
 from zsync.plan.prune import prune
 from zsync.plan.seen import Seen
-from zsync.plan.stream import BATCH, Known, Planned, planned_stream
+from zsync.plan.skip import ReadAhead
+from zsync.plan.stream import BATCH, Known, KnownRun, Planned, planned_stream
 from zsync.read import SourceFailed
 
 # A batch also closes once it has been open this long, so records from a slow source are
@@ -63,6 +64,7 @@ def push_feeder(
     *,
     mappings: shape.MappingFile | None,
     run_id: int,
+    ahead: ReadAhead | None = None,
 ) -> Iterator[list[Job]]:
     """Yield the jobs of each input batch after committing their intents; then what earlier
     runs left unsettled, then prune's deletes.
@@ -76,7 +78,14 @@ def push_feeder(
         mappings, derive_external_id=options.derive_external_id, warn=bookmark.emit_warning
     )
     stream = planned_stream(
-        ledger, options, shaper, result, seen, bookmark=bookmark.saved, warn=bookmark.emit_warning
+        ledger,
+        options,
+        shaper,
+        result,
+        seen,
+        bookmark=bookmark.saved,
+        warn=bookmark.emit_warning,
+        ahead=ahead,
     )
     planner = _Planner(ledger, options, result, emit, run_id, bookmark)
     while True:
@@ -100,7 +109,7 @@ def push_feeder(
         yield from prune(ledger, options, seen, result, emit)
 
 
-def _take(stream: Iterator[Planned | Known]) -> _Batch:
+def _take(stream: Iterator[Planned | KnownRun]) -> _Batch:
     """Records until the batch is full, a bookmark or a pause closes it, or it has been open
     for BATCH_SECONDS."""
     batch = _Batch()
@@ -116,8 +125,8 @@ def _take(stream: Iterator[Planned | Known]) -> _Batch:
                 # sends STATE after every record still plans ~5,000 records/s.)
                 batch.state = item
                 break
-            if isinstance(item, Known):
-                batch.unchanged.append(item)
+            if isinstance(item, KnownRun):
+                batch.unchanged += item.items
             elif isinstance(item, Invalid):
                 batch.invalid.append(item)
             else:

@@ -13,23 +13,35 @@ through the ordinary reader: never wrong, at worst as slow as before.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
-from hashlib import blake2b
 from itertools import chain
+from typing import NamedTuple
 
 from zsync import read
 from zsync.errors import ZsyncError
 from zsync.ledger import Ledger
-from zsync.model import IDLE, Idle, Item, Problem, Record, Status
+from zsync.model import Item, Problem, Record, Status
 from zsync.plan.options import PlanOptions
 from zsync.read.files import detect_format
-from zsync.read.jsonl import jsonl_lines, parse_jsonl_line
-from zsync.read.raw import RawCsv, RawRecord, Unsure, json_elements, parse_json_element, sniff
-from zsync.shape.canonical import line_hash
+from zsync.read.jsonl import parse_jsonl_line
+from zsync.read.raw import (
+    Place,
+    RawCsv,
+    RawRecord,
+    Unsure,
+    json_elements,
+    jsonl_records,
+    parse_json_element,
+    sniff,
+)
+from zsync.shape.canonical import line_hash, salted_hasher
 
 BATCH = 500
+# How far ReadAhead may go (a hash, a name and a view each: about 20 MB for 50,000).
+AHEAD_RECORDS = 50_000
 
 # Statuses for which decide() calls an identical body "unchanged": a record whose bytes
 # match the stored hash can be skipped without parsing it.
@@ -44,10 +56,21 @@ Warn = Callable[[str], None]
 class Known:
     """An input record byte-identical to one the ledger already holds, accepted: unchanged."""
 
-    origin: str
+    place: str | Place  # named only when asked: an unchanged record is rarely named
     external_id: str
     source: str
     learn_source: bool = False  # the ledger has no source for it yet (an older ledger)
+
+    @property
+    def origin(self) -> str:
+        return self.place if isinstance(self.place, str) else self.place.origin()
+
+
+class KnownRun(NamedTuple):
+    """Consecutive Known records, handed on together: an unchanged file is mostly these,
+    and each stage then takes a run in one step instead of a record at a time."""
+
+    items: list[Known]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +89,14 @@ def fast_path(options: PlanOptions, ledger: Ledger | None) -> bool:
     return all(p != "-" for p in spec.inputs)
 
 
+def read_ahead(options: PlanOptions) -> ReadAhead | None:
+    """A ReadAhead for a push whose inputs take the skip path; None for any other."""
+    spec = options.source
+    if spec.source_cmd or spec.singer or not spec.inputs or "-" in spec.inputs:
+        return None
+    return ReadAhead(options)
+
+
 @dataclass
 class _File:
     """One input file on the skip path: where its records go, and what decides their body."""
@@ -81,36 +112,114 @@ class _File:
         return read.read(one, warn=self.warn)
 
 
-def raw_items(
-    ledger: Ledger, options: PlanOptions, path: str, source: str, warn: Warn
-) -> Iterator[Known | Hashed | Item]:
-    """One file's records as bytes; those the ledger knows, accepted, are not parsed."""
-    file = _File(ledger, options, path, source, warn)
+class Chunk(NamedTuple):
+    """Up to BATCH records as bytes, with their hashes. ``unsure``: after them, the raw
+    reader could not tell where the next record ends."""
+
+    records: list[RawRecord]
+    hashes: list[str]
+    unsure: bool
+
+
+@dataclass
+class Cut:
+    """One input file cut into records as bytes, each hashed. Touches no ledger, so it can
+    run ahead while the ledger is being checked (:class:`ReadAhead`); chunks taken then are
+    handed out first."""
+
+    path: str
+    records: Iterator[RawRecord]
+    digest: Callable[[bytes | memoryview], str]
+    parse: Callable[[RawRecord, Warn], Item | None]
+    early: deque[Chunk] = field(default_factory=deque)
+
+    def take(self) -> Chunk:
+        """The next chunk: one read ahead, else one read now."""
+        return self.early.popleft() if self.early else self.read()
+
+    def read(self) -> Chunk:
+        records, unsure = _take(self.records, BATCH)
+        digest = self.digest
+        return Chunk(records, [digest(r.raw) for r in records], unsure)
+
+
+def cut(options: PlanOptions, path: str) -> Cut | None:
+    """``path`` cut into records as bytes; None when it is read whole the ordinary way."""
     kind = _raw_kind(path, options)
     limit = options.source.max_record_bytes
     if kind == "jsonl":
-        lines = jsonl_lines(path, limit)
-        records = (None if x is None else RawRecord(*x) for x in lines)
+        records = jsonl_records(path, limit)
         if options.mapping:
-            yield from _matched(file, records, _salt(options, kind), _parse_line(warn))
-        else:  # the line hash of ledgers written before mappings had a skip path
-            hasher = partial(line_hash, derive_external_id=options.derive_external_id)
-            yield from _matched(file, records, hasher, _parse_line(warn))
-    elif kind == "json":
+            return Cut(path, records, salted_hasher(_salt(options, kind)), _parse_line)
+        # the line hash of ledgers written before mappings had a skip path
+        hasher = partial(line_hash, derive_external_id=options.derive_external_id)
+        return Cut(path, records, hasher, _parse_line)
+    if kind == "json":
         elements = json_elements(path, limit)
-        yield from _matched(file, elements, _salt(options, kind), parse_json_element)
-    elif kind == "csv":
+        return Cut(path, elements, salted_hasher(_salt(options, kind)), _parse_element)
+    if kind == "csv":
         sep = read.csv_delimiter(options.source.delimiter)
         table = RawCsv(path, sep or ("\t" if path.lower().endswith(".tsv") else sniff(path)))
         rows = table.rows(limit)
         first = _peek(rows)  # reads the header row
         if not first:  # no data row, or none the raw reader is sure of
-            yield from file.ordinary()
-            return
+            return None
         salt = _salt(options, kind, table.delimiter.encode() + b"\0" + table.header)
-        yield from _matched(file, chain(first, rows), salt, table.parse)
-    else:
+        return Cut(path, chain(first, rows), salted_hasher(salt), lambda r, _warn: table.parse(r))
+    return None
+
+
+class ReadAhead:
+    """The first input file cut and hashed while the ledger's integrity is checked (the
+    check reads the whole ledger on another thread; this reads the input meanwhile). It
+    reads no ledger, so nothing it does can be stale; it holds hashes and views into the
+    mapped file, not copies. Any failure here drops what was read ahead: the file is then
+    read as if this had never run."""
+
+    def __init__(self, options: PlanOptions) -> None:
+        self.options = options
+        self._cut: Cut | None = None
+
+    def __call__(self, done: Callable[[], bool]) -> None:
+        """Read ahead until ``done()`` (the check has finished) or the bounds are reached."""
+        if done() or not self.options.source.inputs:
+            return
+        try:
+            self._cut = cut(self.options, self.options.source.inputs[0])
+            n = 0
+            while self._cut is not None and n < AHEAD_RECORDS:
+                chunk = self._cut.read()
+                self._cut.early.append(chunk)
+                n += len(chunk.records)
+                if chunk.unsure or not chunk.records or done():
+                    break
+        except Exception:  # read again the ordinary way, which reports it
+            self._cut = None
+
+    def take(self, path: str) -> Cut | None:
+        """What was read ahead of ``path``, once."""
+        if self._cut is None or self._cut.path != path:
+            return None
+        taken, self._cut = self._cut, None
+        return taken
+
+
+def raw_items(
+    ledger: Ledger,
+    options: PlanOptions,
+    path: str,
+    source: str,
+    warn: Warn,
+    ahead: ReadAhead | None = None,
+) -> Iterator[KnownRun | Hashed | Item]:
+    """One file's records as bytes; those the ledger knows, accepted, are not parsed."""
+    file = _File(ledger, options, path, source, warn)
+    taken = ahead.take(path) if ahead is not None else None
+    records = taken if taken is not None else cut(options, path)
+    if records is None:
         yield from file.ordinary()
+    else:
+        yield from _matched(file, records)
 
 
 def _raw_kind(path: str, options: PlanOptions) -> str | None:
@@ -127,7 +236,7 @@ def _raw_kind(path: str, options: PlanOptions) -> str | None:
 def _salt(options: PlanOptions, kind: str, extra: bytes = b"") -> bytes:
     """Everything besides a record's bytes that decides its body: the input format (and a
     CSV file's delimiter and header row), the mapping file's content, the switches."""
-    h = hashlib.sha256(b"zsync-raw-1\0" + kind.encode() + b"\0" + extra + b"\0")
+    h = hashlib.sha256(b"zsync-raw-2\0" + kind.encode() + b"\0" + extra + b"\0")
     h.update(b"derive" if options.derive_external_id else b"given")
     if options.mapping:
         with open(options.mapping, "rb") as mapping:
@@ -142,41 +251,35 @@ def _peek(rows: Iterator[RawRecord]) -> list[RawRecord]:
         return []
 
 
-def _parse_line(warn: Warn) -> Callable[[RawRecord], Item | None]:
-    def parse(record: RawRecord) -> Item | None:
-        return parse_jsonl_line(record.origin, record.raw, warn=warn)
-
-    return parse
+def _parse_line(record: RawRecord, warn: Warn) -> Item | None:
+    return parse_jsonl_line(record.origin, bytes(record.raw), warn=warn)
 
 
-def _matched(
-    file: _File,
-    records: Iterator[RawRecord | None],
-    salt: bytes | Callable[[bytes], str],
-    parse: Callable[[RawRecord], Item | None],
-) -> Iterator[Known | Hashed | Item]:
+def _parse_element(record: RawRecord, _warn: Warn) -> Item | None:
+    return parse_json_element(record)
+
+
+def _matched(file: _File, records: Cut) -> Iterator[KnownRun | Hashed | Item]:
     """Batch by batch: look the records' hashes up; parse only what the ledger lacks. When
     the raw reader is unsure where a record ends, the rest of the file is read whole."""
-    digest = salt if callable(salt) else _keyed_hasher(salt)
     done = 0
     unsure = False
     while not unsure:
-        chunk, unsure, idle = _take(records, BATCH)
-        if idle and not chunk:
-            yield IDLE  # skipping an over-long line: a time budget may end the run
-            continue
+        chunk, hashes, unsure = records.take()
         if not chunk:
             break
-        hashes = [digest(r.raw) for r in chunk]
         known = file.ledger.lookup_raw(hashes)
+        run: list[Known] = []
         for record, raw_hash in zip(chunk, hashes, strict=True):
             hit = known.get(raw_hash)
             if hit is not None and hit[1] in SKIPPABLE:
-                yield Known(record.origin, hit[0], hit[2] or file.source, hit[2] is None)
-                done += 1
+                run.append(Known(record.place, hit[0], hit[2] or file.source, hit[2] is None))
                 continue
+            if run:
+                yield KnownRun(run)
+                done, run = done + len(run), []
             try:
-                item = parse(record)
+                item = records.parse(record, file.warn)
             except Unsure:
                 unsure = True
                 break
@@ -185,26 +288,24 @@ def _matched(
                 yield Hashed(item, raw_hash)
             elif item is not None:
                 yield item
-        if idle:
-            yield IDLE
+        if run:
+            yield KnownRun(run)
+            done += len(run)
     if unsure:
         yield from _skipping(file.ordinary(), done)
 
 
-def _take(records: Iterator[RawRecord | None], n: int) -> tuple[list[RawRecord], bool, bool]:
-    """Up to ``n`` records; whether the raw reader turned unsure, and whether it paused (a
-    None: it is skipping an over-long record) before the chunk was full."""
+def _take(records: Iterator[RawRecord], n: int) -> tuple[list[RawRecord], bool]:
+    """Up to ``n`` records, and whether the raw reader turned unsure after them."""
     chunk: list[RawRecord] = []
     try:
         for record in records:
-            if record is None:
-                return chunk, False, True
             chunk.append(record)
             if len(chunk) >= n:
                 break
     except Unsure:
-        return chunk, True, False
-    return chunk, False, False
+        return chunk, True
+    return chunk, False
 
 
 def _skipping(items: Iterator[Item], n: int) -> Iterator[Item]:
@@ -216,17 +317,16 @@ def _skipping(items: Iterator[Item], n: int) -> Iterator[Item]:
         yield item
 
 
-def _keyed_hasher(key: bytes) -> Callable[[bytes], str]:
-    """blake2b keyed with ``key``; the keyed state is made once and copied per record (the
-    key's block is not compressed again for each of them)."""
-    keyed = blake2b(digest_size=16, key=key)
-
-    def digest(raw: bytes) -> str:
-        h = keyed.copy()
-        h.update(raw)
-        return h.hexdigest()
-
-    return digest
-
-
-__all__ = ["BATCH", "SKIPPABLE", "Hashed", "Idle", "Known", "fast_path", "raw_items"]
+__all__ = [
+    "BATCH",
+    "SKIPPABLE",
+    "Cut",
+    "Hashed",
+    "Known",
+    "KnownRun",
+    "ReadAhead",
+    "cut",
+    "fast_path",
+    "raw_items",
+    "read_ahead",
+]

@@ -25,7 +25,16 @@ from zsync.model import (
 )
 from zsync.plan.options import PlanOptions
 from zsync.plan.seen import Seen
-from zsync.plan.skip import BATCH, SKIPPABLE, Hashed, Known, fast_path, raw_items
+from zsync.plan.skip import (
+    BATCH,
+    SKIPPABLE,
+    Hashed,
+    Known,
+    KnownRun,
+    ReadAhead,
+    fast_path,
+    raw_items,
+)
 from zsync.read import InputSpec
 from zsync.read.files import detect_format, open_binary
 from zsync.shape import Shaper
@@ -35,8 +44,12 @@ Warn = Callable[[str], None]
 
 
 def _inputs(
-    ledger: Ledger | None, options: PlanOptions, bookmark: str | None, warn: Warn
-) -> Iterator[tuple[str, Iterable[Known | Hashed | Item]]]:
+    ledger: Ledger | None,
+    options: PlanOptions,
+    bookmark: str | None,
+    warn: Warn,
+    ahead: ReadAhead | None,
+) -> Iterator[tuple[str, Iterable[KnownRun | Hashed | Item]]]:
     """Each input with the name of its source, read the fast way where it can be."""
     spec = options.source
     if spec.source_cmd:
@@ -47,7 +60,7 @@ def _inputs(
         source = read.input_source(spec, path)
         if fast:
             assert ledger is not None
-            yield source, raw_items(ledger, options, path, source, warn)
+            yield source, raw_items(ledger, options, path, source, warn, ahead)
         else:
             one = replace(spec, inputs=(path,))
             yield source, _read(one, options, bookmark, warn)
@@ -68,29 +81,46 @@ def planned_stream(
     *,
     bookmark: str | None,
     warn: Warn,
-) -> Iterator[Planned | Known]:
-    """Every input record, shaped; duplicates within this input become Invalid.
-    Bookmarks (StateMessage) and pauses (Idle) pass through in their place."""
+    ahead: ReadAhead | None = None,
+) -> Iterator[Planned | KnownRun]:
+    """Every input record, shaped; duplicates within this input become Invalid; records
+    the skip path found unchanged come in runs. Bookmarks (StateMessage) and pauses (Idle)
+    pass through in their place."""
     # Singer taps are at-least-once: an identical record sent again is expected there. In a
     # file, the same id twice is reported even with the same body (an export that repeats
     # itself is worth a look).
     resent_ok = options.source.singer
-    for source, items in _inputs(ledger, options, bookmark, warn):
+    for source, items in _inputs(ledger, options, bookmark, warn, ahead):
         seen.sources.add(source)
         for item in items:
             if isinstance(item, StateMessage | Idle):
                 yield item
-            elif isinstance(item, Known):
-                result.seen += 1
-                seen.sources.add(item.source)
-                if _first(seen, item.external_id, None, resent_ok):
-                    yield item
-                elif not (resent_ok and _repeat(seen, result, item.external_id, None)):
-                    yield duplicate(item)
+            elif isinstance(item, KnownRun):
+                yield from _known(item, result, seen, resent_ok)
             else:
                 shaped = _shaped(item, shaper, source, result, seen, resent_ok)
                 if shaped is not None:
                     yield shaped
+
+
+def _known(
+    run: KnownRun, result: RunResult, seen: Seen, resent_ok: bool
+) -> Iterator[KnownRun | Invalid]:
+    """A run of unchanged records, less the ids this input already had (duplicates)."""
+    result.seen += len(run.items)
+    first: list[Known] = []
+    for known in run.items:
+        seen.sources.add(known.source)
+        if _first(seen, known.external_id, None, resent_ok):
+            first.append(known)
+            continue
+        if first:
+            yield KnownRun(first)
+            first = []
+        if not (resent_ok and _repeat(seen, result, known.external_id, None)):
+            yield duplicate(known)
+    if first:
+        yield KnownRun(first)
 
 
 def _shaped(
@@ -186,7 +216,4 @@ def estimate_total(options: PlanOptions) -> int | None:
     return total
 
 
-__all__ = ["BATCH", "SKIPPABLE", "Known", "Planned", "planned_stream", "source_of"]
-
-
-__all__ = ["BATCH", "SKIPPABLE", "Known", "Planned", "planned_stream", "source_of"]
+__all__ = ["BATCH", "SKIPPABLE", "Known", "KnownRun", "Planned", "planned_stream", "source_of"]

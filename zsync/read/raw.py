@@ -1,4 +1,4 @@
-"""The bytes of each record of a CSV file or a JSON array file, without parsing them.
+"""The bytes of each record of a JSONL, CSV or JSON array file, without parsing them.
 
 For the skip path of a re-run (``zsync.plan.stream``): a record whose bytes the ledger
 already holds, under the same header, mapping and switches, is unchanged and need not be
@@ -6,20 +6,23 @@ parsed or mapped. Only the records the ledger does not know are parsed, one at a
 the ordinary readers (:func:`parse_csv_row`, :func:`parse_json_element`), so what they
 accept or refuse is exactly what a full read accepts or refuses.
 
-Where a record ends is found from its bytes alone: a CSV row at the first line end outside
-double quotes; a JSON array element at the first ``}`` followed by ``,`` or ``]`` that
-closes as many braces as the element opened. A match
-in the ledger settles the guess: a complete JSON value or CSV row is never a prefix of a
+Where a record ends is found from its bytes alone: a JSONL record at its line end; a CSV
+row at the first line end outside double quotes; a JSON array element at the first ``}``
+followed by ``,`` or ``]`` that closes as many braces as the element opened. A match in
+the ledger settles the guess: a complete JSON value or CSV row is never a prefix of a
 longer one, so bytes equal to a record read before are that record again. A record the
 ledger does not know is parsed; when the parse does not give exactly one record (a bad
 record, or a guess that cut an element short because a text holds ``},``),
 :class:`Unsure` tells the caller to read the rest of the file the ordinary way: never
 wrong, only as slow as before. Files are mapped into memory (pages handed back as the
-reading moves on), so nothing is copied but the records themselves.
+reading moves on) and a record's bytes are a view into the mapping, so nothing is copied;
+a CSV row's line number is counted only when its place is asked for (counting lines costs
+as much as hashing them, and an unchanged row is never named).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import mmap
 import re
@@ -32,15 +35,26 @@ from zsync.read.csvfile import _read_head, _sniff, read_csv
 from zsync.read.files import BOM, DEFAULT_MAX_RECORD_BYTES, display, open_binary
 from zsync.read.jsonarray import json_array
 
-__all__ = ["RawCsv", "RawRecord", "Unsure", "json_elements", "parse_json_element", "sniff"]
+__all__ = [
+    "Place",
+    "RawCsv",
+    "RawRecord",
+    "Unsure",
+    "json_elements",
+    "jsonl_records",
+    "parse_json_element",
+    "sniff",
+]
 
 _RELEASE = 8 << 20  # bytes read between two hand-backs of pages
 # A JSON element's end: '}' then optional whitespace then ',' or ']'.
 _OBJECT_END = re.compile(rb"\}[ \t\r\n]*[,\]]")
-# A CSV row: runs of anything but quotes and line ends, and quoted sections (a doubled
-# quote inside a field is two sections back to back), up to a line end. Possessive, so a
-# row that does not match fails at once instead of backtracking.
-_CSV_ROW = re.compile(rb'(?:[^"\n]++|"[^"]*+")*+\n').match
+# A CSV row: a run of anything but quotes and line ends, then quoted sections each followed
+# by such a run (a doubled quote inside a field is two sections back to back), up to a line
+# end. Possessive, so a row that does not match fails at once instead of backtracking.
+_CSV_ROW = re.compile(rb'[^"\n]*+(?:"[^"]*+"[^"\n]*+)*+\n').match
+# What bytes.strip() strips: a row starting with anything else holds data.
+_SPACE = frozenset(b" \t\n\r\x0b\x0c")
 # Candidate ends tried for one element before the rest is left to the array reader.
 _MAX_TRIES = 64
 # JSON whitespace; a '*' pattern always matches.
@@ -53,13 +67,21 @@ class Unsure(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    origin: str
-    raw: bytes
+    """One record's bytes (a view into a mapped file, or a copy) and its place: the origin
+    the ordinary reader gives it, or a :class:`Place` that works it out when asked."""
+
+    place: str | Place
+    raw: bytes | memoryview
+
+    @property
+    def origin(self) -> str:
+        return self.place if isinstance(self.place, str) else self.place.origin()
 
 
 class _Mapped:
     """A file mapped into memory, read-only. Pages already read are handed back now and
-    then, so the process's resident size stays flat however large the file."""
+    then, so the process's resident size stays flat however large the file (a record held
+    longer reads its pages in again from the file when it is used)."""
 
     def __init__(self, path: str) -> None:
         with open_binary(path) as stream:
@@ -67,15 +89,51 @@ class _Mapped:
                 self.data = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
             except (ValueError, OSError):
                 raise Unsure from None  # empty, or not a regular file
+        self.view = memoryview(self.data)
         self._released = 0
 
     def release(self, upto: int) -> None:
+        """Every page before ``upto``, each time: pages a record's view read in again since
+        (hashed or parsed after the reading moved on) go back too."""
         if upto - self._released >= _RELEASE and hasattr(mmap, "MADV_DONTNEED"):
-            start, self._released = self._released, upto - upto % mmap.PAGESIZE
-            self.data.madvise(mmap.MADV_DONTNEED, start, self._released - start)
+            self._released = upto - upto % mmap.PAGESIZE
+            self.data.madvise(mmap.MADV_DONTNEED, 0, self._released)
 
     def close(self) -> None:
-        self.data.close()
+        self.view.release()
+        # Records still holding views into it: it is unmapped when the last one goes.
+        with contextlib.suppress(BufferError):
+            self.data.close()
+
+
+class _Lines:
+    """Line numbers in a mapped file, counted forward only as far as asked."""
+
+    def __init__(self, data: mmap.mmap, name: str) -> None:
+        self.data = data
+        self.name = name
+        self._pos = 0
+        self._line = 1
+
+    def origin(self, pos: int) -> str:
+        if pos < self._pos:  # asked out of order: count again from the top
+            self._pos, self._line = 0, 1
+        while self._pos < pos:
+            step = min(pos, self._pos + _RELEASE)
+            self._line += self.data[self._pos : step].count(b"\n")
+            self._pos = step
+        return f"{self.name}:{self._line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a CSV row starts, named ``FILE:LINE`` only when asked."""
+
+    lines: _Lines
+    pos: int
+
+    def origin(self) -> str:
+        return self.lines.origin(self.pos)
 
 
 # -- CSV -------------------------------------------------------------------------------------
@@ -100,30 +158,35 @@ class RawCsv:
             mapped.close()
 
     def _rows(self, mapped: _Mapped, max_bytes: int) -> Iterator[RawRecord]:
-        data = mapped.data
+        data, view = mapped.data, mapped.view
+        lines = _Lines(data, self.name)
         size = len(data)
-        line = 1
         pos = len(BOM) if data[: len(BOM)] == BOM else 0
         while pos < size:
-            end = _row_end(data, pos)
-            if (end if end >= 0 else size) - pos > max_bytes:
+            start = pos
+            # A row of max_bytes and its line end: the search never looks further.
+            found = _CSV_ROW(data, pos, pos + max_bytes + 1)
+            if found is not None:
+                end = found.end() - 1  # at the line end
+            elif size - pos > max_bytes:
                 raise Unsure  # over the record size limit: never copied
-            if end < 0:
-                if data[pos:].count(b'"') % 2:
-                    raise Unsure  # a quoted field never closed: the CSV reader says so
-                end = size
-            raw = data[pos:end]
-            start = line
-            line += raw.count(b"\n") + 1
+            elif data[pos:].count(b'"') % 2:
+                raise Unsure  # a quoted field never closed: the CSV reader says so
+            else:
+                end = size  # the last row, without a line end
             pos = end + 1
-            row = raw[:-1] if raw.endswith(b"\r") else raw
-            if not row.strip() and self.delimiter.encode() not in row:
+            if end > start and data[end - 1] == 13:  # b"\r"
+                end -= 1
+            if (end == start or data[start] in _SPACE) and not self._holds_data(data[start:end]):
                 continue  # a blank line
             if not self.header:
-                self.header = row
+                self.header = data[start:end]
                 continue
             mapped.release(pos)
-            yield RawRecord(f"{self.name}:{start}", row)
+            yield RawRecord(Place(lines, start), view[start:end])
+
+    def _holds_data(self, row: bytes) -> bool:
+        return bool(row.strip()) or self.delimiter.encode() in row
 
     def parse(self, record: RawRecord) -> Record:
         """The row as the CSV reader reads it; Unsure unless that is exactly one record."""
@@ -141,11 +204,37 @@ def sniff(path: str) -> str:
     return _sniff(head[len(BOM) :] if head.startswith(BOM) else head)
 
 
-def _row_end(data: mmap.mmap, pos: int) -> int:
-    """Index of the line end that ends the CSV row starting at ``pos``; -1 if there is none
-    (the last row has no line end, or a quoted field is never closed)."""
-    found = _CSV_ROW(data, pos)
-    return -1 if found is None else found.end() - 1
+# -- JSONL -----------------------------------------------------------------------------------
+
+
+def jsonl_records(path: str, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawRecord]:
+    """The non-blank lines of a JSONL file as bytes (line end included), each named as the
+    JSONL reader names it. A line over ``max_bytes`` is Unsure: the JSONL reader reports it
+    and skips it in pieces."""
+    mapped = _Mapped(path)
+    try:
+        yield from _lines(mapped, display(path), max_bytes)
+    finally:
+        mapped.close()
+
+
+def _lines(mapped: _Mapped, name: str, max_bytes: int) -> Iterator[RawRecord]:
+    data, view = mapped.data, mapped.view
+    size = len(data)
+    pos = lineno = 0
+    while pos < size:
+        lineno += 1
+        # As the JSONL reader's readline(max_bytes + 1): the line end may be the byte after.
+        found = data.find(b"\n", pos, pos + max_bytes + 1)
+        end = found + 1 if found >= 0 else size
+        if found < 0 and end - pos > max_bytes:
+            raise Unsure  # over the record size limit: never copied
+        start = pos + len(BOM) if pos == 0 and data[: len(BOM)] == BOM else pos
+        pos = end
+        if start == end or (data[start] in _SPACE and not data[start:end].strip()):
+            continue  # a blank line
+        mapped.release(pos)
+        yield RawRecord(f"{name}:{lineno}", view[start:end])
 
 
 # -- JSON arrays -----------------------------------------------------------------------------
@@ -175,7 +264,7 @@ def _elements(mapped: _Mapped, name: str, max_bytes: int) -> Iterator[RawRecord]
         if data[pos : pos + 1] != b"{":
             raise Unsure  # not an object, or the end of the file: the array reader says
         end = _object_end(data, pos, max_bytes)
-        yield RawRecord(f"{name}[{index}]", data[pos:end])
+        yield RawRecord(f"{name}[{index}]", mapped.view[pos:end])
         mapped.release(end)
         index += 1
         pos = _WS(data, end).end()  # a ',' or ']' is there: _OBJECT_END saw it

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from hashlib import blake2b
+from collections.abc import Callable
 from typing import Any
 
 # Reused: json.dumps builds a new encoder per call when given options.
@@ -127,8 +127,26 @@ def field_hashes(body: dict[str, Any]) -> str:
     )
 
 
-def line_hash(raw: bytes, derive_external_id: bool = False) -> str:
+def salted_hasher(salt: bytes) -> Callable[[bytes | memoryview], str]:
+    """128 bits (32 hex digits) of SHA-256 over ``salt`` then the bytes given; the salted
+    state is made once and copied for each record. SHA-256, not BLAKE2: the skip path hashes
+    every byte of its input, and on CPUs with SHA instructions (x86 SHA-NI, ARMv8) SHA-256
+    does that about 1.5x as fast (0.31 s against 0.48 s for 442 MB here)."""
+    salted = hashlib.sha256(salt)
+
+    def digest(raw: bytes | memoryview) -> str:
+        h = salted.copy()
+        h.update(raw)
+        return h.hexdigest()[:32]
+
+    return digest
+
+
+_LINE_HASHERS = (salted_hasher(b"zsync-l2-d0\0"), salted_hasher(b"zsync-l2-d1\0"))
+
+
+def line_hash(raw: bytes | memoryview, derive_external_id: bool = False) -> str:
     """The ledger's hash of one input line. It covers what else decides the body (the
-    --derive-external-id switch); bump the version if prepare() ever changes its output."""
-    person = b"zsync-l1-d1" if derive_external_id else b"zsync-l1-d0"
-    return blake2b(raw, digest_size=16, person=person).hexdigest()
+    --derive-external-id switch); bump the version if prepare() ever changes its output.
+    (A ledger holding hashes of another version learns the new ones on its next push.)"""
+    return _LINE_HASHERS[derive_external_id](raw)
