@@ -7,7 +7,8 @@ imports one above it (the README's "How it works" has the same map):
                          cli/target is the Singer target's entry point (target-zentrik)
     operations, views    the run skeleton of push/reconcile/retry-failed; read-only views
     plan/                read -> shape -> diff against the ledger -> intents, then jobs;
-                         skip: records matched as bytes before they are parsed
+                         skip: records matched as bytes before they are parsed (the
+                         first file cut and hashed while the ledger's check runs)
     read/                files, stdin, source programs -> Record / Problem / StateMessage
     shape/               mapping files, validation, canonical JSON, hashes and keys
     engine, worker       worker pool (worker, client, retry, pacing, limiter, polls)

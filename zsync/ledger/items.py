@@ -51,18 +51,19 @@ class ItemsTable(Store):
                 found[row[0]] = ItemRow(*row)
         return found
 
-    def lookup_raw(self, raw_hashes: Sequence[str]) -> dict[str, tuple[str, str, str | None]]:
-        """raw_hash -> (external_id, status, source) for the hashes the ledger knows."""
-        found: dict[str, tuple[str, str, str | None]] = {}
+    def lookup_raw(self, raw_hashes: Sequence[str]) -> dict[str, tuple[str, str, str, str | None]]:
+        """raw_hash -> (raw_hash, external_id, status, source) for the hashes the ledger
+        knows (the row as SQLite gives it: no tuple made per record)."""
+        found: dict[str, tuple[str, str, str, str | None]] = {}
         for start in range(0, len(raw_hashes), _LOOKUP_CHUNK):
             chunk = raw_hashes[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for raw_hash, external_id, status, source in self.conn.execute(
+            for row in self.conn.execute(
                 "SELECT raw_hash, external_id, status, source FROM items "
                 f"WHERE raw_hash IN ({marks})",
                 chunk,
             ):
-                found[raw_hash] = (external_id, status, source)
+                found[row[0]] = row
         return found
 
     def has_unsourced(self) -> bool:

@@ -14,10 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Self
-
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
+from typing import TYPE_CHECKING, Self
 
 from zsync import __version__
 from zsync.errors import ConfigError, LedgerError
@@ -33,6 +30,10 @@ from zsync.ledger.schema import (
 )
 from zsync.model import Status
 
+if TYPE_CHECKING:
+    import sqlite_utils
+    from sqlite_utils.migrations import Migrations
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -47,11 +48,23 @@ def migrations_dir() -> Path:
     raise LedgerError("zsync is installed without its migrations/ directory")
 
 
+def _migration_files(directory: Path | None = None) -> list[Path]:
+    return sorted((directory or migrations_dir()).glob("[0-9][0-9][0-9][0-9]_*.sql"))
+
+
+def migration_names(directory: Path | None = None) -> list[str]:
+    """The migrations this zsync knows, oldest first."""
+    return [path.stem for path in _migration_files(directory)]
+
+
 def build_migrations(directory: Path | None = None) -> tuple[Migrations, list[str]]:
-    directory = directory or migrations_dir()
+    # sqlite-utils is imported only when there is something to migrate: opening a ledger
+    # that is up to date does not pay for it.
+    from sqlite_utils.migrations import Migrations
+
     migrations = Migrations("zsync")
     names: list[str] = []
-    for path in sorted(directory.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+    for path in _migration_files(directory):
         sql = path.read_text(encoding="utf-8")
 
         def apply(db: sqlite_utils.Database, sql: str = sql) -> None:
@@ -74,8 +87,17 @@ class Store:
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
+        self._db: sqlite_utils.Database | None = None
         self._lease_held = False
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils over the same connection (rows as dicts, migrations)."""
+        if self._db is None:
+            import sqlite_utils  # lazily: see build_migrations
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
 
     # -- opening -------------------------------------------------------------------
 
@@ -189,7 +211,7 @@ class Store:
                 "untouched: choose another --ledger"
             )
         directory = migrations_dir()
-        _, known = build_migrations(directory)
+        known = migration_names(directory)
         applied = self.applied_migrations()
         unknown = [name for name in applied if name not in known]
         if unknown:
@@ -258,20 +280,24 @@ class Store:
                 time.sleep(0.02)
 
     def _migrate(self) -> None:
-        migrations, known = build_migrations()
+        known = migration_names()
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            applied = [m.name for m in migrations.applied(self.db)]
+            has_table = self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlite_migrations'"
+            ).fetchone()
+            applied = self.applied_migrations() if has_table else []
             unknown = [name for name in applied if name not in known]
             if unknown:
                 raise LedgerError(
                     f"ledger {self.path} has schema {unknown[-1]}, written by a newer zsync; "
                     f"this zsync {__version__} knows up to {known[-1]}: upgrade zsync"
                 )
-            try:
-                migrations.apply(self.db)
-            except sqlite3.DatabaseError as exc:
-                raise LedgerError(f"ledger {self.path}: migration failed: {exc}") from None
+            if any(name not in applied for name in known):
+                try:
+                    build_migrations()[0].apply(self.db)
+                except sqlite3.DatabaseError as exc:
+                    raise LedgerError(f"ledger {self.path}: migration failed: {exc}") from None
             self.conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('zsync_version', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",

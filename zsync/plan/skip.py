@@ -52,7 +52,7 @@ SKIPPABLE = frozenset(
 Warn = Callable[[str], None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per unchanged record, and frozen costs 2x to make
 class Known:
     """An input record byte-identical to one the ledger already holds, accepted: unchanged."""
 
@@ -272,8 +272,8 @@ def _matched(file: _File, records: Cut) -> Iterator[KnownRun | Hashed | Item]:
         run: list[Known] = []
         for record, raw_hash in zip(chunk, hashes, strict=True):
             hit = known.get(raw_hash)
-            if hit is not None and hit[1] in SKIPPABLE:
-                run.append(Known(record.place, hit[0], hit[2] or file.source, hit[2] is None))
+            if hit is not None and hit[2] in SKIPPABLE:
+                run.append(Known(record.place, hit[1], hit[3] or file.source, hit[3] is None))
                 continue
             if run:
                 yield KnownRun(run)

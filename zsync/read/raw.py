@@ -65,7 +65,7 @@ class Unsure(Exception):
     """The raw reader cannot tell where the next record ends; read on the ordinary way."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made once per record, and frozen costs 2x to make
 class RawRecord:
     """One record's bytes (a view into a mapped file, or a copy) and its place: the origin
     the ordinary reader gives it, or a :class:`Place` that works it out when asked."""
@@ -125,7 +125,7 @@ class _Lines:
         return f"{self.name}:{self._line}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Place:
     """Where a CSV row starts, named ``FILE:LINE`` only when asked."""
 
