@@ -232,6 +232,8 @@ class Event:
 
 
 Emit = Callable[[Event], None]
+# Where a reader or the planner says something that is not a record's problem (one line).
+Warn = Callable[[str], None]
 
 
 def ignore(_: Event) -> None:

@@ -6,9 +6,8 @@ from collections.abc import Iterator
 
 from zsync.ledger import Ledger
 from zsync.model import UNSETTLED, Job, PollJob, RequeueJob, RunResult, SendJob, Status
+from zsync.plan.options import BATCH
 from zsync.plan.seen import Seen
-
-BATCH = 500
 
 
 def ledger_feeder(

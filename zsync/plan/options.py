@@ -9,6 +9,9 @@ from zsync.errors import UsageError
 from zsync.read import InputSpec
 
 ON_CHANGE = ("update", "skip", "resend")
+# Records planned (and intents committed) together; also the skip path's lookup chunk and the
+# follow-ups read from the ledger at a time.
+BATCH = 500
 
 
 @dataclass

@@ -28,11 +28,11 @@ from zsync.model import (
 from zsync.plan.bookmark import Bookmark
 from zsync.plan.decide import line_hashes_to_learn, plan_one, sources_to_learn
 from zsync.plan.followup import earlier_runs
-from zsync.plan.options import PlanOptions
+from zsync.plan.options import BATCH, PlanOptions
 from zsync.plan.prune import prune
 from zsync.plan.seen import Seen
 from zsync.plan.skip import ReadAhead
-from zsync.plan.stream import BATCH, Known, KnownRun, Planned, planned_stream
+from zsync.plan.stream import Known, KnownRun, Planned, planned_stream
 from zsync.read import SourceFailed
 
 # A batch also closes once it has been open this long, so records from a slow source are

@@ -23,8 +23,8 @@ from typing import NamedTuple
 from zsync import read
 from zsync.errors import ZsyncError
 from zsync.ledger import Ledger
-from zsync.model import Item, Problem, Record, Status
-from zsync.plan.options import PlanOptions
+from zsync.model import Item, Problem, Record, Status, Warn
+from zsync.plan.options import BATCH, PlanOptions
 from zsync.read.files import detect_format
 from zsync.read.jsonl import parse_jsonl_line
 from zsync.read.raw import (
@@ -39,7 +39,6 @@ from zsync.read.raw import (
 )
 from zsync.shape.canonical import line_hash, salted_hasher
 
-BATCH = 500
 # How far ReadAhead may go (a hash, a name and a view each: about 20 MB for 50,000).
 AHEAD_RECORDS = 50_000
 
@@ -48,8 +47,6 @@ AHEAD_RECORDS = 50_000
 SKIPPABLE = frozenset(
     {Status.SUBMITTED, Status.PROCESSED, Status.FAILED, Status.REJECTED, Status.CONFLICT}
 )
-
-Warn = Callable[[str], None]
 
 
 @dataclass(slots=True)  # not frozen: one per unchanged record, and frozen costs 2x to make
@@ -318,7 +315,6 @@ def _skipping(items: Iterator[Item], n: int) -> Iterator[Item]:
 
 
 __all__ = [
-    "BATCH",
     "SKIPPABLE",
     "Cut",
     "Hashed",

@@ -9,7 +9,7 @@ with its source (what --prune is scoped to).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from zsync import read
@@ -22,11 +22,11 @@ from zsync.model import (
     Prepared,
     RunResult,
     StateMessage,
+    Warn,
 )
 from zsync.plan.options import PlanOptions
 from zsync.plan.seen import Seen
 from zsync.plan.skip import (
-    BATCH,
     SKIPPABLE,
     Hashed,
     Known,
@@ -40,7 +40,6 @@ from zsync.read.files import detect_format, open_binary
 from zsync.shape import Shaper
 
 Planned = Prepared | Invalid | StateMessage | Idle
-Warn = Callable[[str], None]
 
 
 def _inputs(
@@ -216,4 +215,4 @@ def estimate_total(options: PlanOptions) -> int | None:
     return total
 
 
-__all__ = ["BATCH", "SKIPPABLE", "Known", "KnownRun", "Planned", "planned_stream", "source_of"]
+__all__ = ["SKIPPABLE", "Known", "KnownRun", "Planned", "planned_stream", "source_of"]

@@ -17,12 +17,12 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from zsync.errors import InputError, UsageError
-from zsync.model import Idle, Item, Problem, Record
+from zsync.model import Idle, Item, Problem, Record, Warn
 from zsync.read.command import SourceFailed, check_command, pipe_records, program_name, run_command
 from zsync.read.csvfile import read_csv
 from zsync.read.files import DEFAULT_MAX_RECORD_BYTES, open_binary
@@ -44,8 +44,6 @@ __all__ = [
 ]
 
 FORMATS = ("json", "jsonl", "ndjson", "csv", "singer")
-
-Warn = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import select
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from zsync.errors import InputError
-from zsync.model import IDLE, Idle, Problem, Record
+from zsync.model import IDLE, Idle, Problem, Record, Warn
 from zsync.read.files import (
     BOM,
     CHUNK,
@@ -34,8 +34,6 @@ from zsync.read.jsonvalue import (
     non_finite_at,
     value_error,
 )
-
-Warn = Callable[[str], None]
 
 
 def _ignore(_message: str) -> None:

@@ -6,11 +6,9 @@ messages, reports the malformed ones and says once which message types it ignore
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
-from zsync.model import Idle, Item, Problem, Record, Schema, StateMessage
-
-Warn = Callable[[str], None]
+from zsync.model import Idle, Item, Problem, Record, Schema, StateMessage, Warn
 
 
 def singer_messages(messages: Iterable[Record | Problem | Idle], warn: Warn) -> Iterator[Item]:

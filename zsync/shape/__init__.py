@@ -8,17 +8,14 @@ here reads input or touches the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 
-from zsync.model import Invalid, Prepared, Problem, Record, Schema, problem_to_invalid
+from zsync.model import Invalid, Prepared, Problem, Record, Schema, Warn, problem_to_invalid
 from zsync.shape.body import prepare
 from zsync.shape.mapfile import Mapping, MappingError, MappingFile
 from zsync.shape.mapload import load
 
 __all__ = ["MappingError", "MappingFile", "Shaper", "load", "prepare"]
-
-Warn = Callable[[str], None]
 
 
 class Shaper:
