@@ -210,7 +210,7 @@ def test_failing_migration_rolls_back_and_stays_pending(
     items_before = ledger_rows(seeded, "SELECT * FROM items ORDER BY external_id")
     broken = _broken_migrations(tmp_path)
     with monkeypatch.context() as patch:
-        patch.setattr("zsync.ledger.store.migrations_dir", lambda: broken)
+        patch.setattr("zsync.ledger.migrate.migrations_dir", lambda: broken)
         _refused(_push(env), "z.db", "migration failed", "no_such_table")
     columns = [row[1] for row in ledger_rows(seeded, "PRAGMA table_info(items)")]
     assert "half_done" not in columns
@@ -231,7 +231,7 @@ def test_failing_migration_on_a_new_ledger_leaves_no_half_schema(
     write_records(tmp_path / "in.jsonl", 3)
     broken = _broken_migrations(tmp_path)
     with monkeypatch.context() as patch:
-        patch.setattr("zsync.ledger.store.migrations_dir", lambda: broken)
+        patch.setattr("zsync.ledger.migrate.migrations_dir", lambda: broken)
         _refused(_push(env), "migration failed")
     # A new ledger appears whole or not at all: nothing is left for the next run to trip on.
     assert not (tmp_path / "z.db").exists()

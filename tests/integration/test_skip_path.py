@@ -104,3 +104,22 @@ def test_an_unfinished_item_is_resent_even_if_its_line_is_known(
     assert summary["counts"].get("replayed", 0) + summary["counts"].get("created", 0) == 1
     creates = emulator.truth()["creates_by_external_id"]
     assert creates == {"s-0": 1, "s-1": 1}  # the resend was an idempotent replay
+
+
+def test_hashes_from_an_older_zsync_are_learned_again_without_sending(
+    emulator: Any, api_env: dict[str, str]
+) -> None:
+    """The skip path's hash changed (BLAKE2b to SHA-256, for speed): a ledger written by an
+    older zsync holds hashes no line matches. Its next push parses every line, finds each
+    unchanged, sends nothing and learns the new hashes; the push after that skips again."""
+    Path("in.jsonl").write_text(_lines(_records(3)))
+    _summary(["push", "--input", "in.jsonl"], api_env)
+    db = sqlite3.connect("zsync.db")
+    current = dict(db.execute("SELECT external_id, raw_hash FROM items").fetchall())
+    with db:
+        db.execute("UPDATE items SET raw_hash = 'blake2b-' || external_id")  # as 0.1.0 wrote
+    creates = len(emulator.truth()["signals"])
+    assert _summary(["push", "--input", "in.jsonl"], api_env)["counts"] == {"unchanged": 3}
+    assert dict(db.execute("SELECT external_id, raw_hash FROM items").fetchall()) == current
+    assert _summary(["push", "--input", "in.jsonl"], api_env)["counts"] == {"unchanged": 3}
+    assert len(emulator.truth()["signals"]) == creates

@@ -153,7 +153,7 @@ def test_failing_migration_rolls_back_whole(
     migrations.mkdir()
     (migrations / "0001_ok.sql").write_text("CREATE TABLE a (x);\n")
     (migrations / "0002_bad.sql").write_text("CREATE TABLE b (x);\nTHIS IS NOT SQL;\n")
-    import zsync.ledger.store as ledger_mod
+    import zsync.ledger.migrate as ledger_mod
 
     monkeypatch.setattr(ledger_mod, "migrations_dir", lambda: migrations)
     path = tmp_path / "l.db"

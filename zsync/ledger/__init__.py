@@ -3,10 +3,10 @@
 One connection, used only by the thread that opened it (the engine's writer). Writes are
 batched into ``BEGIN IMMEDIATE`` transactions; WAL lets ``zsync status`` read while a push
 writes. ``store`` opens, checks and migrates the file and holds meta and the workspace
-binding; ``schema`` says whether a file is a sound ledger (its page check runs on a thread
-of its own while the caller reads its input); ``lease`` (with its heartbeat
-thread), ``runs`` and ``items`` hold the SQL of their tables. Every SQL statement
-zsync runs is in this package.
+binding; ``migrate`` knows the migrations and applies them; ``schema`` says whether a file
+is a sound ledger (its page check runs on a thread of its own while the caller reads its
+input); ``lease`` (with its heartbeat thread), ``runs`` and ``items`` hold the SQL of their
+tables. Every SQL statement zsync runs is in this package.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from zsync.ledger.lease import (
     LeaseHolder,
     LeaseTable,
 )
+from zsync.ledger.migrate import build_migrations, migrations_dir
 from zsync.ledger.runs import RunsTable
 from zsync.ledger.schema import Meanwhile
 from zsync.ledger.server import ServerTable
-from zsync.ledger.store import build_migrations, ledger_errors, migrations_dir, now_iso
+from zsync.ledger.store import ledger_errors, now_iso
 
 __all__ = [
     "HEARTBEAT_SECONDS",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Self
 
 from zsync import __version__
 from zsync.errors import ConfigError, LedgerError
+from zsync.ledger import migrate
 from zsync.ledger.schema import (
     FULL_CHECK_BYTES,
     LedgerUnusable,
@@ -26,56 +27,15 @@ from zsync.ledger.schema import (
     integrity,
     integrity_alongside,
     schema_problems,
-    statements,
 )
 from zsync.model import Status
 
 if TYPE_CHECKING:
     import sqlite_utils
-    from sqlite_utils.migrations import Migrations
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def migrations_dir() -> Path:
-    package = Path(__file__).resolve().parent.parent  # zsync/
-    # In a wheel they are zsync/migrations; in a checkout, migrations/ beside zsync/.
-    for candidate in (package / "migrations", package.parent / "migrations"):
-        if candidate.is_dir():
-            return candidate
-    raise LedgerError("zsync is installed without its migrations/ directory")
-
-
-def _migration_files(directory: Path | None = None) -> list[Path]:
-    return sorted((directory or migrations_dir()).glob("[0-9][0-9][0-9][0-9]_*.sql"))
-
-
-def migration_names(directory: Path | None = None) -> list[str]:
-    """The migrations this zsync knows, oldest first."""
-    return [path.stem for path in _migration_files(directory)]
-
-
-def build_migrations(directory: Path | None = None) -> tuple[Migrations, list[str]]:
-    # sqlite-utils is imported only when there is something to migrate: opening a ledger
-    # that is up to date does not pay for it.
-    from sqlite_utils.migrations import Migrations
-
-    migrations = Migrations("zsync")
-    names: list[str] = []
-    for path in _migration_files(directory):
-        sql = path.read_text(encoding="utf-8")
-
-        def apply(db: sqlite_utils.Database, sql: str = sql) -> None:
-            # executescript() would COMMIT behind our back; one statement at a time keeps
-            # the migration and its record in one transaction.
-            for statement in statements(sql):
-                db.execute(statement)
-
-        migrations(name=path.stem)(apply)
-        names.append(path.stem)
-    return migrations, names
 
 
 class Store:
@@ -210,8 +170,8 @@ class Store:
                 f"{', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''}); zsync leaves it "
                 "untouched: choose another --ledger"
             )
-        directory = migrations_dir()
-        known = migration_names(directory)
+        directory = migrate.migrations_dir()
+        known = migrate.migration_names(directory)
         applied = self.applied_migrations()
         unknown = [name for name in applied if name not in known]
         if unknown:
@@ -280,7 +240,8 @@ class Store:
                 time.sleep(0.02)
 
     def _migrate(self) -> None:
-        known = migration_names()
+        directory = migrate.migrations_dir()
+        known = migrate.migration_names(directory)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             has_table = self.conn.execute(
@@ -295,7 +256,7 @@ class Store:
                 )
             if any(name not in applied for name in known):
                 try:
-                    build_migrations()[0].apply(self.db)
+                    migrate.build_migrations(directory)[0].apply(self.db)
                 except sqlite3.DatabaseError as exc:
                     raise LedgerError(f"ledger {self.path}: migration failed: {exc}") from None
             self.conn.execute(
