@@ -127,7 +127,7 @@ def _install_wheel(tmp_path: Path) -> Path:
     launcher.write_text(
         f"#!{sys.executable} -I\n"
         f"import sys; sys.path.insert(0, {str(target)!r})\n"
-        "from zsync.cli import main\nmain()\n"
+        "from zsync.cli import run\nrun()\n"
     )
     launcher.chmod(0o755)
     return launcher

@@ -14,9 +14,9 @@ ZSYNC = [sys.executable, str(Path(__file__).resolve())]
 
 if __name__ == "__main__":
     from zsync import retry
-    from zsync.cli import main
+    from zsync.cli import run
 
     scale = os.environ.get("ZSYNC_RETRY_SCALE")
     if scale:
         retry.set_testing(float(scale))
-    main()
+    run()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from zsync.cli import main
+from zsync.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -8,6 +8,7 @@ stacks, ``send`` the commands that send, ``look`` the operator commands that rea
 
 from __future__ import annotations
 
+import gc
 import sys
 import traceback
 
@@ -83,6 +84,18 @@ def _add_emulator() -> None:
 
 
 _add_emulator()
+
+
+def run() -> None:
+    """The ``zsync`` process's entry point: :func:`main`, with the garbage collector set for
+    a batch process. What is imported by now lives as long as the process, so it is frozen
+    out of every collection; and a collection waits for 10,000 new objects instead of 700. A
+    re-run makes a few short-lived objects per record and holds up to 50,000 records read
+    ahead: collecting every 700 walked them over and over (about 490 collections in a no-op
+    re-run of 100,000 records). zsync makes no reference cycles of its own to reclaim."""
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+    main()
 
 
 def main(argv: list[str] | None = None) -> None:
