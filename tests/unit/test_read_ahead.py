@@ -25,7 +25,7 @@ from zsync.plan import skip
 from zsync.plan.options import PlanOptions
 from zsync.read import InputSpec, read
 from zsync.read.jsonl import parse_jsonl_line
-from zsync.read.raw import RawCsv, Unsure, jsonl_records
+from zsync.read.raw import RawCsv, Unsure, json_elements, jsonl_records
 
 BOM = b"\xef\xbb\xbf"
 
@@ -226,3 +226,14 @@ def test_a_ctrl_c_while_reading_ahead_stops_the_check_too(tmp_path: Path) -> Non
         Ledger.open(tmp_path / "l.db", meanwhile=interrupted)
     assert not [t for t in threading.enumerate() if t.name == "zsync-ledger-check"]
     Ledger.open(tmp_path / "l.db").close()  # and the file opens as before
+
+
+def test_a_json_element_over_the_limit_is_left_to_the_array_reader(tmp_path: Path) -> None:
+    path = tmp_path / "in.json"
+    path.write_text('[{"externalId": "a"},\n{"externalId": "b", "t": "' + "y" * 9000 + '"}]')
+    elements = json_elements(str(path), 100)
+    assert bytes(next(elements).raw) == b'{"externalId": "a"}'
+    with pytest.raises(Unsure):
+        next(elements)
+    ordinary = list(read(InputSpec((str(path),), max_record_bytes=100)))
+    assert isinstance(ordinary[0], Record) and isinstance(ordinary[1], Problem)

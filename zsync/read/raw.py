@@ -278,8 +278,11 @@ def _object_end(data: mmap.mmap, pos: int, max_bytes: int) -> int:
     """The end of the object at ``pos``: after the first '}' followed by ',' or ']' that
     closes as many braces as were opened (counted only when there is a nested one)."""
     at = pos
+    # Never looked for beyond the size limit (and a little white space after the '}'): an
+    # element that does not end there is the array reader's to report.
+    stop = pos + max_bytes + 4096
     for _ in range(_MAX_TRIES):
-        found = _OBJECT_END.search(data, at)
+        found = _OBJECT_END.search(data, at, stop)
         if found is None:
             raise Unsure
         end = found.start() + 1
