@@ -19,9 +19,13 @@ from pathlib import Path
 
 from zsync.ledger import Ledger
 from zsync.model import Intent, Outcome, Prepared, Record
-from zsync.read.jsonl import jsonl_lines, parse_jsonl_line
+from zsync.plan import skip
+from zsync.plan.options import PlanOptions
+from zsync.read import InputSpec
+from zsync.read.jsonl import parse_jsonl_line
+from zsync.read.raw import jsonl_records
 from zsync.shape.body import prepare
-from zsync.shape.canonical import canonical_json, idempotency_key, line_hash
+from zsync.shape.canonical import canonical_json, idempotency_key
 
 SEED = 20_260_101
 MIN_TEXT = 200
@@ -130,9 +134,12 @@ def fill_ledgers(source: Path, targets: list[tuple[Path, int]]) -> None:
             ledger.apply_outcomes([processed(i.external_id) for i in mine], run_id)
             entry[3] = written + len(mine)
 
+    cut = skip.cut(PlanOptions(source=InputSpec((str(source),))), str(source))
+    assert cut is not None
     try:
-        for origin, raw in jsonl_lines(str(source)):
-            item = parse_jsonl_line(origin, raw)
+        for line in jsonl_records(str(source)):
+            raw = bytes(line.raw)
+            item = parse_jsonl_line(line.origin, raw)
             assert isinstance(item, Record), item
             prepared = prepare(item)
             assert isinstance(prepared, Prepared), prepared
@@ -143,7 +150,7 @@ def fill_ledgers(source: Path, targets: list[tuple[Path, int]]) -> None:
                     "",
                     idempotency_key(prepared.canonical),
                     prepared.origin,
-                    raw_hash=line_hash(raw),  # as a push through zsync records it
+                    raw_hash=cut.digest(raw),  # as a push through zsync records it
                     source=f"file:{source.resolve()}",  # likewise: the input it came from
                 )
             )

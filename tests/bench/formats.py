@@ -22,7 +22,7 @@ from zsync.plan.options import PlanOptions
 from zsync.plan.seen import Seen
 from zsync.plan.stream import planned_stream
 from zsync.read import InputSpec
-from zsync.read.jsonl import jsonl_lines
+from zsync.read.raw import jsonl_records
 from zsync.shape.canonical import idempotency_key
 
 COLUMNS = ("externalId", "signalType", "text", "occurredAt", "name", "accountId")
@@ -43,10 +43,10 @@ def write_csv(source: Path, target: Path, n: int) -> None:
     with open(target, "w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(COLUMNS)
-        for k, (_, raw) in enumerate(jsonl_lines(str(source))):
+        for k, line in enumerate(jsonl_records(str(source))):
             if k >= n:
                 break
-            record = json.loads(raw)
+            record = json.loads(bytes(line.raw))
             writer.writerow([record.get(c, "") for c in COLUMNS])
 
 
@@ -54,10 +54,10 @@ def write_array(source: Path, target: Path, n: int) -> None:
     """A JSON array with one element per line, as exports usually write them."""
     with open(target, "wb") as out:
         out.write(b"[\n")
-        for k, (_, raw) in enumerate(jsonl_lines(str(source))):
+        for k, line in enumerate(jsonl_records(str(source))):
             if k >= n:
                 break
-            out.write((b",\n" if k else b"") + raw.rstrip(b"\r\n"))
+            out.write((b",\n" if k else b"") + bytes(line.raw).rstrip(b"\r\n"))
         out.write(b"\n]\n")
 
 

@@ -83,7 +83,7 @@ class ItemsTable(Store):
             )
 
     def set_raw_hashes(self, pairs: Sequence[tuple[str, str]]) -> None:
-        """(external_id, raw_hash) for unchanged items whose line hash was not known yet."""
+        """(external_id, raw_hash) for unchanged items whose raw hash was not known yet."""
         if not pairs:
             return
         with self.transaction():

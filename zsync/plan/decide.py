@@ -105,8 +105,9 @@ def plan_one(
     return SendJob(prepared.external_id, prepared.canonical, intent.idempotency_key)
 
 
-def line_hashes_to_learn(batch: list[Prepared], known: dict[str, ItemRow]) -> list[tuple[str, str]]:
-    """Unchanged items whose line hash the ledger lacks (older ledgers, other formats)."""
+def raw_hashes_to_learn(batch: list[Prepared], known: dict[str, ItemRow]) -> list[tuple[str, str]]:
+    """Unchanged items whose raw hash the ledger lacks (written by an older zsync, or the
+    same record read from other bytes)."""
     pairs = []
     for p in batch:
         row = known.get(p.external_id)

@@ -26,7 +26,7 @@ from zsync.model import (
     UpdateJob,
 )
 from zsync.plan.bookmark import Bookmark
-from zsync.plan.decide import line_hashes_to_learn, plan_one, sources_to_learn
+from zsync.plan.decide import plan_one, raw_hashes_to_learn, sources_to_learn
 from zsync.plan.followup import earlier_runs
 from zsync.plan.options import BATCH, PlanOptions
 from zsync.plan.prune import prune
@@ -178,7 +178,7 @@ class _Planner:
         if self.writes and ledger is not None:
             if intents:
                 ledger.record_intents(intents, self.run_id)
-            ledger.set_raw_hashes(line_hashes_to_learn(batch.prepared, known))
+            ledger.set_raw_hashes(raw_hashes_to_learn(batch.prepared, known))
             ledger.learn_adopted(adopted)
             if self.learning:
                 ledger.set_sources(sources_to_learn(batch.prepared, known))

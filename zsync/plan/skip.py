@@ -16,7 +16,6 @@ import hashlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from functools import partial
 from itertools import chain
 from typing import NamedTuple
 
@@ -37,7 +36,7 @@ from zsync.read.raw import (
     parse_json_element,
     sniff,
 )
-from zsync.shape.canonical import line_hash, salted_hasher
+from zsync.shape.canonical import salted_hasher
 
 # How far ReadAhead may go (a hash, a name and a view each: about 20 MB for 50,000).
 AHEAD_RECORDS = 50_000
@@ -79,11 +78,10 @@ class Hashed:
 
 
 def fast_path(options: PlanOptions, ledger: Ledger | None) -> bool:
-    """Files only (no stdin, source program or Singer): records can be matched as bytes."""
+    """Files only (no stdin, source program or Singer), and a ledger to match them against:
+    records can be matched as bytes."""
     spec = options.source
-    if ledger is None or spec.source_cmd or spec.singer:
-        return False
-    return all(p != "-" for p in spec.inputs)
+    return ledger is not None and not (spec.source_cmd or spec.singer or "-" in spec.inputs)
 
 
 def read_ahead(options: PlanOptions) -> ReadAhead | None:
@@ -146,11 +144,7 @@ def cut(options: PlanOptions, path: str) -> Cut | None:
     limit = options.source.max_record_bytes
     if kind == "jsonl":
         records = jsonl_records(path, limit)
-        if options.mapping:
-            return Cut(path, records, salted_hasher(_salt(options, kind)), _parse_line)
-        # the line hash of ledgers written before mappings had a skip path
-        hasher = partial(line_hash, derive_external_id=options.derive_external_id)
-        return Cut(path, records, hasher, _parse_line)
+        return Cut(path, records, salted_hasher(_salt(options, kind)), _parse_line)
     if kind == "json":
         elements = json_elements(path, limit)
         return Cut(path, elements, salted_hasher(_salt(options, kind)), _parse_element)

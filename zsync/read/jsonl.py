@@ -1,8 +1,8 @@
 """JSONL/NDJSON: one record per line, from a file, a pipe or a source program's stdout.
 
 A line is parsed on its own, so a bad line is that line's problem and reading goes on.
-:func:`jsonl_lines` hands out the raw bytes of each line, for the skip path that recognises
-an unchanged line before paying for parsing it.
+The skip path cuts files into lines itself (``zsync.read.raw``) and parses only the lines
+it does not recognise, with :func:`parse_jsonl_line`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from zsync.read.files import (
     DEFAULT_MAX_RECORD_BYTES,
     SKIP_YIELD_BYTES,
     Oversized,
-    display,
-    open_binary,
     oversized_message,
     reason,
 )
@@ -141,21 +139,6 @@ def pipe_lines(
                 continue
             parts.append(rest)
             held += len(rest)
-
-
-def jsonl_lines(
-    path: str, max_bytes: int = DEFAULT_MAX_RECORD_BYTES
-) -> Iterator[tuple[str, bytes] | None]:
-    """(origin, raw bytes) of every non-blank line of a JSONL file, unparsed: the skip path
-    recognises an unchanged line by its bytes before paying for parsing it."""
-    name = display(path)
-    owned = open_binary(path)
-    try:
-        yield from _jsonl_lines(owned, name, max_bytes)
-    except OSError as exc:
-        raise InputError(f"{name}: read failed: {reason(exc)}") from exc
-    finally:
-        owned.close()
 
 
 def parse_jsonl_line(origin: str, raw: bytes, *, warn: Warn = _ignore) -> Record | Problem | None:

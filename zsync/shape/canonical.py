@@ -140,13 +140,3 @@ def salted_hasher(salt: bytes) -> Callable[[bytes | memoryview], str]:
         return h.hexdigest()[:32]
 
     return digest
-
-
-_LINE_HASHERS = (salted_hasher(b"zsync-l2-d0\0"), salted_hasher(b"zsync-l2-d1\0"))
-
-
-def line_hash(raw: bytes | memoryview, derive_external_id: bool = False) -> str:
-    """The ledger's hash of one input line. It covers what else decides the body (the
-    --derive-external-id switch); bump the version if prepare() ever changes its output.
-    (A ledger holding hashes of another version learns the new ones on its next push.)"""
-    return _LINE_HASHERS[derive_external_id](raw)
