@@ -77,19 +77,20 @@ class Hashed:
     raw_hash: str
 
 
-def fast_path(options: PlanOptions, ledger: Ledger | None) -> bool:
-    """Files only (no stdin, source program or Singer), and a ledger to match them against:
-    records can be matched as bytes."""
+def _files_only(options: PlanOptions) -> bool:
+    """No stdin, source program or Singer: records can be cut from files as bytes."""
     spec = options.source
-    return ledger is not None and not (spec.source_cmd or spec.singer or "-" in spec.inputs)
+    return not (spec.source_cmd or spec.singer or "-" in spec.inputs)
+
+
+def fast_path(options: PlanOptions, ledger: Ledger | None) -> bool:
+    """Files only, and a ledger to match their records against."""
+    return ledger is not None and _files_only(options)
 
 
 def read_ahead(options: PlanOptions) -> ReadAhead | None:
     """A ReadAhead for a push whose inputs take the skip path; None for any other."""
-    spec = options.source
-    if spec.source_cmd or spec.singer or not spec.inputs or "-" in spec.inputs:
-        return None
-    return ReadAhead(options)
+    return ReadAhead(options) if options.source.inputs and _files_only(options) else None
 
 
 @dataclass

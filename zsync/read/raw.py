@@ -99,6 +99,12 @@ class _Mapped:
             self._released = upto - upto % mmap.PAGESIZE
             self.data.madvise(mmap.MADV_DONTNEED, 0, self._released)
 
+    def __enter__(self) -> _Mapped:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self.view.release()
         # Records still holding views into it: it is unmapped when the last one goes.
@@ -151,11 +157,8 @@ class RawCsv:
     def rows(self, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawRecord]:
         """The data rows (the header row is kept in ``header``). A row over ``max_bytes``
         is Unsure: the CSV reader reports it without holding it."""
-        mapped = _Mapped(self.path)
-        try:
+        with _Mapped(self.path) as mapped:
             yield from self._rows(mapped, max_bytes)
-        finally:
-            mapped.close()
 
     def _rows(self, mapped: _Mapped, max_bytes: int) -> Iterator[RawRecord]:
         data, view = mapped.data, mapped.view
@@ -211,11 +214,8 @@ def jsonl_records(path: str, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Itera
     """The non-blank lines of a JSONL file as bytes (line end included), each named as the
     JSONL reader names it. A line over ``max_bytes`` is Unsure: the JSONL reader reports it
     and skips it in pieces."""
-    mapped = _Mapped(path)
-    try:
+    with _Mapped(path) as mapped:
         yield from _lines(mapped, display(path), max_bytes)
-    finally:
-        mapped.close()
 
 
 def _lines(mapped: _Mapped, name: str, max_bytes: int) -> Iterator[RawRecord]:
@@ -243,11 +243,8 @@ def _lines(mapped: _Mapped, name: str, max_bytes: int) -> Iterator[RawRecord]:
 def json_elements(path: str, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawRecord]:
     """The elements of a JSON array file as bytes, each named as the array reader names it.
     An element over ``max_bytes`` is Unsure: the array reader reports it without holding it."""
-    mapped = _Mapped(path)
-    try:
+    with _Mapped(path) as mapped:
         yield from _elements(mapped, display(path), max_bytes)
-    finally:
-        mapped.close()
 
 
 def _elements(mapped: _Mapped, name: str, max_bytes: int) -> Iterator[RawRecord]:
