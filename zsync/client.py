@@ -62,6 +62,8 @@ _PROCESSING_REASON_KEYS = ("error", "errorMessage", "failureReason", "reason", "
 _REASON_KEYS = ("error", "processingError", "errorMessage", "failureReason", "lastError")
 
 
+_HEADERS = {"Accept": "application/json", "User-Agent": USER_AGENT}
+
 # The readiness checks the import template requires; any other check may say what it likes.
 REQUIRED_CHECKS = ("database", "workspaceQueue")
 
@@ -135,6 +137,13 @@ class ZentrikClient:
         self._read_timeout = timeout
         self._owns_session = session is None
         self._session = session if session is not None else _session_for(self._base)
+        self._send_settings: dict[str, Any] = {
+            "timeout": (connect_timeout, timeout),
+            "allow_redirects": False,
+        }
+        # Set by the first request (see _prepared).
+        self._template: requests.PreparedRequest | None = None
+        self._url_root = ""
         # The workspace the ledger is bound to: a receipt naming another one is refused.
         self.workspace_id: str | None = None
 
@@ -340,12 +349,16 @@ class ZentrikClient:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, int] | None = None,
     ) -> requests.Response:
-        request_headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-        if data is not None:
-            request_headers["Content-Type"] = "application/json"
-        if headers:
-            request_headers.update(headers)
         try:
+            if params is None and not self._session.cookies:
+                return self._session.send(
+                    self._prepared(method, path, data, headers), **self._send_settings
+                )
+            request_headers = dict(_HEADERS)
+            if data is not None:
+                request_headers["Content-Type"] = "application/json"
+            if headers:
+                request_headers.update(headers)
             return self._session.request(
                 method,
                 self._base + path,
@@ -353,8 +366,8 @@ class ZentrikClient:
                 params=params,
                 headers=request_headers,
                 auth=self._auth,
-                timeout=(self._connect_timeout, self._read_timeout),
                 allow_redirects=False,
+                timeout=self._send_settings["timeout"],
             )
         except (
             requests.RequestException,
@@ -364,6 +377,37 @@ class ZentrikClient:
         ) as exc:
             # No chaining: the requests exception carries the prepared request and its headers.
             raise self._transport_error(exc) from None
+
+    def _prepared(
+        self, method: str, path: str, data: bytes | None, headers: Mapping[str, str] | None
+    ) -> requests.PreparedRequest:
+        """What ``Session.request`` would prepare, from headers merged once per client.
+
+        Merging the session's settings into every request cost a fifth of the CPU of a create
+        at 0 ms latency. Only used while the session holds no cookies: a server that sets one
+        gets the full path, which sends it back.
+        """
+        if self._template is None:
+            template = self._session.prepare_request(
+                requests.Request(
+                    "GET", self._base + SIGNALS_PATH, headers=_HEADERS, auth=self._auth
+                )
+            )
+            # The base as requests normalises it; every path is appended already quoted.
+            self._url_root = str(template.url).removesuffix(SIGNALS_PATH)
+            self._template = template
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.url = self._url_root + path
+        prepared.headers = self._template.headers.copy()
+        if data is not None:
+            prepared.headers["Content-Type"] = "application/json"
+        if headers:
+            prepared.headers.update(headers)
+        prepared.prepare_body(data, None)
+        prepared.prepare_cookies(requests.cookies.RequestsCookieJar())
+        prepared.hooks = self._template.hooks
+        return prepared
 
     def _transport_error(self, exc: BaseException) -> ZsyncError:
         return transport_error(

@@ -100,7 +100,12 @@ class Limiter:
 
     @property
     def min_rtt(self) -> float | None:
-        return min((m for _, m in self._minima), default=None)
+        # The deque's medians rise from front to back (see _close_window): its front is the least.
+        # Read without the lock (the engine asks on every loop).
+        try:
+            return self._minima[0][1]
+        except IndexError:
+            return None
 
     # -- samples (worker threads) -----------------------------------------------------
 

@@ -75,7 +75,7 @@ class _StopBeforeBudget(stop_base):
         self.call = call
 
     def __call__(self, retry_state: RetryCallState) -> bool:
-        spent = retry_state.seconds_since_start or 0.0
+        spent = self.call.first_attempt + (retry_state.seconds_since_start or 0.0)
         elapsed = spent - self.call.real_slept + retry_state.idle_for
         return elapsed + retry_state.upcoming_sleep >= self.budget
 
@@ -111,6 +111,7 @@ def set_testing(scale: float | None = 0.01) -> None:
 
 @dataclass
 class _CallState:
+    first_attempt: float  # seconds the first attempt took, made before tenacity starts
     last: TransientError | None = None
     real_slept: float = 0.0
 
@@ -158,7 +159,20 @@ class RetryPolicy:
 
     def call(self, fn: Callable[[], T], *, on_retry: OnRetry | None = None) -> T:
         """Run ``fn`` until it succeeds, a non-transient error occurs, or retrying is over."""
-        state = _CallState()
+        # The first attempt runs bare: setting up tenacity for every request cost more than
+        # the rest of the worker's own bookkeeping. Its error is handed to tenacity as the
+        # outcome of attempt 1, so every decision after it is tenacity's, as before.
+        started = time.monotonic()
+        try:
+            return fn()
+        except TransientError as exc:
+            first: list[TransientError] = [exc]
+        state = _CallState(time.monotonic() - started)
+
+        def attempt() -> T:
+            if first:
+                raise first.pop()
+            return fn()
 
         def before_sleep(retry_state: RetryCallState) -> None:
             outcome = retry_state.outcome
@@ -195,4 +209,4 @@ class RetryPolicy:
             sleep=sleep,
             reraise=True,
         )
-        return retrying(fn)
+        return retrying(attempt)

@@ -76,6 +76,78 @@ def test_create_sends_the_exact_bytes_and_idempotency_key(
     assert request.req_kwargs["timeout"] == (5.0, 30.0)  # type: ignore[attr-defined]
 
 
+def _sent_by_every_endpoint(rsps: responses.RequestsMock, client: ZentrikClient) -> list[Any]:
+    rsps.post(SIGNALS, status=201, json=CREATED)
+    rsps.get(f"{SIGNALS}/S%2F1", json={"publicId": "S/1", "status": "queued"})
+    rsps.patch(f"{SIGNALS}/S%2F1", json={})
+    rsps.post(f"{SIGNALS}/S%2F1/process", status=202, json={"jobId": "j"})
+    rsps.delete(f"{SIGNALS}/S%2F1", status=204)
+    rsps.get(f"{SIGNALS}?limit=5&offset=10", json=[])
+    client.create_signal(BODY, "zsync:v1:5f2a")
+    client.get_signal("S/1")
+    client.update_signal("S/1", {"text": "t"})
+    client.process_signal("S/1")
+    client.delete_signal("S/1")
+    client.list_page(5, 10)
+    return [call.request for call in rsps.calls]
+
+
+def test_every_endpoint_sends_what_a_plain_requests_session_would(
+    rsps: responses.RequestsMock, client: ZentrikClient
+) -> None:
+    # Requests without a query are prepared from headers merged once per client: what goes
+    # on the wire must be what Session.request with the same arguments sends.
+    sent = _sent_by_every_endpoint(rsps, client)
+    plain = requests.Session()
+    plain.trust_env = False
+    for request in sent:
+        expected = plain.prepare_request(
+            requests.Request(
+                request.method,
+                request.url,
+                headers={
+                    "Accept": "application/json",
+                    "User-Agent": USER_AGENT,
+                    **({"Content-Type": "application/json"} if request.body else {}),
+                    **(
+                        {"Idempotency-Key": request.headers["Idempotency-Key"]}
+                        if "Idempotency-Key" in request.headers
+                        else {}
+                    ),
+                },
+                data=request.body,
+                auth=client._auth,
+            )
+        )
+        assert (request.method, request.url, request.body) == (
+            expected.method,
+            expected.url,
+            expected.body,
+        )
+        assert dict(request.headers) == dict(expected.headers), request.method
+    assert [r.url for r in sent] == [
+        SIGNALS,
+        f"{SIGNALS}/S%2F1",
+        f"{SIGNALS}/S%2F1",
+        f"{SIGNALS}/S%2F1/process",
+        f"{SIGNALS}/S%2F1",
+        f"{SIGNALS}?limit=5&offset=10",
+    ]
+
+
+def test_a_cookie_the_server_sets_is_sent_back(
+    rsps: responses.RequestsMock, client: ZentrikClient
+) -> None:
+    # A load balancer's sticky-session cookie must come back on the next request.
+    rsps.post(SIGNALS, status=201, json=CREATED, headers={"Set-Cookie": "AWSALB=sticky1; Path=/"})
+    rsps.post(SIGNALS, status=201, json=CREATED)
+    client.create_signal(BODY, "k1")
+    client.create_signal(BODY, "k2")
+    assert "Cookie" not in rsps.calls[0].request.headers
+    assert rsps.calls[1].request.headers["Cookie"] == "AWSALB=sticky1"
+    assert rsps.calls[1].request.headers["Idempotency-Key"] == "k2"
+
+
 def test_timeouts_are_configurable(rsps: responses.RequestsMock) -> None:
     rsps.get(f"{BASE}/readyz", json={"checks": {"database": "ok", "workspaceQueue": "ok"}})
     with ZentrikClient(BASE, KEY, timeout=12.0, connect_timeout=2.0) as c:
