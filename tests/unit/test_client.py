@@ -148,6 +148,18 @@ def test_a_cookie_the_server_sets_is_sent_back(
     assert rsps.calls[1].request.headers["Idempotency-Key"] == "k2"
 
 
+def test_a_borrowed_session_that_trusts_the_environment_still_reads_it(
+    rsps: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Our own sessions read proxy and CA settings once; one handed in by a caller that
+    # keeps trust_env reads them per request, as requests does.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/corporate-ca.pem")
+    rsps.post(SIGNALS, status=201, json=CREATED)
+    with requests.Session() as borrowed:
+        ZentrikClient(BASE, KEY, session=borrowed).create_signal(BODY, "k")
+    assert rsps.calls[0].request.req_kwargs["verify"] == "/etc/corporate-ca.pem"  # type: ignore[attr-defined]
+
+
 def test_timeouts_are_configurable(rsps: responses.RequestsMock) -> None:
     rsps.get(f"{BASE}/readyz", json={"checks": {"database": "ok", "workspaceQueue": "ok"}})
     with ZentrikClient(BASE, KEY, timeout=12.0, connect_timeout=2.0) as c:
