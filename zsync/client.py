@@ -133,14 +133,9 @@ class ZentrikClient:
         self._host = f"{host}:{parts.port}" if parts.port else host
         self._key = api_key
         self._auth = _BearerAuth(api_key)
-        self._connect_timeout = connect_timeout
-        self._read_timeout = timeout
+        self._timeout = (connect_timeout, timeout)
         self._owns_session = session is None
         self._session = session if session is not None else _session_for(self._base)
-        self._send_settings: dict[str, Any] = {
-            "timeout": (connect_timeout, timeout),
-            "allow_redirects": False,
-        }
         # Set by the first request (see _prepared).
         self._template: requests.PreparedRequest | None = None
         self._url_root = ""
@@ -352,9 +347,8 @@ class ZentrikClient:
         try:
             session = self._session
             if params is None and not session.trust_env and not session.cookies:
-                return session.send(
-                    self._prepared(method, path, data, headers), **self._send_settings
-                )
+                prepared = self._prepared(method, path, data, headers)
+                return session.send(prepared, timeout=self._timeout, allow_redirects=False)
             request_headers = dict(_HEADERS)
             if data is not None:
                 request_headers["Content-Type"] = "application/json"
@@ -367,8 +361,8 @@ class ZentrikClient:
                 params=params,
                 headers=request_headers,
                 auth=self._auth,
+                timeout=self._timeout,
                 allow_redirects=False,
-                timeout=self._send_settings["timeout"],
             )
         except (
             requests.RequestException,
@@ -412,9 +406,7 @@ class ZentrikClient:
         return prepared
 
     def _transport_error(self, exc: BaseException) -> ZsyncError:
-        return transport_error(
-            exc, self._base, self._host, (self._connect_timeout, self._read_timeout), self._clean
-        )
+        return transport_error(exc, self._base, self._host, self._timeout, self._clean)
 
     # -- answers -----------------------------------------------------------------------------
 
