@@ -132,8 +132,8 @@ class Project:
 
 def wait_until_gone(group: int, timeout: float = 30.0) -> None:
     """Until every process of the killed group has been reaped. The tap and the target were
-    Meltano's children: init reaps them, and until then the target's pid still answers, so
-    zsync would rightly take its ledger lease for held."""
+    Meltano's children: init reaps them, and until then their pids still answer. A target
+    still exiting (not yet a zombie) rightly holds its ledger lease."""
     deadline = time.monotonic() + timeout
     while any(_group_of(pid) == group for pid in os.listdir("/proc") if pid.isdigit()):
         assert time.monotonic() < deadline, "the killed processes were not reaped"

@@ -63,6 +63,29 @@ def test_a_dead_holder_on_this_host_is_taken_over_at_once(tmp_path: Path) -> Non
     ledger.close()
 
 
+def test_a_killed_holder_not_yet_reaped_is_taken_over_at_once(tmp_path: Path) -> None:
+    # SIGKILL leaves a zombie until the parent (a shell, cron, a test) collects it: its pid
+    # still answers kill(pid, 0), but nothing runs any more.
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        start = lease.process_start(victim.pid)
+        if start is None:
+            pytest.skip("no /proc here: process states are unknown")
+        victim.kill()
+        deadline = time.monotonic() + 10
+        while lease.process_state(victim.pid) != "Z":
+            assert time.monotonic() < deadline, "the killed process never became a zombie"
+            time.sleep(0.01)
+        path = tmp_path / "l.db"
+        _hold(path, victim.pid, socket.gethostname(), age=0, started=start)
+        ledger = Ledger.open(path)
+        ledger.acquire_lease("push")
+        ledger.close()
+    finally:
+        victim.kill()
+        victim.wait()
+
+
 def test_a_reused_pid_is_not_the_holder(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
     start = lease.process_start(sleeper.pid)
     if start is None:

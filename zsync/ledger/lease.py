@@ -49,17 +49,29 @@ class LeaseHolder:
         return f"pid {self.pid} on {self.host} ({self.command}, since {self.acquired_at})"
 
 
-def process_start(pid: int) -> int | None:
-    """The start time of process ``pid`` in clock ticks since boot; None where unknown."""
+def _stat(pid: int) -> list[bytes] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state first); None where
+    there is no such file."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: count from its end.
-    fields = stat[stat.rfind(b")") + 2 :].split()
+    return stat[stat.rfind(b")") + 2 :].split()
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of process ``pid`` (R, S, Z for a zombie, ...); None where unknown."""
+    fields = _stat(pid)
+    return fields[0].decode("ascii", "replace") if fields else None
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot; None where unknown."""
+    fields = _stat(pid)
     try:
-        return int(fields[19])  # field 22 of the whole line
+        return int(fields[19]) if fields else None  # field 22 of the whole line
     except (IndexError, ValueError):
         return None
 
@@ -86,6 +98,8 @@ def holder_alive(holder: LeaseHolder, this_host: str, now: float | None = None) 
         return False  # a lease this process left behind (it holds no other)
     if not _pid_alive(holder.pid):
         return False
+    if process_state(holder.pid) in ("Z", "X"):
+        return False  # killed, and its parent has not collected its exit status yet
     if holder.started is not None:
         started = process_start(holder.pid)
         if started is not None and started != holder.started:
