@@ -62,7 +62,13 @@ def common_options(fn: F) -> F:
     return _decorate(fn, options)
 
 
-class _Concurrency(click.ParamType[Any, Any]):
+# click.ParamType takes type parameters in some releases and none (or a different number) in
+# others that `click>=8.1` admits; subscripting it crashed at import under 8.3.1 and 8.4.0.
+# Subclass it bare, through Any, so the same line works whichever click is installed.
+_ParamType: Any = click.ParamType
+
+
+class _Concurrency(_ParamType):  # type: ignore[misc]
     """``auto`` (None: the adaptive limiter) or a fixed number of requests in flight."""
 
     name = "auto|N"
