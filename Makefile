@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint fmt demo bench chaos meltano meltano-env clean
+.PHONY: venv test lint fmt demo bench chaos meltano meltano-env floors clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,11 @@ fmt: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+
+# zsync installed with its declared dependency floors (and releases that once broke it), each
+# running the demo; CI runs it before make test.
+floors:
+	bash .ci/floors
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.run
