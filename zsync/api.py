@@ -117,7 +117,7 @@ def _from_run(result: RunResult, watch: _Watch) -> Result:
     return Result(
         result.command,
         result.exit_code,
-        counts=dict(result.counts),
+        counts={kind: n for kind, n in result.counts.items() if n},
         run_id=result.run_id,
         message=None if fatal is None else config.redact(str(fatal), watch.secret),
         problems=[config.redact(p, watch.secret) for p in result.problems],
