@@ -417,11 +417,12 @@ def status(
     api_key: str | None = None,
     env_file: PathLike | None = None,
     allow_insecure_http: bool = False,
+    new_ledger: bool = False,
 ) -> Result:
     """``zsync status``: the ledger's items by status (``counts``), recent runs, the lock
     holder and items that need attention (``details``, the dict ``status --json`` prints).
     Reads the ledger only; needs no key."""
-    common = _Common(ledger, api_base, api_key, env_file, allow_insecure_http)
+    common = _Common(ledger, api_base, api_key, env_file, allow_insecure_http, new_ledger)
     try:
         info = views.status(common.settings())
     except ZsyncError as exc:

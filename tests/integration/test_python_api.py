@@ -4,6 +4,7 @@ with, nothing printed, no SystemExit, the key in no result."""
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 import zsync
 from tests.conftest import TEST_KEY, run_cli
 from tests.emulator.testing import running_emulator
+from zsync.cli import cli
 from zsync.emulator.server import RunningEmulator
 from zsync.model import Event
 
@@ -222,3 +224,32 @@ def test_the_orchestrator_example_succeeds_retries_and_fails_as_documented(
         task.sync_file(["more.jsonl"], ledger="z.db", api_base=emulator.url, max_duration=0.5)
     with pytest.raises(task.SyncFailed, match="no such file"):
         task.sync_file(["gone.jsonl"], ledger="z.db", api_base=emulator.url)
+
+
+# Options that shape what the command prints, not what it does: no keyword in the API.
+_RENDERING = {"json", "help"}
+
+
+def _keyword(option: str) -> str:
+    name = option.lstrip("-").replace("-", "_")
+    return name.removeprefix("no_")  # --no-poll is poll=False
+
+
+@pytest.mark.parametrize(
+    ("command", "function"),
+    [
+        ("push", zsync.push),
+        ("reconcile", zsync.reconcile),
+        ("retry-failed", zsync.retry_failed),
+        ("verify", zsync.verify),
+        ("status", zsync.status),
+    ],
+)
+def test_every_option_of_the_command_is_a_keyword(command: str, function: Any) -> None:
+    options = {
+        _keyword(max(p.opts, key=len))
+        for p in cli.commands[command].params
+        if any(o.startswith("--") for o in p.opts)
+    }
+    keywords = set(inspect.signature(function).parameters)
+    assert options - _RENDERING - keywords == set()
