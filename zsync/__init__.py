@@ -1,7 +1,8 @@
 """zsync: resumable, ledger-backed sync of customer evidence into Zentrik Signals.
 
 The code is a one-way pipeline; each stage is a module or package named for it, and no stage
-imports one above it (the README's "How it works" has the same map):
+imports one above it. The README's "How it works" has the same map; the import order is
+import-linter's layers contract in pyproject.toml, which ``make lint`` checks:
 
     cli/, console        options -> one library call -> render (the only code that prints);
                          cli/target is the Singer target's entry point (target-zentrik)
@@ -20,7 +21,7 @@ imports one above it (the README's "How it works" has the same map):
     report, metrics      what a person or a scraper reads about a run
     model, errors, config   shared leaves: value types and Status; exceptions and exit
                          codes; settings and key redaction
-    emulator/            a local Zentrik API for demos and tests (shares only config)
+    emulator/            a local Zentrik API for demos and tests (shares only config, errors)
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ command, and returns a :class:`Result` with the exit code the command would exit
 prints, nothing exits: a problem the command would report in one line (a missing key, a locked
 ledger, an unreadable input, an unreachable API) becomes the result's ``exit_code`` and
 ``message``. An argument of the wrong type (``input="a.jsonl"`` instead of a list) raises
-:class:`TypeError`: that is a bug in the caller, not a run's outcome.
+:class:`TypeError`: that is a bug in the caller, not a run's outcome; any other exception is a
+bug in zsync (the command line's exit 70) and propagates. ``on_event`` is called from the
+run's threads: it should return quickly and not raise.
 
 Settings not given fall back as on the command line: ``ZENTRIK_API_KEY``, ``ZENTRIK_API_BASE``
 and ``ZSYNC_LEDGER`` from the environment, then ``env_file``, then the defaults. The key never
