@@ -137,15 +137,16 @@ def _send(
     call: Callable[[operations.Context], RunResult],
 ) -> Result:
     """Settings, a context, the one library call; every ZsyncError becomes the result."""
-    secret = common.api_key
+    watch = _Watch(on_event, common.api_key)
     try:
         settings = common.settings()
-        secret = settings.api_key
-        watch = _Watch(on_event, secret)
+        watch.secret = settings.api_key
         ctx = operations.Context(settings, stop_event=stop or threading.Event(), emit=watch)
         return _from_run(call(ctx), watch)
     except ZsyncError as exc:
-        return _failed(command, exc, secret)
+        failed = _failed(command, exc, watch.secret)
+        failed.warnings = watch.warnings  # said before it stopped (e.g. a new ledger created)
+        return failed
 
 
 def _paths(name: str, value: Sequence[PathLike]) -> tuple[str, ...]:
