@@ -21,6 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check zsync tests examples
 	$(BIN)/ruff format --check zsync tests examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 fmt: $(STAMP)
 	$(BIN)/ruff format zsync tests examples

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.emulator.testing import emulator_fixture
 from zsync import retry
 from zsync.cli import main
-from zsync.emulator.testing import emulator_fixture
 
 __all__ = ["CliResult", "emulator", "emulator_fixture", "run_cli"]
 

@@ -71,7 +71,7 @@ def test_the_readme_cron_line_runs_as_cron_would(tmp_path: Path) -> None:
     """The cron line, word for word except the paths, under /bin/sh with cron's bare
     environment, zsync installed from its wheel outside this checkout."""
     from tests.conftest import TEST_KEY
-    from zsync.emulator.testing import running_emulator
+    from tests.emulator.testing import running_emulator
 
     [line] = re.findall(r"^15 2 \* \* \*\s+(.*)$", README, re.M)
     install = _install_wheel(tmp_path)

@@ -1,10 +1,12 @@
 """zsync: resumable, ledger-backed sync of customer evidence into Zentrik Signals.
 
 The code is a one-way pipeline; each stage is a module or package named for it, and no stage
-imports one above it (the README's "How it works" has the same map):
+imports one above it. The README's "How it works" has the same map; the import order is
+import-linter's layers contract in pyproject.toml, which ``make lint`` checks:
 
     cli/, console        options -> one library call -> render (the only code that prints);
                          cli/target is the Singer target's entry point (target-zentrik)
+    api                  the Python API: the same library calls, a Result, no printing
     operations, views    the run skeleton of push/reconcile/retry-failed; read-only views
     plan/                read -> shape -> diff against the ledger -> intents, then jobs;
                          skip: records matched as bytes before they are parsed (the
@@ -19,9 +21,32 @@ imports one above it (the README's "How it works" has the same map):
     report, metrics      what a person or a scraper reads about a run
     model, errors, config   shared leaves: value types and Status; exceptions and exit
                          codes; settings and key redaction
-    emulator/            a local Zentrik API for demos and tests (shares only config)
+    emulator/            a local Zentrik API for demos and tests (shares only config, errors)
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+__all__ = ["Result", "__version__", "push", "reconcile", "retry_failed", "status", "verify"]
+
+if TYPE_CHECKING:
+    from zsync.api import Result, push, reconcile, retry_failed, status, verify
+
+
+def __getattr__(name: str) -> Any:
+    """The API is imported on first use: ``import zsync`` (which every module's import runs
+    first) stays cheap, and a stage importing ``zsync`` for ``__version__`` does not load
+    the stages above it."""
+    if name in __all__:
+        from zsync import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'zsync' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names, the lazily imported API included."""
+    return sorted({*globals(), *__all__})

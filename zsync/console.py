@@ -1,6 +1,6 @@
 """What a person sees while a command runs: item lines, the progress line, JSON logs.
 
-Part of the command line (with ``cli.py``, the only modules that print): it renders the
+Part of the command line (with ``zsync/cli/``, the only code that prints): it renders the
 :class:`~zsync.model.Event` values the stages emit, and knows a terminal from cron.
 """
 

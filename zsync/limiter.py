@@ -168,7 +168,7 @@ class Limiter:
         grew_from, self._grew_from = self._grew_from, None
         if grew_from is not None and throughput < _PLATEAU * self._throughput:
             # More in flight did not finish more per second (our own CPU, or the server,
-            # is the bound): back to where it was, and no more doubling.
+            # is the bound): back to where it was, and no more slow-start growth.
             self._slow_start = False
             self._limit = grew_from
         elif queue < alpha / 2 and self._slow_start:

@@ -1,7 +1,8 @@
 """The library face of each sending command: one run skeleton, lease -> preflight -> run ->
 finish, shared by push, reconcile and retry-failed.
 
-``cli.py`` calls exactly one of these per command and renders what comes back.
+The command line (``zsync/cli/send.py``) and the Python API (``zsync/api.py``) call exactly
+one of these per command; the command line renders what comes back.
 """
 
 from __future__ import annotations

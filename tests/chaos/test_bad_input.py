@@ -11,9 +11,9 @@ import pytest
 
 from tests.chaos.helpers import FIGURES, ledger_rows
 from tests.conftest import TEST_KEY, run_cli
+from tests.emulator.testing import running_emulator
 from tests.unit.test_bad_corpus import EXPECTED, materialise
 from zsync.emulator.server import RunningEmulator
-from zsync.emulator.testing import running_emulator
 
 PROBLEM_PREFIXES = ("invalid: ", "duplicate: ", "warning: ")
 

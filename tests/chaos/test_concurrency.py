@@ -23,7 +23,7 @@ from tests.chaos.helpers import (
     write_records,
     zsync,
 )
-from zsync.emulator.testing import running_emulator
+from tests.emulator.testing import running_emulator
 
 
 def _lease(ledger: Path) -> list[tuple[int, str, str]]:

@@ -24,7 +24,7 @@ from tests.chaos.helpers import (
     wait_for,
     write_records,
 )
-from zsync.emulator.testing import running_emulator
+from tests.emulator.testing import running_emulator
 
 FAULTS = {"error_rate": 0.10, "reset_rate": 0.05, "drop_after_commit_rate": 0.05}
 

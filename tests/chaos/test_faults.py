@@ -32,8 +32,8 @@ from tests.chaos.helpers import (
     write_records,
     zsync,
 )
+from tests.emulator.testing import running_emulator
 from zsync.emulator.server import RunningEmulator
-from zsync.emulator.testing import running_emulator
 
 BASE_FAULTS = {"error_rate": 0.10, "reset_rate": 0.05, "drop_after_commit_rate": 0.05}
 

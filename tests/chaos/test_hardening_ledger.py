@@ -16,8 +16,8 @@ import pytest
 
 from tests.chaos.helpers import FIGURES, created_count, privilege_drop, write_records, zsync
 from tests.conftest import TEST_KEY, CliResult, run_cli
+from tests.emulator.testing import running_emulator
 from zsync.emulator.server import RunningEmulator
-from zsync.emulator.testing import running_emulator
 
 
 def _env(emu: RunningEmulator) -> dict[str, str]:

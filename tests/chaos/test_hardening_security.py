@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.helpers import FIGURES, write_records, zsync
-from zsync.emulator.testing import running_emulator
+from tests.emulator.testing import running_emulator
 
 SECRET = "zk_echo_" + secrets.token_hex(16)
 

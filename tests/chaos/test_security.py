@@ -29,7 +29,7 @@ from tests.chaos.helpers import (
     write_records,
     zsync,
 )
-from zsync.emulator.testing import running_emulator
+from tests.emulator.testing import running_emulator
 
 SECRET = "zk_chaos_" + secrets.token_hex(16)
 WRONG = "zk_wrong_" + secrets.token_hex(16)

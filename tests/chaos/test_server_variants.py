@@ -25,7 +25,7 @@ from tests.chaos.helpers import (
     write_records,
     zsync,
 )
-from zsync.emulator.testing import running_emulator
+from tests.emulator.testing import running_emulator
 
 FAULTS = {"drop_after_commit_rate": 0.08, "reset_rate": 0.03, "error_rate": 0.05}
 

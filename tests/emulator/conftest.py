@@ -5,8 +5,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from tests.emulator.testing import emulator_fixture
 from zsync.config import DEV_API_KEY
-from zsync.emulator.testing import emulator_fixture
 
 # Named apart from the shared `emulator` fixture so a top-level conftest can import that one
 # without the two shadowing each other.

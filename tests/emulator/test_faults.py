@@ -7,8 +7,8 @@ import time
 import pytest
 import requests
 
+from tests.emulator.testing import running_emulator
 from zsync.emulator.server import RunningEmulator
-from zsync.emulator.testing import running_emulator
 
 BODY = {"text": "SSO times out", "signalType": "support_ticket", "externalId": "t-1"}
 

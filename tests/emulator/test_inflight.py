@@ -10,9 +10,9 @@ from contextlib import contextmanager, suppress
 
 import requests
 
+from tests.emulator.testing import running_emulator
 from zsync.config import DEV_API_KEY
 from zsync.emulator.server import RunningEmulator
-from zsync.emulator.testing import running_emulator
 
 BODY = {"text": "Slow intake", "signalType": "transcript"}
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import requests
 
+from tests.emulator.testing import running_emulator
 from zsync.config import DEV_API_KEY
 from zsync.emulator.server import RunningEmulator
-from zsync.emulator.testing import running_emulator
 
 BODY = {"text": "Dark mode please", "signalType": "feedback_record", "externalId": "ext-1"}
 

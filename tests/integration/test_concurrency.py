@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from tests.conftest import TEST_KEY, run_cli
-from zsync.emulator.testing import running_emulator
+from tests.emulator.testing import running_emulator
 
 RECORDS = 300
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import TEST_KEY
+from tests.emulator.testing import running_emulator
 from tests.zsync_cmd import ZSYNC
-from zsync.emulator.testing import running_emulator
 
 
 def _zsync(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import TEST_KEY
-from zsync.emulator.testing import running_emulator
+from tests.emulator.testing import running_emulator
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "signals.json"
 BODY_FIELDS = {

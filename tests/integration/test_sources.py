@@ -349,7 +349,7 @@ def test_unfinished_items_of_a_bookmarked_source_are_sent_by_the_next_push(
 
 
 def test_a_crash_never_leaves_the_bookmark_ahead_of_the_recorded_records(tmp_path: Path) -> None:
-    from zsync.emulator.testing import running_emulator
+    from tests.emulator.testing import running_emulator
 
     # Records 1-3, a bookmark, records 4-5, then the program hangs: 4 and 5 wait in an open
     # batch. zsync is killed (kill -9) once the bookmark is saved.

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import run_cli
-from zsync.emulator.testing import running_emulator
+from tests.emulator.testing import running_emulator
 
 
 def _records(n: int) -> list[dict[str, Any]]:

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import TEST_KEY, run_cli
+from tests.emulator.testing import running_emulator
 from zsync.client import ZentrikClient
 from zsync.emulator.server import RunningEmulator
-from zsync.emulator.testing import running_emulator
 
 
 def _records(n: int) -> list[dict[str, Any]]:

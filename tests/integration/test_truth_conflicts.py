@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import TEST_KEY, run_cli
-from zsync.emulator.testing import running_emulator
+from tests.emulator.testing import running_emulator
 
 
 def _write(n: int) -> None:

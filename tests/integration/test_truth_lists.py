@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_KEY, run_cli
-from zsync.emulator.testing import running_emulator
+from tests.emulator.testing import running_emulator
 
 
 def _write(n: int = 150) -> None:

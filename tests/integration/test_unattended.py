@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import TEST_KEY
+from tests.emulator.testing import running_emulator
 from tests.zsync_cmd import ZSYNC
-from zsync.emulator.testing import running_emulator
 
 
 def _write(path: Path, n: int, prefix: str = "wait") -> Path:

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import Any
 
 import click
 
 from zsync.cli.options import common_options, settings_from
-from zsync.client import ZentrikClient
 from zsync.console import State
-from zsync.pacing import Pacer
-from zsync.retry import RetryPolicy
 from zsync.truth import VerifyReport
-from zsync.truth import verify as verify_ledger
+from zsync.truth.session import verify_ledger
 
 _TITLES = {
     "unknown": "on the server, unknown to the ledger",
@@ -52,19 +48,7 @@ def verify(
       zsync verify --repair
     """
     settings = settings_from(state, **common)
-    started = time.monotonic()
-    pacer = Pacer(rate=rate, concurrency=1)
-    with ZentrikClient(settings.api_base, settings.require_key()) as client:
-        report = verify_ledger(
-            settings.ledger_path,
-            client,
-            retry=RetryPolicy.for_run(settings.wait_budget),
-            repair_ledger=repair,
-            pace=pacer.acquire,
-            examples=examples,
-            api_base=settings.api_base,
-        )
-    report.seconds = time.monotonic() - started
+    report = verify_ledger(settings, repair=repair, rate=rate, examples=examples)
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2, sort_keys=True))
     else:

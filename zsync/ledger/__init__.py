@@ -19,7 +19,6 @@ from zsync.ledger.items import ItemsTable
 from zsync.ledger.lease import (
     HEARTBEAT_SECONDS,
     LEASE_EXPIRY_SECONDS,
-    LEASE_STALE_SECONDS,
     LeaseHolder,
     LeaseTable,
 )
@@ -32,7 +31,6 @@ from zsync.ledger.store import ledger_errors, now_iso
 __all__ = [
     "HEARTBEAT_SECONDS",
     "LEASE_EXPIRY_SECONDS",
-    "LEASE_STALE_SECONDS",
     "LeaseHolder",
     "Ledger",
     "Meanwhile",

@@ -29,8 +29,6 @@ HEARTBEAT_SECONDS = 10.0
 # A holder on another host whose pid cannot be probed is gone once it has missed this many
 # seconds of heartbeats (30 beats): far longer than any pause of a live, running process.
 LEASE_EXPIRY_SECONDS = 300.0
-# Kept for callers of the old name: the other-host expiry.
-LEASE_STALE_SECONDS = LEASE_EXPIRY_SECONDS
 
 _OLD_COLUMNS = "pid, host, command, acquired_at, heartbeat_at"  # before 0006_lease_started
 _COLUMNS = _OLD_COLUMNS + ", started"

@@ -1,4 +1,4 @@
-"""The SQLite ledger: open, migrate, lease, and every SQL statement zsync runs.
+"""The ledger's connection: open, check, migrate, transactions, meta and the workspace binding.
 
 One connection, used only by the thread that opened it (the engine's writer). Writes are
 batched into ``BEGIN IMMEDIATE`` transactions; WAL lets ``zsync status`` read while a push

@@ -71,8 +71,10 @@ class IdSet:
 class Seen:
     """What this input contained, for duplicate detection and prune."""
 
-    # hash() values, not ids: a million ids would not fit the memory target. A collision can
-    # only make prune keep a record, never delete one.
+    # hash() values, not ids: a million ids would not fit the memory target. A collision (64-bit
+    # hashes, seeded anew each run) never deletes or loses a record: it can make prune keep one,
+    # report one as a duplicate of another (not sent this run, exit 1), or leave an unconfirmed
+    # intent to the next run's follow-up.
     ids: IdSet = field(default_factory=IdSet)
     # hash((externalId, payload hash)) of each first occurrence: a repeat with the same body
     # (a Singer tap is at-least-once) is recognised and skipped, not reported as a duplicate.

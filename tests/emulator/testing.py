@@ -1,6 +1,6 @@
 """Test helpers: an emulator on a free port that is always stopped afterwards.
 
-In a conftest: ``from zsync.emulator.testing import emulator`` makes the ``emulator`` fixture
+In a conftest: ``from tests.emulator.testing import emulator`` makes the ``emulator`` fixture
 available; ``emulator_fixture(name=..., **overrides)`` makes variants (e.g. a rate-limited one).
 """
 
