@@ -1,0 +1,22 @@
+"""``zsync ui``: a local dashboard of the ledger, served by Datasette (the ``ui`` extra).
+
+``queries`` holds the SQL (read-only; the dashboard's and the canned queries), ``page`` turns
+query rows into what the page shows (headline numbers, tables, Vega-Lite specs), ``plugin``
+is the Datasette plugin (the dashboard route, read-only connections), ``app`` builds the
+Datasette instance. Nothing here imports Datasette at import time but ``plugin`` and
+``app.build``; the core CLI never imports them unless ``zsync ui`` runs.
+"""
+
+from __future__ import annotations
+
+INSTALL_HINT = 'zsync ui needs the ui extra: pip install "zsync[ui]"'
+
+
+def missing() -> str | None:
+    """The name of the first package ``zsync ui`` needs that is not installed, if any."""
+    import importlib.util
+
+    for module in ("datasette", "datasette_dashboards", "uvicorn"):
+        if importlib.util.find_spec(module) is None:
+            return module
+    return None
