@@ -39,7 +39,7 @@ CAUSE_COLOURS = ("#a83232", "#c26a12", "#6e3f85", "#b35a85", "#5e4a36", "#2f5d8a
 
 _EXIT_WORDS = {
     ExitCode.OK: "ok",
-    ExitCode.ITEMS_FAILED: "items need a person",
+    ExitCode.ITEMS_FAILED: "item failures",
     ExitCode.USAGE: "usage",
     ExitCode.CONFIG: "config or auth",
     ExitCode.UNAVAILABLE: "API unavailable",
@@ -51,7 +51,7 @@ _EXIT_WORDS = {
 
 
 def exit_label(code: int | None) -> str:
-    """A run's exit code as a short label: ``1 items need a person``, ``75 more to do``."""
+    """A run's exit code as a short label: ``1 item failures``, ``75 more to do``."""
     if code is None:
         return "did not finish"
     try:
@@ -340,6 +340,12 @@ def _run_row(r: Row) -> Row:
     }
 
 
+def _need_row(r: Row) -> Row:
+    """The reason without the origin it starts with (shown in its own column)."""
+    origin, reason = r.get("origin"), r.get("reason") or ""
+    return {**r, "reason": reason.removeprefix(f"{origin}: ") if origin else reason}
+
+
 def build(data: dict[str, list[Row]], lease: list[Row], recent: int = 10) -> Page:
     """The page, from each query's rows (keyed by query name) and the lease row, if any."""
     runs = [_run_row(r) for r in data["runs"]]
@@ -362,7 +368,7 @@ def build(data: dict[str, list[Row]], lease: list[Row], recent: int = 10) -> Pag
         items_total=sum(by_status.values()),
         needs_total=sum(n for _s, n in needs_counts),
         needs_breakdown=" · ".join(f"{n:,} {s.value}" for s, n in needs_counts if n),
-        needs=data["needs_a_person"],
+        needs=[_need_row(r) for r in data["needs_a_person"]],
         causes=data["failure_causes"],
         processing=trend[-1] if trend else None,
         bookmarks=data["bookmarks"],
