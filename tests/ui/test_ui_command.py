@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import sqlite3
 from pathlib import Path
@@ -90,3 +91,16 @@ def test_the_ledger_cannot_be_written_through_the_ui(nightly_ledger: Path) -> No
         asyncio.run(db.execute_write("DELETE FROM runs"))
     with sqlite3.connect(nightly_ledger) as conn:
         assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 3
+
+
+def test_text_from_records_and_the_server_is_shown_not_run(
+    emulator: Any, api_env: dict[str, str]
+) -> None:
+    pytest.importorskip("datasette", reason="the ui extra is not installed")
+    hostile = "<script>alert(1)</script>"
+    record = {"kind": "external_text", "externalId": hostile, "signalType": "x", "text": ""}
+    Path("in.jsonl").write_text(json.dumps(record) + "\n")
+    assert run_cli(["push", "--input", "in.jsonl"], env=api_env).code == 1
+    (page,) = _get(Path("zsync.db"), "/-/zsync")
+    assert hostile not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text

@@ -382,7 +382,7 @@ def build(data: dict[str, list[Row]], lease: list[Row], recent: int = 10) -> Pag
             "What each run did, by outcome (unchanged records are left out).",
             outcomes_chart(data["run_outcomes"]),
             "run_outcomes",
-            "No runs yet.",
+            "No run has handled a record yet.",
         ),
         Chart(
             "durations",
@@ -403,7 +403,7 @@ def build(data: dict[str, list[Row]], lease: list[Row], recent: int = 10) -> Pag
         Chart(
             "processing-histogram",
             "How long processing takes",
-            "Signals by time from create to processed, all runs.",
+            f"Signals by time from create to processed, last {CHART_RUNS} runs.",
             histogram_chart(data["processing_histogram"]),
             "processing_histogram",
             "No signal processed yet.",
