@@ -70,9 +70,11 @@ def exit_tone(code: int | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """Seconds as a person reads them: ``0.4 s``, ``3.2 min``, ``1.5 h``."""
+    """Seconds as a person reads them: ``0.04 s``, ``2.5 s``, ``3.2 min``, ``1.5 h``."""
     if seconds is None:
         return "–"
+    if seconds < 1:
+        return f"{seconds:.2f} s"
     if seconds < 60:
         return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
     if seconds < 3600:
@@ -105,7 +107,13 @@ def _base(rows: list[Row], mark: dict[str, Any], encoding: dict[str, Any]) -> di
     }
 
 
-_RUN_AXIS = {"field": "run", "type": "ordinal", "title": "run", "axis": {"labelAngle": 0}}
+# Run numbers upright; with many runs on a narrow chart, every other one (no overlaps).
+_RUN_AXIS = {
+    "field": "run",
+    "type": "ordinal",
+    "title": "run",
+    "axis": {"labelAngle": 0, "labelOverlap": "greedy"},
+}
 
 
 def outcomes_chart(rows: list[Row]) -> dict[str, Any]:
@@ -340,6 +348,10 @@ def _run_row(r: Row) -> Row:
     }
 
 
+def _processing(r: Row) -> Row:
+    return {**r, **{f"{k}_text": duration(r[f"{k}_seconds"]) for k in ("median", "p90", "max")}}
+
+
 def _need_row(r: Row) -> Row:
     """The reason without the origin it starts with (shown in its own column)."""
     origin, reason = r.get("origin"), r.get("reason") or ""
@@ -370,7 +382,7 @@ def build(data: dict[str, list[Row]], lease: list[Row], recent: int = 10) -> Pag
         needs_breakdown=" · ".join(f"{n:,} {s.value}" for s, n in needs_counts if n),
         needs=[_need_row(r) for r in data["needs_a_person"]],
         causes=data["failure_causes"],
-        processing=trend[-1] if trend else None,
+        processing=_processing(trend[-1]) if trend else None,
         bookmarks=data["bookmarks"],
         binding={r["key"]: r["value"] for r in data["binding"]},
         lock=lock,
