@@ -1,9 +1,9 @@
 """``zsync ui``: a local dashboard of the ledger, served by Datasette (the ``ui`` extra).
 
 ``queries`` holds the SQL (read-only; the dashboard's and the canned queries), ``page`` turns
-query rows into what the page shows (headline numbers, tables, Vega-Lite specs), ``plugin``
-is the Datasette plugin (the dashboard route, read-only connections), ``app`` builds the
-Datasette instance. Nothing here imports Datasette at import time but ``plugin`` and
+query rows into what the page shows (headline numbers, tables), ``charts`` into Vega-Lite
+specs; ``plugin`` is the Datasette plugin (the dashboard route, read-only connections) and
+``app`` builds the Datasette instance. Nothing here imports Datasette at import time but ``plugin`` and
 ``app.build``; the core CLI never imports them unless ``zsync ui`` runs.
 """
 

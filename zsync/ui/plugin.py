@@ -13,6 +13,7 @@ from datasette import hookimpl as _hookimpl
 from datasette.utils.asgi import Response
 
 from zsync.ui import page, queries
+from zsync.ui.charts import Row
 from zsync.views import cause_of
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -60,7 +61,7 @@ _ON_PAGE = (
 )
 
 
-async def _rows(db: Any, sql: str) -> list[page.Row]:
+async def _rows(db: Any, sql: str) -> list[Row]:
     results = await db.execute(sql)
     return [dict(zip(results.columns, row, strict=True)) for row in results.rows]
 
