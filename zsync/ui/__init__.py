@@ -3,8 +3,8 @@
 ``queries`` holds the SQL (read-only; the dashboard's and the canned queries), ``page`` turns
 query rows into what the page shows (headline numbers, tables), ``charts`` into Vega-Lite
 specs; ``plugin`` is the Datasette plugin (the dashboard route, read-only connections) and
-``app`` builds the Datasette instance. Nothing here imports Datasette at import time but ``plugin`` and
-``app.build``; the core CLI never imports them unless ``zsync ui`` runs.
+``app`` builds the Datasette instance. Only ``plugin`` and ``app.build`` import Datasette,
+and the core CLI imports neither unless ``zsync ui`` runs.
 """
 
 from __future__ import annotations
