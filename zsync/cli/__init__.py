@@ -16,6 +16,7 @@ import click
 
 from zsync import __version__, config
 from zsync.cli import look, send, truth
+from zsync.cli.ui import ui as ui_command
 from zsync.console import State
 from zsync.errors import ExitCode, ZsyncError
 
@@ -73,6 +74,7 @@ for _command in (
     look.check,
     look.export,
     truth.verify,
+    ui_command,
 ):
     cli.add_command(_command)
 
