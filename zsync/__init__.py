@@ -7,6 +7,8 @@ import-linter's layers contract in pyproject.toml, which ``make lint`` checks:
     cli/, console        options -> one library call -> render (the only code that prints);
                          cli/target is the Singer target's entry point (target-zentrik)
     api                  the Python API: the same library calls, a Result, no printing
+    ui/                  `zsync ui` (the ui extra): a read-only Datasette dashboard over
+                         the ledger, with read-only queries of its own
     operations, views    the run skeleton of push/reconcile/retry-failed; read-only views
     plan/                read -> shape -> diff against the ledger -> intents, then jobs;
                          skip: records matched as bytes before they are parsed (the
@@ -17,7 +19,8 @@ import-linter's layers contract in pyproject.toml, which ``make lint`` checks:
                          -> outcomes -> one writer
     truth/               the server's list as an index: verify, repair, rebuild; with
                          plan/indoubt, sends in doubt looked up before any resend
-    ledger/              every SQL statement: open, check, migrate, lease, runs, items
+    ledger/              every SQL statement that writes, and the readers: open, check,
+                         migrate, lease, runs, items
     report, metrics      what a person or a scraper reads about a run
     model, errors, config   shared leaves: value types and Status; exceptions and exit
                          codes; settings and key redaction

@@ -63,14 +63,11 @@ def ui(ledger: Path | None, host: str, port: int) -> None:
     if ui_package.missing() is not None:
         raise ConfigError(ui_package.INSTALL_HINT)
     path = Path(ledger or os.environ.get("ZSYNC_LEDGER") or config.DEFAULT_LEDGER)
-    from zsync.ledger import reading
-
-    with reading(path):  # a missing or unusable ledger is refused here, in one line (exit 5)
-        pass
-
     import uvicorn
 
-    from zsync.ui.app import build
+    from zsync.ui.app import build, check
+
+    check(path)  # a missing or unusable ledger is refused here, in one line (exit 5)
 
     app = build(path).app()
     sock = _bind(host, port)

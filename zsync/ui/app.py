@@ -23,6 +23,15 @@ def metadata() -> dict[str, Any]:
     }
 
 
+def check(ledger: Path) -> None:
+    """Refuse a missing or unusable ledger in one line (exit 5) before anything is served;
+    opens it read-only, as the dashboard does, and takes no lock."""
+    from zsync.ledger import reading
+
+    with reading(ledger):
+        pass
+
+
 def build(ledger: Path) -> Any:
     """A Datasette serving ``ledger`` read-only (never immutable: a push may be writing it
     and the dashboard shows its runs as they finish)."""
