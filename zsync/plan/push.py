@@ -97,7 +97,7 @@ def push_feeder(
     )
     planner = _Planner(ledger, options, result, emit, run_id, bookmark)
     if options.source.singer:
-        planner.upserts = Upserts()
+        planner.upserts = Upserts(options.on_change)
     while True:
         batch = _take(stream, upsert=planner.upserts is not None)
         result.counts["unchanged"] += len(batch.unchanged)
@@ -116,6 +116,11 @@ def push_feeder(
     if planner.upserts is not None:
         for last in planner.upserts.last_versions(ledger, result, emit):
             yield planner.plan(_Batch(prepared=last)) if last else []
+        if planner.upserts.state_held and not bookmark.held and bookmark.writes:
+            bookmark.emit_warning(
+                "bookmark not advanced past a record that changed in this run; the next run "
+                "reads the source again from the last saved bookmark"
+            )
     if ledger is not None and not options.dry_run:
         yield from earlier_runs(ledger, seen, result, run_id=run_id, poll=options.follow_up)
     if options.prune:
@@ -197,7 +202,6 @@ class _Planner:
         adopted: list[tuple[str, str, str, str | None]] = []  # rows adopted from the server
         deferred, changed = result.counts["deferred"], result.counts["changed"]
         upserts = self.upserts
-        holds = upserts.holds if upserts is not None else 0
         result.counts["superseded"] += batch.superseded
         for prepared in batch.prepared:
             row = known.get(prepared.external_id)
@@ -222,11 +226,10 @@ class _Planner:
         # a bookmark after them would skip them for good.
         self.bookmark.batch_closed(
             result.counts["deferred"] > deferred
-            or (upserts is not None and upserts.holds > holds)
             or (options.on_change != "skip" and result.counts["changed"] > changed)
             or any(isinstance(job, UpdateJob) for job in jobs)
         )
-        if batch.state is not None:
+        if batch.state is not None and (upserts is None or upserts.passes(batch.state)):
             self.bookmark.save(batch.state)
         return jobs
 

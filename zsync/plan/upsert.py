@@ -10,9 +10,9 @@ pass a version that is not recorded:
   place before anything is planned: the earlier is ``superseded`` (not sent, not an error);
 - a version that differs from what the ledger holds (changed since an earlier batch or an
   earlier run) is held here until the input ends, so only the run's last version is sent
-  (as an update, the ``--on-change`` path). Holding one stops the bookmark for the rest of
-  the run: a STATE after a version that is not recorded never goes out, and the tap sends
-  it again next run.
+  (as an update, the ``--on-change`` path). While a version is held no STATE is saved or
+  relayed: if the run ends before the version is recorded, the tap sends it again. A later
+  version equal to the ledger's releases the hold (the record is back to what was sent).
 
 At the end of the input a held version whose first version is still being created in this
 run waits for that create to be answered (the engine runs meanwhile), then is updated; if
@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from zsync.ledger import Ledger
-from zsync.model import Event, ItemRow, Prepared, RunResult, Status
+from zsync.model import Event, ItemRow, Prepared, RunResult, StateMessage, Status
 from zsync.plan.decide import decide
 from zsync.plan.options import BATCH
 from zsync.plan.seen import IdSet
@@ -39,27 +39,36 @@ WAIT_SECONDS = 30.0
 class Upserts:
     """The changed versions held until the input ends, and the identities created this run."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: str = "update") -> None:
+        self.on_change = on_change  # "skip": a change is never sent, so nothing is held
         self.held: dict[str, Prepared] = {}
         self.created = IdSet()  # hash() of each identity a create was planned for this run
-        self.holds = 0  # versions held so far: a new one holds the bookmark back
+        self.state_held = False  # the latest STATE was not saved: a version was held
         self.closing = False
 
     def hold(self, prepared: Prepared, row: ItemRow | None, result: RunResult) -> bool:
         """Keep ``prepared`` until the input ends when it is a new version of one already
         held, or changed against the ledger; False: plan it now."""
-        if self.closing:
+        if self.closing or self.on_change == "skip":
             return False
         external_id = prepared.external_id
+        changed = row is not None and decide(prepared, row) == "changed"
         if external_id in self.held:
-            self.held[external_id] = prepared
             result.counts["superseded"] += 1
+            if not changed:  # back to what the ledger holds: nothing left to record
+                del self.held[external_id]
+                return False
+            self.held[external_id] = prepared
             return True
-        if row is None or decide(prepared, row) != "changed":
-            return False
-        self.held[external_id] = prepared
-        self.holds += 1
-        return True
+        if changed:
+            self.held[external_id] = prepared
+        return changed
+
+    def passes(self, state: StateMessage) -> bool:
+        """May this STATE be saved (and relayed)? Not while a version before it is held:
+        the tap must send it again if this run ends before it is recorded."""
+        self.state_held = bool(self.held)
+        return not self.state_held
 
     def in_flight(self, external_id: str, row: ItemRow | None) -> bool:
         """Was this identity's create planned in this run and not answered yet?"""
