@@ -205,7 +205,8 @@ def test_about_json_has_the_singer_sdk_shape() -> None:
     assert settings["type"] == "object"
     names = set(settings["properties"])
     assert names == {
-        "api_base", "api_key", "ledger", "mapping", "signal_type", "name_template", "concurrency", "rate", "poll",
+        "api_base", "api_key", "ledger", "mapping", "signal_type", "name_template",
+        "concurrency", "rate", "poll",
         "poll_seconds", "on_change", "max_duration", "derive_external_id",
         "allow_insecure_http", "metrics_file",
     }  # fmt: skip
@@ -260,6 +261,6 @@ def test_the_docs_and_the_example_project_list_every_setting() -> None:
     table = re.findall(r"^\| `(\w+)` \|", docs, flags=re.MULTILINE)
     assert table == names
     project = (REPO / "examples" / "meltano" / "meltano.yml").read_text()
-    loader = project.split("loaders:", 1)[1]
+    loader = project.split("\n  loaders:\n", 1)[1]  # the plugin, not the environment
     assert re.findall(r"^    - name: (\w+)$", loader, flags=re.MULTILINE) == names
     assert "sensitive: true" in loader.split("- name: api_key", 1)[1].split("- name:", 1)[0]

@@ -246,8 +246,9 @@ def test_without_a_mapping_or_a_key_each_ticket_is_one_signal_and_changes_are_up
     # ticket 2 again with new content (tap-jsonl re-reads the whole file): the last version
     # is the one Zentrik holds, updated in place
     with (project.data / "tickets.jsonl").open("a") as f:
-        f.write(json.dumps({"ticket_id": 2, "subject": "ticket 2 (reopened)", "body": "b",
-                            "created_at": "2024-05-02T09:00:00Z", "priority": "high"}) + "\n")  # fmt: skip
+        row = {"ticket_id": 2, "subject": "ticket 2 (reopened)", "body": "b",
+               "created_at": "2024-05-02T09:00:00Z", "priority": "high"}  # fmt: skip
+        f.write(json.dumps(row) + "\n")
     second = project.run()
     assert "1 updated" in second.stderr, second.stderr[-2000:]
     after = {s["externalId"]: s for s in truth(emulator)["signals"]}

@@ -102,9 +102,12 @@ SCHEMA = {"type": "SCHEMA", "stream": "t", "schema": {"properties": {}}, "key_pr
 @pytest.mark.parametrize(
     ("messages", "expected"),
     [
-        ([{"type": "RECORD", "stream": "t", "record": {"id": 1}}], "in.singer:1: Singer stream 't': RECORD before its SCHEMA"),
-        ([SCHEMA, {"type": "RECORD", "stream": "t", "record": {"x": 1}}], "in.singer:2: Singer stream 't': record has no key property 'id'"),
-        ([{**SCHEMA, "schema": {"type": "object"}}], "in.singer:1: Singer stream 't': SCHEMA has no \"properties\" object"),
+        ([{"type": "RECORD", "stream": "t", "record": {"id": 1}}],
+         "in.singer:1: Singer stream 't': RECORD before its SCHEMA"),
+        ([SCHEMA, {"type": "RECORD", "stream": "t", "record": {"x": 1}}],
+         "in.singer:2: Singer stream 't': record has no key property 'id'"),
+        ([{**SCHEMA, "schema": {"type": "object"}}],
+         "in.singer:1: Singer stream 't': SCHEMA has no \"properties\" object"),
         ([{**SCHEMA, "key_properties": "id"}], "key_properties must be a list of names"),
     ],
 )  # fmt: skip
@@ -113,8 +116,8 @@ def test_a_protocol_error_is_one_line_and_exit_1(
 ) -> None:
     result = run_cli(["preview", "--format", "singer", "--input", singer_file(*messages)])
     assert result.code == 1
-    assert result.err.splitlines() == [f"zsync: error: {expected}"] or expected in result.err
-    assert len(result.err.splitlines()) == 1, result.err
+    (line,) = result.err.splitlines()
+    assert line.startswith("zsync: error: in.singer:") and expected in line
 
 
 def test_a_bad_name_template_is_refused_before_anything_is_read() -> None:
