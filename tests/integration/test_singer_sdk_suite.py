@@ -216,7 +216,7 @@ def test_killed_mid_run_and_run_again_one_signal_per_key_holding_the_last_versio
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stdout.close()
-    assert len(slow_emulator.truth()["signals"]) < ids * rounds
+    assert proc.returncode == -signal.SIGKILL  # killed mid-run, not ended
     slow_emulator.set_faults(latency_ms=0.0)
     # Each run: the tap starts after the last STATE stored, as Meltano runs it
     for _ in range(4):
