@@ -233,3 +233,19 @@ def test_killed_mid_run_and_run_again_one_signal_per_key_holding_the_last_versio
     assert {s["text"] for s in truth["signals"]} == {
         f"id: {i}\nversion: {rounds}" for i in range(ids)
     }
+
+
+def test_zsync_push_format_singer_shapes_records_the_same_way(
+    emulator: Any, api_env: dict[str, str]
+) -> None:
+    from tests.conftest import run_cli
+
+    path = str(STREAMS / "user_location_data.singer")
+    args = ["push", "--format", "singer", "--input", path, "--no-poll"]
+    result = run_cli([*args, "--signal-type", "crm_row", "--name-template", "{name}"], env=api_env)
+    assert result.code == 0, result.err
+    signals = {s["externalId"]: s for s in emulator.truth()["signals"]}
+    assert len(signals) == 11 and {s["signalType"] for s in signals.values()} == {"crm_row"}
+    assert signals["test_users:2"]["name"] == "Micael"
+    assert signals["test_locations:2"]["name"] == "NY"
+    assert signals["test_user_in_location:1"]["name"] is None  # it has no "name" field

@@ -72,7 +72,10 @@ class Shaper:
                     return mapped
                 item = mapped
             elif item.key is not None and type(item.data) is dict:
-                item = self._singer(item)
+                singer = self._singer(item)
+                if isinstance(singer, Invalid):
+                    return singer
+                item = singer
             return prepare(item, derive_external_id=self.derive)
         if isinstance(item, Problem):
             return problem_to_invalid(item)
@@ -80,7 +83,7 @@ class Shaper:
             self._mapping(item.stream, item.origin)
         return None
 
-    def _singer(self, item: Record) -> Record:
+    def _singer(self, item: Record) -> Record | Invalid:
         """A Singer record without a mapping: the default body, or its own when it is already
         in Zentrik's shape (given an identity from its stream when it has none)."""
         assert item.stream is not None and item.key is not None and type(item.data) is dict
@@ -91,8 +94,9 @@ class Shaper:
             if data.get("externalId") is None and (item.key or not self.derive):
                 ident = singer_body.identity(item.stream, item.key, data)
                 return replace(item, data={**data, "externalId": ident})
-        except (ValueError, TypeError):
-            pass  # a value JSON cannot hold: prepare says which field
+        except (ValueError, TypeError):  # NaN or Infinity: no JSON, so no stable identity
+            why = "holds a number that JSON cannot (NaN or Infinity)"
+            return Invalid(item.origin, None, None, f"{item.origin}: record {why}")
         return item
 
     def _mapping(self, stream: str | None, origin: str) -> Mapping | None:
