@@ -59,6 +59,8 @@ class Record:
     origin: str  # "in.jsonl:12" (1-based line), "in.json[3]" (0-based index), "<stdin>:4"
     data: Any  # the parsed JSON value; shape checks that it is an object
     stream: str | None = None  # the Singer stream it came from
+    # the stream's SCHEMA key_properties (Singer only; () when it has none)
+    key: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ ORDER = (
     "processed",
     "unchanged",
     "repeated",
+    "superseded",
     "followed-up",
     "submitted",
     "changed",

@@ -282,7 +282,10 @@ def preview(options: PlanOptions, limit: int) -> Preview:
     mappings = plan.check(options)
     out = Preview([], [])
     shaper = Shaper(
-        mappings, derive_external_id=options.derive_external_id, warn=out.warnings.append
+        mappings,
+        derive_external_id=options.derive_external_id,
+        warn=out.warnings.append,
+        singer=options.singer_body(),
     )
     stream = read.read(options.source, warn=out.warnings.append)
     with closing(stream):

@@ -418,7 +418,8 @@ def test_singer_messages_zsync_cannot_use_are_reported(
         'text = "{t}"\nsignalType = "support_ticket"\n'
     )
     messages = [
-        {"type": "SCHEMA", "stream": "users", "schema": {}},
+        {"type": "SCHEMA", "stream": "tickets", "schema": {"properties": {}}},
+        {"type": "SCHEMA", "stream": "users", "schema": {"properties": {}}},
         {"type": "RECORD", "stream": "users", "record": {"id": 1}},
         {"type": "ACTIVATE_VERSION", "stream": "tickets", "version": 1},
         {"type": "ACTIVATE_VERSION", "stream": "tickets", "version": 2},
@@ -433,13 +434,13 @@ def test_singer_messages_zsync_cannot_use_are_reported(
     result = run_cli(args, env=api_env, stdin=stdin)
     assert result.code == 1
     err = result.err
-    assert "warning: <stdin>:1: Singer stream 'users' has no mapping in m.toml" in err
+    assert "warning: <stdin>:2: Singer stream 'users' has no mapping in m.toml" in err
     assert err.count("Singer stream 'users'") == 1
     assert err.count("Singer message type 'ACTIVATE_VERSION' is ignored") == 1
-    assert '<stdin>:6: Singer RECORD without a "stream" name' in err
-    assert "<stdin>:7: field 'text' (mapping m.toml:4): template '{t}' needs 't'" in err
-    assert '<stdin>:8: Singer STATE without a "value"' in err
-    assert "<stdin>:9: not a Singer message" in err
+    assert '<stdin>:7: Singer RECORD without a "stream" name' in err
+    assert "<stdin>:8: field 'text' (mapping m.toml:4): template '{t}' needs 't'" in err
+    assert '<stdin>:9: Singer STATE without a "value"' in err
+    assert "<stdin>:10: not a Singer message" in err
     assert creates(emulator) == {"t:1": 1}
 
 
@@ -560,7 +561,8 @@ def test_records_are_sent_while_a_quiet_source_is_still_running(
 ) -> None:
     """A tap that emits a few records and then waits (on its API, on a cursor) must not hold
     them back until it has emitted a full batch or ended."""
-    lines = [{"type": "RECORD", "stream": "notes", "record": record(i)} for i in (1, 2)]
+    lines = [{"type": "SCHEMA", "stream": "notes", "schema": {"properties": {}}}]
+    lines += [{"type": "RECORD", "stream": "notes", "record": record(i)} for i in (1, 2)]
     emit = f"for x in {lines!r}: print(json.dumps(x), flush=True)"
     cmd = program(
         "tap.py",

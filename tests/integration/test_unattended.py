@@ -157,6 +157,7 @@ def test_a_tap_that_resends_an_identical_record_is_not_an_error(
     record = {"kind": "external_text", "externalId": "t-1", "signalType": "s", "text": "hi"}
     changed = {**record, "text": "changed"}
     messages = [
+        {"type": "SCHEMA", "stream": "s", "schema": {"properties": {}}, "key_properties": []},
         {"type": "RECORD", "stream": "s", "record": record},
         {"type": "STATE", "value": {"n": 1}},
         {"type": "RECORD", "stream": "s", "record": record},  # at-least-once: sent again
@@ -167,10 +168,12 @@ def test_a_tap_that_resends_an_identical_record_is_not_an_error(
     assert result.code == 0, result.err
     assert "1 created" in result.out and "1 repeated" in result.out
     assert emulator.truth()["creates_by_external_id"] == {"t-1": 1}
-    # the same id with other content in one input is still a duplicate (exit 1)
+    # the same id with other content in one input is an upsert: the last version wins, and
+    # the signal already sent is updated in place
     stdin += json.dumps({"type": "RECORD", "stream": "s", "record": changed}) + "\n"
     result = run_cli(args, env=api_env, stdin=stdin)
-    assert result.code == 1 and "duplicate 't-1'" in result.err
+    assert result.code == 0 and "1 updated" in result.out, result.out + result.err
+    assert emulator.truth()["creates_by_external_id"] == {"t-1": 1}
 
 
 def test_a_plain_rerun_of_the_cron_line_settles_what_earlier_runs_left(

@@ -57,7 +57,7 @@ def signals_per_external_id(emulator: Any) -> Counter[str]:
 class Project:
     """The example project with this test's data, ledger, emulator and system database."""
 
-    def __init__(self, tmp: Path, emulator: Any) -> None:
+    def __init__(self, tmp: Path, emulator: Any, *, mapping: bool = True) -> None:
         self.data = tmp / "data"
         self.data.mkdir()
         self.systemdb = tmp / "meltano.db"
@@ -72,6 +72,8 @@ class Project:
             "TARGET_ZENTRIK_LEDGER": str(tmp / "zsync.db"),
             "TARGET_ZENTRIK_CONCURRENCY": "2",
         }
+        if mapping:  # the example sends each record as text; these tests use its mapping
+            self.env["TARGET_ZENTRIK_MAPPING"] = str(PROJECT / "tickets.toml")
 
     def write(self, name: str, first: int, last: int, *, mtime: float | None = None) -> None:
         path = self.data / name
@@ -223,3 +225,34 @@ def test_a_run_killed_mid_way_and_run_again_duplicates_nothing(
     assert signals_per_external_id(slow_emulator) == Counter(ids(1, last))
     assert set(truth(slow_emulator)["creates_by_external_id"].values()) == {1}
     assert project.stored_state() is not None
+
+
+def test_without_a_mapping_or_a_key_each_ticket_is_one_signal_and_changes_are_upserts(
+    tmp_path: Path, emulator: Any
+) -> None:
+    """The example as its README runs it: no mapping file, and no key (the example's dev
+    environment has the emulator's); only the emulator's address is this test's."""
+    project = Project(tmp_path, emulator, mapping=False)
+    del project.env["TARGET_ZENTRIK_API_KEY"]
+    project.write("tickets.jsonl", 1, 3, mtime=time.time() - 100)
+    first = project.run()
+    assert "3 created" in first.stderr
+    signals = {s["externalId"]: s for s in truth(emulator)["signals"]}
+    assert set(signals) == {"tickets:1", "tickets:2", "tickets:3"}  # stream:key_properties
+    one = signals["tickets:1"]
+    assert one["signalType"] == "tickets" and one["name"] == "ticket 1"  # name_template
+    assert "subject: ticket 1" in one["text"].splitlines() and "_sdc_" not in one["text"]
+
+    # ticket 2 again with new content (tap-jsonl re-reads the whole file): the last version
+    # is the one Zentrik holds, updated in place
+    with (project.data / "tickets.jsonl").open("a") as f:
+        row = {"ticket_id": 2, "subject": "ticket 2 (reopened)", "body": "b",
+               "created_at": "2024-05-02T09:00:00Z", "priority": "high"}  # fmt: skip
+        f.write(json.dumps(row) + "\n")
+    second = project.run()
+    assert "1 updated" in second.stderr, second.stderr[-2000:]
+    after = {s["externalId"]: s for s in truth(emulator)["signals"]}
+    assert after["tickets:2"]["name"] == "ticket 2 (reopened)"
+    assert truth(emulator)["creates_by_external_id"] == dict.fromkeys(signals, 1)
+    third = project.run()
+    assert "target-zentrik (run 3): 3 unchanged, 1 superseded in" in third.stderr

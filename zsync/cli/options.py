@@ -164,6 +164,16 @@ def input_options(fn: F) -> F:
             show_default=True,
             help="Longest record (line, array element) read; a longer one is invalid, skipped.",
         ),
+        click.option(
+            "--signal-type",
+            metavar="TYPE",
+            help="Singer records without a mapping: their signalType (default: the stream name).",
+        ),
+        click.option(
+            "--name-template",
+            metavar="TEMPLATE",
+            help='Singer records without a mapping: a template for their name, e.g. "{subject}".',
+        ),
     ]
     return _decorate(fn, options)
 

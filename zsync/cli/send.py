@@ -123,6 +123,8 @@ def preview(
     mapping: str | None,
     delimiter: str | None,
     max_record_bytes: int,
+    signal_type: str | None,
+    name_template: str | None,
     count: int,
 ) -> None:
     """Show the bodies the first records become, and every problem; send nothing.
@@ -134,7 +136,10 @@ def preview(
       zsync preview --mapping examples/surveys.toml --input examples/surveys.csv -n 3
     """
     spec = input_spec(inputs, fmt, delimiter, max_record_bytes=max_record_bytes)
-    shown = views.preview(PlanOptions(source=spec, mapping=mapping), count)
+    plan = PlanOptions(
+        source=spec, mapping=mapping, signal_type=signal_type, name_template=name_template
+    )
+    shown = views.preview(plan, count)
     for line in shown.warnings:
         click.echo(f"warning: {line}", err=True)
     bad = 0

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from zsync import __version__, config
-from zsync.errors import UsageError
+from zsync.errors import ConfigError, UsageError
 from zsync.model import RunOptions
 from zsync.plan import ON_CHANGE, PlanOptions
 from zsync.read import InputSpec
+from zsync.shape.templates import parse_template
 
 NAME = "target-zentrik"
 
@@ -60,7 +61,24 @@ SETTINGS = (
         "The zsync ledger file (SQLite); keep it between runs.",
         config.DEFAULT_LEDGER,
     ),
-    Setting("mapping", "string", "Mapping file (TOML): how each stream's records become Signals."),
+    Setting(
+        "mapping",
+        "string",
+        "Mapping file (TOML): how each stream's records become Signals. Without one, each "
+        "record becomes an external_text signal: id from the stream and its key_properties, "
+        "text a readable rendering of the record.",
+    ),
+    Setting(
+        "signal_type",
+        "string",
+        "Without a mapping: the signals' signalType (default: the stream's name).",
+    ),
+    Setting(
+        "name_template",
+        "string",
+        'Without a mapping: a template for the signals\' name, e.g. "{subject}" (none by '
+        "default; a record without the fields it names gets none).",
+    ),
     Setting("concurrency", "integer", "Requests in flight at once (1-64).", 8),
     Setting("rate", "number", "Cap on requests per second (creates and polls together)."),
     Setting("poll", "boolean", "Wait until the signals sent are processed.", True),
@@ -154,6 +172,11 @@ def _checked(where: str, setting: Setting, value: Any) -> Any:
         raise bad("a number above 0")
     if name == "poll_seconds" and value < 0:
         raise bad("a number of seconds, 0 or more")
+    if name == "name_template":
+        try:
+            parse_template(value)
+        except ValueError as exc:
+            raise bad(f"a template ({exc})") from None
     return value
 
 
@@ -170,9 +193,16 @@ def api_key(values: Mapping[str, Any], environ: Mapping[str, str]) -> str | None
 
 
 def settings_from(values: Mapping[str, Any], environ: Mapping[str, str]) -> config.Settings:
+    """zsync's settings from the target's; no key is one line naming the target's setting."""
+    key = api_key(values, environ)
+    if key is None:
+        raise ConfigError(
+            f"no API key: set {NAME}'s api_key setting (`meltano config {NAME} set api_key "
+            f"...`, kept in .env) or the environment variable {ENV_PREFIX}API_KEY"
+        )
     return config.load(
         api_base=values.get("api_base"),
-        api_key=api_key(values, environ),
+        api_key=key,
         ledger=values.get("ledger"),
         allow_insecure_http=bool(values.get("allow_insecure_http", False)),
         environ=environ,
@@ -185,6 +215,8 @@ def plan_options(values: Mapping[str, Any], stdin: BinaryIO) -> PlanOptions:
         mapping=values.get("mapping"),
         derive_external_id=bool(values.get("derive_external_id", False)),
         on_change=str(values.get("on_change", "update")),
+        signal_type=values.get("signal_type"),
+        name_template=values.get("name_template"),
     )
 
 

@@ -30,6 +30,14 @@ class PlanOptions:
     # Poll the signals earlier runs left processing (a push that waits for processing does;
     # a --no-poll push does not wait for its own signals either).
     follow_up: bool = True
+    # A Singer record without a mapping: its signalType (None: the stream's name) and a
+    # template for its name (zsync.shape.singer_body)
+    signal_type: str | None = None
+    name_template: str | None = None
+
+    def singer_body(self) -> shape.SingerBody:
+        """How Singer records without a mapping are shaped (UsageError for a bad template)."""
+        return shape.SingerBody(self.signal_type, self.name_template)
 
 
 def check(options: PlanOptions) -> shape.MappingFile | None:
@@ -46,6 +54,7 @@ def check(options: PlanOptions) -> shape.MappingFile | None:
             "--prune needs the complete dataset, but a bookmarked source sends only what is "
             "new; add --ignore-bookmark to read it from the start"
         )
+    options.singer_body()
     mappings = shape.load(options.mapping) if options.mapping else None
     formats = {read.input_format(p, spec.fmt) for p in spec.inputs}
     if "csv" in formats and mappings is None:

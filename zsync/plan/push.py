@@ -22,6 +22,7 @@ from zsync.model import (
     Job,
     Prepared,
     RunResult,
+    SendJob,
     StateMessage,
     UpdateJob,
 )
@@ -33,6 +34,7 @@ from zsync.plan.prune import prune
 from zsync.plan.seen import Seen
 from zsync.plan.skip import ReadAhead
 from zsync.plan.stream import Known, KnownRun, Planned, planned_stream
+from zsync.plan.upsert import Upserts
 from zsync.read import SourceFailed
 
 # A batch also closes once it has been open this long, so records from a slow source are
@@ -49,7 +51,10 @@ class _Batch:
     unchanged: list[Known] = field(default_factory=list)
     state: StateMessage | None = None  # the bookmark that closed the batch
     idle: bool = False  # the source went quiet
+    superseded: int = 0  # earlier versions replaced by a later one in this batch
     failure: SourceFailed | None = None  # the source program failed after this batch
+    # Singer upserts: where each identity sits in ``prepared``; a later version takes its place
+    index: dict[str, int] | None = None
 
     @property
     def empty(self) -> bool:
@@ -75,7 +80,10 @@ def push_feeder(
     seen = Seen()
     bookmark = Bookmark(ledger, options, emit)
     shaper = shape.Shaper(
-        mappings, derive_external_id=options.derive_external_id, warn=bookmark.emit_warning
+        mappings,
+        derive_external_id=options.derive_external_id,
+        warn=bookmark.emit_warning,
+        singer=options.singer_body(),
     )
     stream = planned_stream(
         ledger,
@@ -88,8 +96,10 @@ def push_feeder(
         ahead=ahead,
     )
     planner = _Planner(ledger, options, result, emit, run_id, bookmark)
+    if options.source.singer:
+        planner.upserts = Upserts(options.on_change)
     while True:
-        batch = _take(stream)
+        batch = _take(stream, upsert=planner.upserts is not None)
         result.counts["unchanged"] += len(batch.unchanged)
         if batch.empty:
             if batch.idle:
@@ -103,16 +113,25 @@ def push_feeder(
         if batch.failure is not None:
             result.fatal = batch.failure
             return
+    if planner.upserts is not None:
+        for last in planner.upserts.last_versions(ledger, result, emit):
+            yield planner.plan(_Batch(prepared=last)) if last else []
+        if planner.upserts.state_held and not bookmark.held and bookmark.writes:
+            bookmark.emit_warning(
+                "bookmark not advanced past a record that changed in this run; the next run "
+                "reads the source again from the last saved bookmark"
+            )
     if ledger is not None and not options.dry_run:
         yield from earlier_runs(ledger, seen, result, run_id=run_id, poll=options.follow_up)
     if options.prune:
         yield from prune(ledger, options, seen, result, emit)
 
 
-def _take(stream: Iterator[Planned | KnownRun]) -> _Batch:
+def _take(stream: Iterator[Planned | KnownRun], *, upsert: bool = False) -> _Batch:
     """Records until the batch is full, a bookmark or a pause closes it, or it has been open
-    for BATCH_SECONDS."""
-    batch = _Batch()
+    for BATCH_SECONDS. With ``upsert`` (Singer) a record takes the place of an earlier
+    version of it in the batch, which is superseded."""
+    batch = _Batch(index={} if upsert else None)
     closes = time.monotonic() + BATCH_SECONDS
     try:
         for item in stream:
@@ -129,6 +148,8 @@ def _take(stream: Iterator[Planned | KnownRun]) -> _Batch:
                 batch.unchanged += item.items
             elif isinstance(item, Invalid):
                 batch.invalid.append(item)
+            elif batch.index is not None:
+                _upsert(batch, item)
             else:
                 batch.prepared.append(item)
             n = len(batch.prepared) + len(batch.invalid) + len(batch.unchanged)
@@ -139,6 +160,17 @@ def _take(stream: Iterator[Planned | KnownRun]) -> _Batch:
     except SourceFailed as exc:
         batch.failure = exc  # after this batch, which holds the last records it emitted
     return batch
+
+
+def _upsert(batch: _Batch, prepared: Prepared) -> None:
+    assert batch.index is not None
+    at = batch.index.get(prepared.external_id)
+    if at is None:
+        batch.index[prepared.external_id] = len(batch.prepared)
+        batch.prepared.append(prepared)
+    else:
+        batch.prepared[at] = prepared
+        batch.superseded += 1
 
 
 @dataclass
@@ -152,6 +184,7 @@ class _Planner:
     run_id: int
     bookmark: Bookmark
     budget: list[int | None] = field(default_factory=list)
+    upserts: Upserts | None = None  # Singer: the last version of a record wins
 
     def __post_init__(self) -> None:
         self.budget = [self.options.limit]
@@ -168,13 +201,19 @@ class _Planner:
         intents: list[Intent] = []
         adopted: list[tuple[str, str, str, str | None]] = []  # rows adopted from the server
         deferred, changed = result.counts["deferred"], result.counts["changed"]
+        upserts = self.upserts
+        result.counts["superseded"] += batch.superseded
         for prepared in batch.prepared:
             row = known.get(prepared.external_id)
+            if upserts is not None and upserts.hold(prepared, row, result):
+                continue
             job = plan_one(
                 ledger, options, prepared, row, result, self.emit, self.budget, intents, adopted
             )
             if job is not None:
                 jobs.append(job)
+                if upserts is not None and isinstance(job, SendJob):
+                    upserts.created.add(hash(prepared.external_id))
         if self.writes and ledger is not None:
             if intents:
                 ledger.record_intents(intents, self.run_id)
@@ -190,7 +229,7 @@ class _Planner:
             or (options.on_change != "skip" and result.counts["changed"] > changed)
             or any(isinstance(job, UpdateJob) for job in jobs)
         )
-        if batch.state is not None:
+        if batch.state is not None and (upserts is None or upserts.passes(batch.state)):
             self.bookmark.save(batch.state)
         return jobs
 

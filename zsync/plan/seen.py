@@ -80,5 +80,8 @@ class Seen:
     # (a Singer tap is at-least-once) is recognised and skipped, not reported as a duplicate.
     # Filled only for Singer input, the one where repeats are allowed.
     bodies: IdSet = field(default_factory=IdSet)
+    # externalId -> payload hash of its latest version, for ids this input had in more than
+    # one version (Singer upserts): a repeat is of the latest, not of the first
+    versions: dict[str, str] = field(default_factory=dict)
     sources: set[str] = field(default_factory=set)  # where this input's records came from
     unreadable: int = 0  # records whose externalId could not be read: prune must not run

@@ -147,9 +147,12 @@ def _shaped(
             seen.ids.add(hash(shaped.external_id))
         return shaped
     if not _first(seen, shaped.external_id, shaped.payload_hash, resent_ok):
-        if resent_ok and _repeat(seen, result, shaped.external_id, shaped.payload_hash):
+        if not resent_ok:
+            return duplicate(shaped)
+        if _repeat(seen, result, shaped.external_id, shaped.payload_hash):
             return None
-        return duplicate(shaped)
+        # Singer: a new version of a record this input had (an upsert); the planner lets the
+        # last one win (zsync.plan.upsert)
     source = source_of(shaped, source)
     seen.sources.add(source)
     shaped = replace(shaped, raw_hash=raw_hash, source=source)
@@ -176,12 +179,15 @@ def _first(seen: Seen, external_id: str, body: str | None, keep_body: bool) -> b
 
 
 def _repeat(seen: Seen, result: RunResult, external_id: str, body: str | None) -> bool:
-    """A repeat of an id with the same body as its first occurrence: counted, not sent.
+    """A repeat of an id with the same body as its latest occurrence: counted, not sent.
     (A skip-path line matched the ledger byte for byte, so two of them are the same body.)"""
-    if hash((external_id, body)) not in seen.bodies:
-        return False
-    result.counts["repeated"] += 1
-    return True
+    latest = seen.versions.get(external_id)
+    same = latest == body if latest is not None else hash((external_id, body)) in seen.bodies
+    if same:
+        result.counts["repeated"] += 1
+    elif body is not None:
+        seen.versions[external_id] = body  # a new version: the next repeat is of this one
+    return same
 
 
 def duplicate(item: Prepared | Known) -> Invalid:

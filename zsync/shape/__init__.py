@@ -11,23 +11,37 @@ from __future__ import annotations
 from dataclasses import replace
 
 from zsync.model import Invalid, Prepared, Problem, Record, Schema, Warn, problem_to_invalid
-from zsync.shape.body import prepare
+from zsync.shape import singer_body
+from zsync.shape.body import KINDS, prepare
 from zsync.shape.mapfile import Mapping, MappingError, MappingFile
 from zsync.shape.mapload import load
+from zsync.shape.singer_body import SingerBody
 
-__all__ = ["MappingError", "MappingFile", "Shaper", "load", "prepare"]
+__all__ = ["MappingError", "MappingFile", "Shaper", "SingerBody", "load", "prepare"]
 
 
 class Shaper:
     """Record -> Prepared | Invalid; None for what is not a record to send (a Singer SCHEMA,
-    a record of a stream the mapping file does not map, said once per stream)."""
+    a record of a stream the mapping file does not map, said once per stream).
+
+    A Singer record without a mapping file becomes ``singer``'s body (``singer_body``),
+    unless it is already in Zentrik's shape (it has a ``kind``): then it is sent as it is,
+    with its stream's identity when it has no ``externalId``.
+    """
 
     def __init__(
-        self, mappings: MappingFile | None, *, derive_external_id: bool, warn: Warn
+        self,
+        mappings: MappingFile | None,
+        *,
+        derive_external_id: bool,
+        warn: Warn,
+        singer: SingerBody | None = None,
     ) -> None:
         self.mappings = mappings
         self.derive = derive_external_id
         self.warn = warn
+        self.singer = singer or SingerBody()
+        self._name = self.singer.template()
         self._warned: set[str] = set()
 
     def __call__(self, item: Record | Problem | Schema) -> Prepared | Invalid | None:
@@ -57,12 +71,33 @@ class Shaper:
                 if isinstance(mapped, Invalid):
                     return mapped
                 item = mapped
+            elif item.key is not None and type(item.data) is dict:
+                singer = self._singer(item)
+                if isinstance(singer, Invalid):
+                    return singer
+                item = singer
             return prepare(item, derive_external_id=self.derive)
         if isinstance(item, Problem):
             return problem_to_invalid(item)
         if isinstance(item, Schema) and self.mappings is not None:
             self._mapping(item.stream, item.origin)
         return None
+
+    def _singer(self, item: Record) -> Record | Invalid:
+        """A Singer record without a mapping: the default body, or its own when it is already
+        in Zentrik's shape (given an identity from its stream when it has none)."""
+        assert item.stream is not None and item.key is not None and type(item.data) is dict
+        data = item.data
+        try:
+            if data.get("kind") not in KINDS:
+                return self.singer.record(item, self._name)
+            if data.get("externalId") is None and (item.key or not self.derive):
+                ident = singer_body.identity(item.stream, item.key, data)
+                return replace(item, data={**data, "externalId": ident})
+        except (ValueError, TypeError):  # NaN or Infinity: no JSON, so no stable identity
+            why = "holds a number that JSON cannot (NaN or Infinity)"
+            return Invalid(item.origin, None, None, f"{item.origin}: record {why}")
+        return item
 
     def _mapping(self, stream: str | None, origin: str) -> Mapping | None:
         assert self.mappings is not None
