@@ -207,6 +207,8 @@ def push(
     state_file: PathLike | None = None,
     ignore_bookmark: bool = False,
     derive_external_id: bool = False,
+    signal_type: str | None = None,
+    name_template: str | None = None,
     dry_run: bool = False,
     skip_readyz: bool = False,
     poll: bool = True,
@@ -234,7 +236,9 @@ def push(
     """``zsync push``: send new and changed records; skip what the ledger already has.
 
     ``input`` is a list of paths (``"-"`` reads ``stdin``, a binary stream); or
-    ``source_cmd`` a program whose stdout is read. ``on_event`` receives each
+    ``source_cmd`` a program whose stdout is read. ``signal_type`` and ``name_template``
+    shape Singer records when there is no ``mapping`` (``--signal-type``,
+    ``--name-template``). ``on_event`` receives each
     :class:`~zsync.model.Event` of the run (item outcomes, warnings, ``progress``; with
     ``dry_run``, ``would-send`` events carry the bodies); ``stop``, once set, finishes the
     requests in flight and ends the run (exit 130), as Ctrl-C does.
@@ -266,6 +270,8 @@ def push(
         source=InputSpec(inputs, format, delimiter, source_cmd, stdin, max_record_bytes),
         mapping=str(mapping) if mapping is not None else None,
         derive_external_id=derive_external_id,
+        signal_type=signal_type,
+        name_template=name_template,
         limit=limit,
         dry_run=dry_run,
         on_change=on_change,
