@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from zsync import proxies
 from zsync.errors import ConfigError, UsageError
 
 DEFAULT_API_BASE = "http://localhost:8080/api"
@@ -101,6 +102,9 @@ def load(
     insecure = allow_insecure_http
     wait_budget = _wait_budget(env.get("EVAL_API_WAIT_SECONDS") or env.get("ZSYNC_WAIT_SECONDS"))
     check_api_base(base, insecure)
+    if proxies.uses_proxy(base):
+        # Refused here, before a ledger is opened; the client judges the same proxy again.
+        proxies.check(base, proxies.environ_proxy(base, env))
     return Settings(
         api_base=base,
         api_key=key,
