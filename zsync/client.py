@@ -23,7 +23,6 @@ import urllib3.exceptions
 import zsync
 from zsync.answers import (
     MAX_MESSAGE,
-    check_state,
     error_parts,
     ident,
     is_header_token,
@@ -181,7 +180,7 @@ class ZentrikClient:
         raw_checks = data.get("checks") if isinstance(data, dict) else None
         checks: dict[str, str] = {}
         if isinstance(raw_checks, dict):
-            checks = {str(name): check_state(value) for name, value in raw_checks.items()}
+            checks = {str(name): _check_state(value) for name, value in raw_checks.items()}
         required = [(name, checks.get(name, "missing")) for name in REQUIRED_CHECKS]
         failing = [f"{name}={state}" for name, state in required if state != "ok"] if checks else []
         if status == 200 and checks and not failing:
@@ -463,3 +462,9 @@ class ZentrikClient:
         """A value the server chose (an id, a name), without the key should it echo it:
         such values are stored in the ledger and shown by export and show."""
         return None if value is None else redact(value, self._key)
+
+
+def _check_state(value: object) -> str:
+    """A readiness check's value as the template reads it: only the string ``ok`` is ok (an
+    object such as ``{"status": "ok"}`` is not; the template compares the value itself)."""
+    return value if isinstance(value, str) else f"{kind_of(value)}, not a string"

@@ -53,7 +53,9 @@ class Settings:
 
 
 def parse_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines; blank lines and ``#`` comments skipped; one layer of quotes stripped."""
+    """KEY=VALUE lines by the import template's rules: blank lines and ``#`` comments
+    skipped; a value loses its surrounding spaces, then every ``'`` and then every ``"`` at
+    either end (so ``KEY=val"`` is ``val``); a key given twice keeps its first value."""
     try:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -69,11 +71,8 @@ def parse_env_file(path: Path) -> dict[str, str]:
         key = key.strip()
         if key.startswith("export "):
             key = key[len("export ") :].strip()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        if key:
-            values[key] = value
+        if key and key not in values:
+            values[key] = value.strip().strip("'").strip('"')
     return values
 
 

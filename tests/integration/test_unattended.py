@@ -143,9 +143,10 @@ def test_dry_run_counts_what_it_would_send_and_keeps_stdout_for_bodies(
     assert text.code == 0
     assert "4 would-send" in text.err and "nothing to do" not in text.err
     as_json = run_cli(["push", "-i", "in.jsonl", "--dry-run", "--json"], env=api_env)
-    bodies = [json.loads(line) for line in as_json.out.splitlines()]
+    *lines, last = as_json.out.splitlines()  # the bodies, then the summary (issue 23)
+    bodies = [json.loads(line) for line in lines]
     assert [b["externalId"] for b in bodies] == [f"wait-{i}" for i in range(4)]
-    summary = json.loads(as_json.err.strip().splitlines()[-1])
+    summary = json.loads(last)
     assert summary["counts"]["would-send"] == 4
 
 

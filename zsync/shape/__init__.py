@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from zsync.model import Invalid, Prepared, Problem, Record, Schema, Warn, problem_to_invalid
-from zsync.shape.body import prepare
+from zsync.shape.body import CLIENT_FIELDS, prepare
 from zsync.shape.mapfile import Mapping, MappingError, MappingFile
 from zsync.shape.mapload import load
 
@@ -56,7 +56,13 @@ class Shaper:
                 mapped = mapping.apply(item)
                 if isinstance(mapped, Invalid):
                     return mapped
-                item = mapped
+                prepared = prepare(mapped, derive_external_id=self.derive)
+                if type(prepared) is Prepared and prepared.dropped:
+                    # A mapping file names each field it sends (its sourceKey included): a
+                    # client field asked for by name needs no warning on every run.
+                    kept = tuple(n for n in prepared.dropped if n not in CLIENT_FIELDS)
+                    prepared = replace(prepared, dropped=kept)
+                return prepared
             return prepare(item, derive_external_id=self.derive)
         if isinstance(item, Problem):
             return problem_to_invalid(item)
