@@ -39,6 +39,8 @@ class Settings:
     allow_insecure_http: bool = False
     # --new-ledger: an existing file that is not a usable ledger is kept aside and replaced
     new_ledger: bool = False
+    # One line each, for the command line to show (e.g. a key file others can read).
+    warnings: tuple[str, ...] = ()
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -87,12 +89,16 @@ def load(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     env = dict(os.environ if environ is None else environ)
+    warnings: list[str] = []
     if env_file is not None:
         # The environment wins over the file, as in Zentrik's template. A file gives the
         # API base and key only: nothing in it can lower a guard or move the ledger.
-        for name, value in parse_env_file(env_file).items():
+        from_file = parse_env_file(env_file)
+        for name, value in from_file.items():
             if name in ENV_FILE_NAMES:
                 env.setdefault(name, value)
+        if from_file.get("ZENTRIK_API_KEY"):
+            warnings.extend(_readable_by_others(env_file))
 
     base = (api_base or env.get("ZENTRIK_API_BASE") or DEFAULT_API_BASE).strip().rstrip("/")
     key = (api_key or env.get("ZENTRIK_API_KEY") or "").strip() or None
@@ -111,7 +117,22 @@ def load(
         wait_budget=wait_budget,
         allow_insecure_http=insecure,
         new_ledger=new_ledger,
+        warnings=tuple(warnings),
     )
+
+
+def _readable_by_others(path: Path) -> list[str]:
+    """A line when a file holding the key can be read by its group or by anyone."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return []
+    if not mode & 0o077:
+        return []
+    return [
+        f"--env-file {path} holds ZENTRIK_API_KEY and can be read by others (mode "
+        f"{mode:04o}); make it private: chmod 600 {path}"
+    ]
 
 
 def child_environment(extra: Mapping[str, str | None]) -> dict[str, str]:

@@ -206,6 +206,8 @@ def settings_from(
         new_ledger=new_ledger,
     )
     state.secret = settings.api_key
+    for line in settings.warnings:  # a problem even under -q: a person should fix it
+        click.echo(f"warning: {line}", err=True)
     return settings
 
 
