@@ -18,7 +18,10 @@ from urllib.parse import urlsplit
 from zsync import proxies
 from zsync.errors import ConfigError, UsageError
 
-DEFAULT_API_BASE = "http://localhost:8080/api"
+# The address `zsync emulator` binds, spelt the same way: the ledger remembers the base it
+# was used with, so one spelling here and another in the emulator (or in an example) made
+# every run say "it now follows ...". The import template's default is localhost:8080.
+DEFAULT_API_BASE = "http://127.0.0.1:8080/api"
 DEFAULT_LEDGER = "zsync.db"
 DEFAULT_WAIT_BUDGET = 120.0
 # The emulator's documented development key; it only ever opens the local emulator.
