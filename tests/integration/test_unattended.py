@@ -122,7 +122,7 @@ def test_quiet_says_nothing_on_a_clean_run_and_still_names_problems(
     _write(Path("in.jsonl"), 3)
     first = run_cli(["-q", "push", "-i", "in.jsonl", "--no-poll"], env=api_env)
     assert first.code == 0 and first.out == "", first.out
-    assert "created a new ledger" in first.err  # the one-time notice, even when quiet
+    assert first.err == ""  # not even the new ledger's notice: a first cron run mails nothing
     again = run_cli(["-q", "push", "-i", "in.jsonl", "--no-poll"], env=api_env)
     assert (again.code, again.out, again.err) == (0, "", "")
     with Path("in.jsonl").open("a") as f:
