@@ -28,6 +28,24 @@ def step(title: str, args: list[str], env: dict[str, str], expect: set[int]) -> 
         raise SystemExit(f"demo: `{shown}` exited {code}, expected {sorted(expect)}")
 
 
+def next_steps() -> str:
+    """How to run zsync yourself: it is installed in the venv `make` made, not on PATH."""
+    bin_dir = Path(sys.executable).parent
+    try:
+        shown = bin_dir.relative_to(ROOT)
+    except ValueError:  # a python outside this checkout
+        shown = bin_dir
+    zsync = shown / "zsync"
+    return (
+        f"\nzsync is installed in {shown.parent}, not on your PATH: run it as {zsync}, or run\n"
+        f"`source {shown / 'activate'}` first and then just `zsync`. To try it yourself:\n"
+        f"  {zsync} emulator &    # a local Zentrik at http://127.0.0.1:8080/api\n"
+        "  export ZENTRIK_API_KEY=zsync-dev-key    # the emulator's key\n"
+        f"  {zsync} push --input examples/tickets.jsonl --mapping examples/tickets.toml\n"
+        f"  {zsync} status"
+    )
+
+
 def main() -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir()
@@ -72,6 +90,7 @@ def main() -> int:
             {0},
         )
         print("\ndemo: done. The ledger is .demo/zsync.db (a plain SQLite file).")
+        print(next_steps())
         return 0
     finally:
         emulator.terminate()

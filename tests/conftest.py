@@ -30,8 +30,10 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     for name in list(os.environ):
         if name.startswith(("ZENTRIK_", "ZSYNC_", "EVAL_API_")):
             monkeypatch.delenv(name)
-    # Retries in tests wait milliseconds, not seconds (still real waits, still bounded).
-    retry.set_testing(0.01)
+    # Retries in tests wait milliseconds, not seconds (still real waits, still bounded), and
+    # stop after 12 attempts: at that speed a 120 s budget is thousands of attempts at an
+    # endpoint a test leaves unanswered. Real runs have no cap (tests/unit/test_retry.py).
+    retry.set_testing(0.01, max_attempts=12)
     monkeypatch.chdir(tmp_path)
     yield tmp_path
     retry.set_testing(None)

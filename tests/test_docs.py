@@ -10,6 +10,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -83,7 +84,7 @@ def test_the_readme_cron_line_runs_as_cron_would(tmp_path: Path) -> None:
     )
     (data / "tickets.jsonl").write_text(records)
     with running_emulator(process_seconds=0.1, dedupe="off") as emu:
-        (tmp_path / "env").write_text(f"ZENTRIK_API_BASE={emu.url}\nZENTRIK_API_KEY={TEST_KEY}\n")
+        _run_the_readme_setup(tmp_path, emu.url, TEST_KEY)
         command = (
             line.replace("/opt/zsync/bin/zsync", str(install))
             .replace("/etc/zsync/env", str(tmp_path / "env"))
@@ -104,11 +105,106 @@ def test_the_readme_cron_line_runs_as_cron_would(tmp_path: Path) -> None:
         ]
         truth = emu.truth()
     first, second = runs
-    assert first.returncode == 0, first.stderr
-    assert first.stdout == "" and first.stderr.startswith("notice: created a new ledger")
-    assert (second.returncode, second.stdout, second.stderr) == (0, "", "")  # cron mails nothing
+    # cron mails nothing, not even for the first run (which creates the ledger)
+    assert (first.returncode, first.stdout, first.stderr) == (0, "", ""), first.stderr
+    assert (second.returncode, second.stdout, second.stderr) == (0, "", "")
     assert truth["creates_by_external_id"] == {f"c-{i}": 1 for i in range(5)}
     assert "zsync_last_success_timestamp_seconds" in (tmp_path / "zsync.prom").read_text()
+
+
+def _run_the_readme_setup(tmp_path: Path, base: str, key: str) -> None:
+    """The README's setup lines after the install, word for word but the paths and values:
+    the directories are made private and the key file is private from its first byte."""
+    block = README.split("### Running from cron or systemd", 1)[1].split("```sh\n", 1)[1]
+    lines = block.split("```", 1)[0].strip().splitlines()[1:]  # the first one installs
+    etc, var = tmp_path / "etc-zsync", tmp_path
+    script = "\n".join(
+        line.replace("/etc/zsync", str(etc))
+        .replace("/var/lib/zsync", str(var))
+        .replace("https://zentrik.ai/api", base)
+        .replace("ZENTRIK_API_KEY=...", f"ZENTRIK_API_KEY={key}")
+        for line in lines
+    )
+    # The umask cron and a root shell usually have, which leaves a plain file world-readable.
+    subprocess.run(["/bin/sh", "-c", f"umask 022\n{script}"], check=True, cwd=tmp_path)
+    assert (etc.stat().st_mode & 0o777) == 0o700
+    assert ((etc / "env").stat().st_mode & 0o777) == 0o600
+    (tmp_path / "env").symlink_to(etc / "env")
+
+
+def _readme_sh_blocks() -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", README, re.S)
+
+
+def _zsync_lines(block: str) -> list[list[str]]:
+    """The zsync calls of a block, continuation lines joined, comments dropped."""
+    calls = []
+    for line in block.replace("\\\n", " ").splitlines():
+        if line.startswith("zsync "):
+            calls.append(shlex.split(line, comments=True)[1:])
+    return calls
+
+
+def _uses_shipped_files(calls: list[list[str]]) -> bool:
+    """A block to run: it names files under examples/, all of which exist, and reaches no
+    host but the API (a source program that fetches from the internet is not run)."""
+    paths = [w for call in calls for w in call if "/" in w or w.endswith((".jsonl", ".toml"))]
+    return (
+        any(p.startswith("examples/") for p in paths)
+        and all((ROOT / p).exists() for p in paths if "://" not in p)
+        and not any("://" in w for call in calls for w in call)
+    )
+
+
+def test_the_readme_examples_run_on_the_shipped_files(
+    emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every README shell block that uses the shipped examples runs as written, in order,
+    against the emulator ("Using it", CSV, Preview, ...); each call exits 0."""
+    from tests.conftest import TEST_KEY, run_cli
+
+    blocks = [calls for calls in map(_zsync_lines, _readme_sh_blocks()) if calls]
+    runnable = [calls for calls in blocks if _uses_shipped_files(calls)]
+    using_it = _zsync_lines(_readme_sh_blocks()[README.split("## Using it")[0].count("```sh")])
+    assert using_it in runnable  # the first thing a newcomer copies
+    assert len(runnable) >= 3
+    monkeypatch.chdir(ROOT)  # the examples' paths are relative to the checkout
+    for i, calls in enumerate(runnable):
+        env = {
+            "ZENTRIK_API_BASE": emulator.url,
+            "ZENTRIK_API_KEY": TEST_KEY,
+            "ZSYNC_LEDGER": str(tmp_path / f"block-{i}.db"),
+        }
+        for call in calls:
+            result = run_cli(call, env=env)
+            assert result.code == 0, f"zsync {shlex.join(call)} -> {result.code}: {result.err}"
+
+
+def test_make_demo_says_how_to_run_zsync() -> None:
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import demo
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    text = demo.next_steps()
+    venv_bin = Path(sys.executable).parent
+    shown = venv_bin.relative_to(ROOT) if venv_bin.is_relative_to(ROOT) else venv_bin
+    assert f"{shown / 'zsync'} push --input examples/tickets.jsonl --mapping" in text
+    assert f"source {shown / 'activate'}" in text
+    assert "ZENTRIK_API_KEY=zsync-dev-key" in text
+
+
+def test_the_default_base_is_the_emulators_address() -> None:
+    """One spelling: the base zsync uses by default is the one the emulator binds."""
+    from urllib.parse import urlsplit
+
+    from zsync.config import DEFAULT_API_BASE
+    from zsync.emulator.config import EmulatorConfig
+
+    default = urlsplit(DEFAULT_API_BASE)
+    emulator = EmulatorConfig()
+    assert (default.hostname, default.port) == (emulator.host, emulator.port)
+    assert "localhost" not in (ROOT / "examples" / "meltano" / "meltano.yml").read_text()
 
 
 def _install_wheel(tmp_path: Path) -> Path:

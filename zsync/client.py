@@ -23,7 +23,6 @@ import urllib3.exceptions
 import zsync
 from zsync.answers import (
     MAX_MESSAGE,
-    check_state,
     error_parts,
     ident,
     is_header_token,
@@ -48,6 +47,7 @@ from zsync.errors import (
     ZsyncError,
 )
 from zsync.failures import FRONT_END_MARKER, SERVER_UNAVAILABLE, status_error, transport_error
+from zsync.proxies import session_for
 from zsync.retry import parse_retry_after
 
 USER_AGENT = f"zsync/{zsync.__version__}"
@@ -135,7 +135,7 @@ class ZentrikClient:
         self._auth = _BearerAuth(api_key)
         self._timeout = (connect_timeout, timeout)
         self._owns_session = session is None
-        self._session = session if session is not None else _session_for(self._base)
+        self._session = session if session is not None else session_for(self._base)
         # Set by the first request (see _prepared).
         self._template: requests.PreparedRequest | None = None
         self._url_root = ""
@@ -180,7 +180,7 @@ class ZentrikClient:
         raw_checks = data.get("checks") if isinstance(data, dict) else None
         checks: dict[str, str] = {}
         if isinstance(raw_checks, dict):
-            checks = {str(name): check_state(value) for name, value in raw_checks.items()}
+            checks = {str(name): _check_state(value) for name, value in raw_checks.items()}
         required = [(name, checks.get(name, "missing")) for name in REQUIRED_CHECKS]
         failing = [f"{name}={state}" for name, state in required if state != "ok"] if checks else []
         if status == 200 and checks and not failing:
@@ -464,18 +464,7 @@ class ZentrikClient:
         return None if value is None else redact(value, self._key)
 
 
-# -- helpers (module level so tests and the emulator can share them) --------------------------
-
-
-def _session_for(base: str) -> requests.Session:
-    """A session whose proxy and CA settings are resolved from the environment once.
-
-    requests otherwise rescans the whole environment for proxies twice per request: at 0 ms
-    latency that was a third of the CPU each create cost.
-    """
-    session = requests.Session()
-    settings = session.merge_environment_settings(base, {}, None, None, None)
-    session.proxies.update(settings["proxies"])
-    session.verify = settings["verify"]
-    session.trust_env = False
-    return session
+def _check_state(value: object) -> str:
+    """A readiness check's value as the template reads it: only the string ``ok`` is ok (an
+    object such as ``{"status": "ok"}`` is not; the template compares the value itself)."""
+    return value if isinstance(value, str) else f"{kind_of(value)}, not a string"

@@ -7,7 +7,6 @@ is stored or shown.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -15,9 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from zsync import proxies
 from zsync.errors import ConfigError, UsageError
+from zsync.proxies import is_loopback as is_loopback  # the emulator reads it here
 
-DEFAULT_API_BASE = "http://localhost:8080/api"
+# The address `zsync emulator` binds, spelt the same way: the ledger remembers the base it
+# was used with, so one spelling here and another in the emulator (or in an example) made
+# every run say "it now follows ...". The import template's default is localhost:8080.
+DEFAULT_API_BASE = "http://127.0.0.1:8080/api"
 DEFAULT_LEDGER = "zsync.db"
 DEFAULT_WAIT_BUDGET = 120.0
 # The emulator's documented development key; it only ever opens the local emulator.
@@ -25,8 +29,6 @@ DEV_API_KEY = "zsync-dev-key"
 
 # What an --env-file may set (the names of Zentrik's own template).
 ENV_FILE_NAMES = frozenset({"ZENTRIK_API_BASE", "ZENTRIK_API_KEY"})
-
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Settings:
     allow_insecure_http: bool = False
     # --new-ledger: an existing file that is not a usable ledger is kept aside and replaced
     new_ledger: bool = False
+    # One line each, for the command line to show (e.g. a key file others can read).
+    warnings: tuple[str, ...] = ()
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -52,7 +56,9 @@ class Settings:
 
 
 def parse_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines; blank lines and ``#`` comments skipped; one layer of quotes stripped."""
+    """KEY=VALUE lines by the import template's rules: blank lines and ``#`` comments
+    skipped; a value loses its surrounding spaces, then every ``'`` and then every ``"`` at
+    either end (so ``KEY=val"`` is ``val``); a key given twice keeps its first value."""
     try:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -68,11 +74,8 @@ def parse_env_file(path: Path) -> dict[str, str]:
         key = key.strip()
         if key.startswith("export "):
             key = key[len("export ") :].strip()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        if key:
-            values[key] = value
+        if key and key not in values:
+            values[key] = value.strip().strip("'").strip('"')
     return values
 
 
@@ -87,12 +90,16 @@ def load(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     env = dict(os.environ if environ is None else environ)
+    warnings: list[str] = []
     if env_file is not None:
         # The environment wins over the file, as in Zentrik's template. A file gives the
         # API base and key only: nothing in it can lower a guard or move the ledger.
-        for name, value in parse_env_file(env_file).items():
+        from_file = parse_env_file(env_file)
+        for name, value in from_file.items():
             if name in ENV_FILE_NAMES:
                 env.setdefault(name, value)
+        if from_file.get("ZENTRIK_API_KEY"):
+            warnings.extend(_readable_by_others(env_file))
 
     base = (api_base or env.get("ZENTRIK_API_BASE") or DEFAULT_API_BASE).strip().rstrip("/")
     key = (api_key or env.get("ZENTRIK_API_KEY") or "").strip() or None
@@ -101,6 +108,9 @@ def load(
     insecure = allow_insecure_http
     wait_budget = _wait_budget(env.get("EVAL_API_WAIT_SECONDS") or env.get("ZSYNC_WAIT_SECONDS"))
     check_api_base(base, insecure)
+    if proxies.uses_proxy(base):
+        # Refused here, before a ledger is opened; the client judges the same proxy again.
+        proxies.check(base, proxies.environ_proxy(base, env))
     return Settings(
         api_base=base,
         api_key=key,
@@ -108,7 +118,22 @@ def load(
         wait_budget=wait_budget,
         allow_insecure_http=insecure,
         new_ledger=new_ledger,
+        warnings=tuple(warnings),
     )
+
+
+def _readable_by_others(path: Path) -> list[str]:
+    """A line when a file holding the key can be read by its group or by anyone."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return []
+    if not mode & 0o077:
+        return []
+    return [
+        f"--env-file {path} holds ZENTRIK_API_KEY and can be read by others (mode "
+        f"{mode:04o}); make it private: chmod 600 {path}"
+    ]
 
 
 def child_environment(extra: Mapping[str, str | None]) -> dict[str, str]:
@@ -143,16 +168,6 @@ def check_api_base(base: str, allow_insecure_http: bool) -> None:
             f"ZENTRIK_API_BASE uses plain http to {parts.hostname}: the key would travel "
             "unencrypted; use https (or --allow-insecure-http if you really mean it)"
         )
-
-
-def is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_HOSTS:
-        return True
-    # An address, not a name: "127.0.0.1.nip.io" starts like one but resolves anywhere.
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")

@@ -97,6 +97,8 @@ class Console:
         if event.kind == "progress":
             self._progress(event.data)
             return
+        if event.kind == "notice" and state.quiet:
+            return  # news, not a problem: -q stays silent (a first cron run mails nothing)
         with self.lock:
             if event.kind in _ATTENTION:
                 if state.log_format == "json":

@@ -108,7 +108,7 @@ class Prepared:
     body: dict[str, Any]  # the create body: the template's fields for the kind
     canonical: bytes  # canonical_json(body)
     payload_hash: str  # sha256 hex of canonical
-    dropped: tuple[str, ...]  # input keys that are not sent (besides "kind"), sorted
+    dropped: tuple[str, ...]  # input keys the template does not send (besides "kind"), sorted
     raw_hash: str | None = None  # hash of the input line it came from, when known (JSONL)
     source: str | None = None  # where it came from, for prune: see plan.stream.source_of
 

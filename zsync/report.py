@@ -6,6 +6,7 @@ from typing import Any
 
 from zsync.errors import ExitCode
 from zsync.model import RunResult
+from zsync.shape.body import CLIENT_FIELDS
 
 # The order a person wants to read outcomes in: good news, then what needs attention.
 ORDER = (
@@ -37,10 +38,26 @@ ORDER = (
 
 
 def ok_count(result: RunResult) -> int:
+    """The import template's ``ok``: records that went well by the run's own measure. A dry
+    run's are the bodies it would send; a run that polls, the signals it saw processed;
+    with ``--no-poll``, the sends the server accepted. Unchanged records are not sent, so
+    they are in ``counts.unchanged``, not here."""
     c = result.counts
+    if result.run_id is None and result.command == "push":  # --dry-run
+        return c["would-send"] + c["would-update"]
     if result.polled:
         return c["processed"]
-    return c["created"] + c["replayed"] + c["requeued"]
+    return c["created"] + c["replayed"] + c["requeued"] + c["updated"]
+
+
+def attempted_count(result: RunResult) -> int:
+    """The import template's ``attempted``: every record of the input, invalid ones
+    included (the template counts each item it read). A run without an input (reconcile,
+    retry-failed) counts the items it took up, and so does a push whose resends of what
+    earlier runs left unfinished outnumber its input."""
+    if result.command == "push":
+        return max(result.seen, result.counts["attempted"])
+    return result.counts["attempted"]
 
 
 def summary_json(result: RunResult) -> dict[str, Any]:
@@ -48,7 +65,7 @@ def summary_json(result: RunResult) -> dict[str, Any]:
         "command": result.command,
         "run_id": result.run_id,
         "counts": {k: v for k, v in sorted(result.counts.items()) if v},
-        "attempted": result.counts["attempted"],
+        "attempted": attempted_count(result),
         "ok": ok_count(result),
         "exit_code": int(result.exit_code),
         "duration_s": round(result.duration, 3),
@@ -102,10 +119,19 @@ def _short(code: ExitCode) -> str:
 
 
 def dropped_warnings(result: RunResult) -> list[str]:
-    return [
-        f"warning: field {name!r} is not sent ({n} record{'s' if n != 1 else ''}, first at {first})"
-        for name, (n, first) in sorted(result.dropped_fields.items())
-    ]
+    """One line per input field the import template does not send: most are not sent; the
+    fields of Zentrik's own client (``sourceKey``, ...) are, and the line says so."""
+    lines = []
+    for name, (n, first) in sorted(result.dropped_fields.items()):
+        where = f"({n} record{'s' if n != 1 else ''}, first at {first})"
+        if name in CLIENT_FIELDS:
+            lines.append(
+                f"warning: field {name!r} is not sent by the import template; zsync sends it, "
+                f"as Zentrik's own client does {where}"
+            )
+        else:
+            lines.append(f"warning: field {name!r} is not sent {where}")
+    return lines
 
 
 def status_text(info: dict[str, Any]) -> str:

@@ -2,8 +2,12 @@
 
 Only :class:`~zsync.errors.TransientError` is retried, always with the same request (same body,
 same Idempotency-Key). A ``Retry-After`` from the server wins over our own backoff; otherwise
-the wait is full-jitter exponential. A call gives up when its attempts are spent, when the next
-wait would carry it past its time budget, or when the stop event is set (SIGTERM), and then
+the wait is full-jitter exponential. The time budget (``EVAL_API_WAIT_SECONDS``) is the
+limit, as in the import template: a failure that comes before it is retried, and no wait
+carries a call past it (the last wait is shortened so one more attempt starts at the
+deadline). A call gives up when its budget is spent, when the server's own ``Retry-After``
+lies beyond it, when an explicit ``max_attempts`` is reached (none by default: a hidden cap
+would end a call long before its budget), or when the stop event is set (SIGTERM), and then
 re-raises the last real error so the caller sees what actually went wrong.
 """
 
@@ -63,21 +67,18 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, target - current)
 
 
-class _StopBeforeBudget(stop_base):
-    """tenacity's ``stop_before_delay``, measured in policy time.
+class _StopAtBudget(stop_base):
+    """Stop once the budget is spent, or when the next wait (a server's Retry-After; our own
+    waits are shortened to fit) would end past it. Measured in policy time (see _CallState)."""
 
-    Policy time is the real time spent outside waits plus the waits as requested, so a policy
-    whose sleep does not really sleep (tests) takes exactly the decisions a real one would.
-    """
-
-    def __init__(self, budget: float, call: _CallState) -> None:
+    def __init__(self, budget: float, call: _CallState, min_wait: float) -> None:
         self.budget = budget
         self.call = call
+        self.min_wait = min_wait  # less than this left: no attempt worth a wait remains
 
     def __call__(self, retry_state: RetryCallState) -> bool:
-        spent = self.call.first_attempt + (retry_state.seconds_since_start or 0.0)
-        elapsed = spent - self.call.real_slept + retry_state.idle_for
-        return elapsed + retry_state.upcoming_sleep >= self.budget
+        left = self.budget - self.call.elapsed(retry_state)
+        return left <= 0 or left < self.min_wait or retry_state.upcoming_sleep > left + 1e-9
 
 
 class _StopOnEvent(stop_base):
@@ -89,24 +90,37 @@ class _StopOnEvent(stop_base):
 
 
 class _Wait(wait_base):
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, policy: RetryPolicy, call: _CallState) -> None:
         self.policy = policy
+        self.call = call
 
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
         error = outcome.exception() if outcome is not None else None
-        return self.policy.wait_for(error, retry_state.attempt_number)
+        wait = self.policy.wait_for(error, retry_state.attempt_number)
+        if getattr(error, "retry_after", None) is not None:
+            return wait  # the server's word: never shortened (past the budget, we stop)
+        # Our own backoff never carries a call past its budget: the last attempt is made
+        # at the deadline rather than given up before it.
+        left = self.policy.budget - self.call.elapsed(retry_state)
+        return max(0.0, min(wait, left))
 
 
 # Multiplies every backoff (never a server's Retry-After). 1.0 but under set_testing().
 _backoff_scale = 1.0
+# A cap on attempts a test suite may ask for; None (no cap) but under set_testing().
+_testing_attempts: int | None = None
 
 
-def set_testing(scale: float | None = 0.01) -> None:
+def set_testing(scale: float | None = 0.01, *, max_attempts: int | None = None) -> None:
     """For test suites: retries wait ``scale`` times as long (still real, still bounded);
-    None restores real waits. The switch lives here, in code, not in user settings."""
-    global _backoff_scale
+    None restores real waits. ``max_attempts`` caps a run's attempts per request: waits a
+    hundredth as long spend a 120 s budget in thousands of attempts, so a test that leaves
+    an endpoint unanswered asks for a cap to end in milliseconds. A real run has none: its
+    budget alone ends a call. The switch lives here, in code, not in user settings."""
+    global _backoff_scale, _testing_attempts
     _backoff_scale = 1.0 if scale is None else max(0.0, scale)
+    _testing_attempts = None if scale is None else max_attempts
 
 
 @dataclass
@@ -115,11 +129,18 @@ class _CallState:
     last: TransientError | None = None
     real_slept: float = 0.0
 
+    def elapsed(self, retry_state: RetryCallState) -> float:
+        """Policy time since the call began: the real time spent outside waits plus the
+        waits as requested, so a policy whose sleep does not really sleep (tests) takes
+        exactly the decisions a real one would."""
+        spent = self.first_attempt + (retry_state.seconds_since_start or 0.0)
+        return spent - self.real_slept + retry_state.idle_for
+
 
 @dataclass
 class RetryPolicy:
     budget: float = 120.0
-    max_attempts: int = 12
+    max_attempts: int | None = None  # None: only the budget ends a call, as in the template
     initial: float = 0.5
     maximum: float = 10.0
     min_wait: float = 0.05
@@ -129,7 +150,7 @@ class RetryPolicy:
     slept: list[float] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
+        if self.max_attempts is not None and self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if self.min_wait < 0 or self.initial < 0 or self.maximum < 0 or self.budget < 0:
             raise ValueError("retry times must not be negative")
@@ -138,7 +159,13 @@ class RetryPolicy:
     def for_run(cls, budget: float) -> RetryPolicy:
         """The policy of a run: ``budget`` seconds of retrying per request at the most."""
         s = _backoff_scale
-        return cls(budget=budget, initial=0.5 * s, maximum=10.0 * s, min_wait=0.05 * s)
+        return cls(
+            budget=budget,
+            max_attempts=_testing_attempts,
+            initial=0.5 * s,
+            maximum=10.0 * s,
+            min_wait=0.05 * s,
+        )
 
     @classmethod
     def instant(cls, **kw: Any) -> RetryPolicy:
@@ -198,12 +225,14 @@ class RetryPolicy:
                 # Stopped while waiting: no further attempt, the caller gets the real error.
                 raise state.last
 
-        stop = stop_after_attempt(self.max_attempts) | _StopBeforeBudget(self.budget, state)
+        stop: stop_base = _StopAtBudget(self.budget, state, self.min_wait)
+        if self.max_attempts is not None:
+            stop = stop | stop_after_attempt(self.max_attempts)
         if self.stop_event is not None:
             stop = stop | _StopOnEvent(self.stop_event)
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
-            wait=_Wait(self),
+            wait=_Wait(self, state),
             stop=stop,
             before_sleep=before_sleep,
             sleep=sleep,

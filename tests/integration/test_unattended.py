@@ -122,7 +122,7 @@ def test_quiet_says_nothing_on_a_clean_run_and_still_names_problems(
     _write(Path("in.jsonl"), 3)
     first = run_cli(["-q", "push", "-i", "in.jsonl", "--no-poll"], env=api_env)
     assert first.code == 0 and first.out == "", first.out
-    assert "created a new ledger" in first.err  # the one-time notice, even when quiet
+    assert first.err == ""  # not even the new ledger's notice: a first cron run mails nothing
     again = run_cli(["-q", "push", "-i", "in.jsonl", "--no-poll"], env=api_env)
     assert (again.code, again.out, again.err) == (0, "", "")
     with Path("in.jsonl").open("a") as f:
@@ -143,9 +143,10 @@ def test_dry_run_counts_what_it_would_send_and_keeps_stdout_for_bodies(
     assert text.code == 0
     assert "4 would-send" in text.err and "nothing to do" not in text.err
     as_json = run_cli(["push", "-i", "in.jsonl", "--dry-run", "--json"], env=api_env)
-    bodies = [json.loads(line) for line in as_json.out.splitlines()]
+    *lines, last = as_json.out.splitlines()  # the bodies, then the summary (issue 23)
+    bodies = [json.loads(line) for line in lines]
     assert [b["externalId"] for b in bodies] == [f"wait-{i}" for i in range(4)]
-    summary = json.loads(as_json.err.strip().splitlines()[-1])
+    summary = json.loads(last)
     assert summary["counts"]["would-send"] == 4
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import sys
 import traceback
+from typing import Any
 
 import click
 
@@ -77,6 +78,70 @@ for _command in (
     ui_command,
 ):
     cli.add_command(_command)
+
+
+def _after_subcommand(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A global option given after the subcommand (``zsync push -q``): it wins over the
+    same option before it; not given (None, False, 0), it changes nothing."""
+    if value is None or value is False or value == 0:
+        return
+    state = ctx.ensure_object(State)
+    name = param.name
+    if name == "verbose":
+        state.verbose += int(value)
+    elif name is not None:
+        setattr(state, name, value)
+
+
+def _global_options() -> list[click.Option]:
+    """The group's own options, again for every subcommand (cron lines, scripts and muscle
+    memory put them after it); --debug is read from the whole command line in main()."""
+    return [
+        click.Option(
+            ["--debug"],
+            is_flag=True,
+            default=None,
+            expose_value=False,
+            callback=_after_subcommand,
+            help="Show tracebacks for errors.",
+        ),
+        click.Option(
+            ["-v", "--verbose"],
+            count=True,
+            expose_value=False,
+            callback=_after_subcommand,
+            help="Show each item's outcome.",
+        ),
+        click.Option(
+            ["-q", "--quiet"],
+            is_flag=True,
+            default=None,
+            expose_value=False,
+            callback=_after_subcommand,
+            help="Silent unless something needs a person.",
+        ),
+        click.Option(
+            ["--log-format"],
+            type=click.Choice(["text", "json"]),
+            default=None,
+            expose_value=False,
+            callback=_after_subcommand,
+            help="json: one object per line on stderr.",
+        ),
+        click.Option(
+            ["--progress-interval"],
+            type=click.FloatRange(min=1),
+            default=None,
+            expose_value=False,
+            callback=_after_subcommand,
+            help="Seconds between progress lines when stderr is not a terminal.",
+        ),
+    ]
+
+
+for _command in cli.commands.values():
+    if _command.name != "emulator":
+        _command.params.extend(_global_options())
 
 
 def _add_emulator() -> None:

@@ -216,6 +216,8 @@ def settings_from(
         new_ledger=new_ledger,
     )
     state.secret = settings.api_key
+    for line in settings.warnings:  # a problem even under -q: a person should fix it
+        click.echo(f"warning: {line}", err=True)
     return settings
 
 
@@ -276,8 +278,9 @@ def render_run(state: State, result: RunResult, as_json: bool, console: Console)
     code = result.exit_code
     dry = result.run_id is None and result.command == "push"
     if as_json and dry:
-        # stdout holds the bodies, one JSON line each: the summary goes to stderr, one line
-        click.echo(json.dumps(report.summary_json(result), sort_keys=True), err=True)
+        # stdout holds the bodies, one JSON line each; the summary follows them there, as
+        # the template prints it after its bodies, on one line so stdout stays JSON lines
+        click.echo(json.dumps(report.summary_json(result), sort_keys=True))
     elif as_json:
         click.echo(json.dumps(report.summary_json(result), indent=2, sort_keys=True))
     elif not state.quiet or code not in (ExitCode.OK, ExitCode.PENDING):

@@ -27,6 +27,7 @@ from zsync.console import State
 from zsync.errors import ExitCode
 from zsync.model import Invalid, RunOptions
 from zsync.plan import PlanOptions
+from zsync.shape.body import CLIENT_FIELDS
 
 
 @click.command()
@@ -149,8 +150,12 @@ def preview(
             click.echo(f"invalid: {item.message}")
             continue
         click.echo(f"# {item.origin} -> {item.external_id}")
-        if item.dropped:
-            click.echo(f"# not sent: {', '.join(item.dropped)}")
+        not_sent = [name for name in item.dropped if name not in CLIENT_FIELDS]
+        if not_sent:
+            click.echo(f"# not sent: {', '.join(not_sent)}")
+        if len(not_sent) < len(item.dropped):
+            extra = ", ".join(name for name in item.dropped if name in CLIENT_FIELDS)
+            click.echo(f"# sent, though the import template does not send it: {extra}")
         click.echo(json.dumps(item.body, indent=2, ensure_ascii=False))
     n = len(shown.items)
     click.echo(f"{n} record{'s' if n != 1 else ''}: {n - bad} ok, {bad} invalid", err=True)

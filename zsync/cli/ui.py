@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -11,13 +10,6 @@ import click
 
 from zsync import config
 from zsync.errors import ConfigError, UsageError
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -76,7 +68,7 @@ def ui(ledger: Path | None, host: str, port: int) -> None:
         f"zsync ui: serving {path.resolve()} read-only at http://{shown}:{sock.getsockname()[1]}/ "
         "(Ctrl-C to stop)"
     )
-    if not _loopback(host):
+    if not config.is_loopback(host):
         click.echo(
             f"warning: listening on {host}: anyone who can reach this port can read the ledger",
             err=True,

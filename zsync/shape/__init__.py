@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from zsync.model import Invalid, Prepared, Problem, Record, Schema, Warn, problem_to_invalid
 from zsync.shape import singer_body
-from zsync.shape.body import KINDS, prepare
+from zsync.shape.body import CLIENT_FIELDS, KINDS, prepare
 from zsync.shape.mapfile import Mapping, MappingError, MappingFile
 from zsync.shape.mapload import load
 from zsync.shape.singer_body import SingerBody
@@ -70,8 +70,14 @@ class Shaper:
                 mapped = mapping.apply(item)
                 if isinstance(mapped, Invalid):
                     return mapped
-                item = mapped
-            elif item.key is not None and type(item.data) is dict:
+                prepared = prepare(mapped, derive_external_id=self.derive)
+                if type(prepared) is Prepared and prepared.dropped:
+                    # A mapping file names each field it sends (its sourceKey included): a
+                    # client field asked for by name needs no warning on every run.
+                    kept = tuple(n for n in prepared.dropped if n not in CLIENT_FIELDS)
+                    prepared = replace(prepared, dropped=kept)
+                return prepared
+            if item.key is not None and type(item.data) is dict:
                 singer = self._singer(item)
                 if isinstance(singer, Invalid):
                     return singer

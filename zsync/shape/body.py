@@ -51,8 +51,11 @@ MAX_DEPTH = 64
 
 # sourceKey is not in the template but Zentrik's own client sends it (a fixed namespace the
 # server pairs with externalId); mapping files set it, and a record that has it keeps it.
-# So are participantPolicy, createMissingAccounts and sourceExternalData: passed through.
-_CLIENT_FIELDS = ("sourceKey", "participantPolicy", "createMissingAccounts", "sourceExternalData")
+# So are participantPolicy, createMissingAccounts and sourceExternalData: passed through,
+# and named in Prepared.dropped like every other field the template does not send, so the
+# user is told (report.dropped_warnings says these four are sent all the same).
+CLIENT_FIELDS = ("sourceKey", "participantPolicy", "createMissingAccounts", "sourceExternalData")
+_CLIENT_FIELDS = CLIENT_FIELDS
 _EXTERNAL_TEXT_KEYS = frozenset(
     ("kind", "text", "signalType", *_CLIENT_FIELDS, *EXTERNAL_TEXT_FIELDS)
 )
@@ -298,9 +301,13 @@ def _required(data: dict[str, Any]) -> tuple[dict[str, Any], _Optional, frozense
 
 
 def _dropped(data: dict[str, Any], allowed: frozenset[str]) -> tuple[str, ...]:
-    """The keys that are not sent (sorted); refused when one cannot even be named, or when a
-    container is nested too deep (only containers can be deep; checked fields cannot)."""
+    """The keys the template does not send (sorted): those not sent at all, and the client
+    fields that are; refused when one cannot even be named, or when a container is nested
+    too deep (only containers can be deep; checked fields cannot)."""
     extra = data.keys() - allowed
+    for name in _CLIENT_FIELDS:
+        if data.get(name) is not None:
+            extra.add(name)
     dropped = tuple(sorted(extra)) if extra else ()
     for name in dropped:
         # A name that is not text cannot even be reported as "not sent" (issue 13).
