@@ -226,8 +226,9 @@ def test_the_orchestrator_example_succeeds_retries_and_fails_as_documented(
         task.sync_file(["gone.jsonl"], ledger="z.db", api_base=emulator.url)
 
 
-# Options that shape what the command prints, not what it does: no keyword in the API.
-_RENDERING = {"json", "help"}
+# Options that shape what the command prints, not what it does: no keyword in the API (the
+# global ones are accepted after the subcommand too; `on_event` is the API's way to watch).
+_RENDERING = {"json", "help", "verbose", "quiet", "debug", "log_format", "progress_interval"}
 
 
 def _keyword(option: str) -> str:
