@@ -18,6 +18,7 @@ from zsync.emulator.testing import emulator_fixture
 __all__ = ["CliResult", "emulator", "emulator_fixture", "run_cli"]
 
 TEST_KEY = "zsync-dev-key"
+DOUBT_HORIZON = "0.3"
 
 # Identity dedupe off: a resend that is not an idempotent replay becomes a second signal on
 # the emulator, so "one create per externalId" proves zsync's own exactly-once, not the
@@ -32,6 +33,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
             monkeypatch.delenv(name)
     # Retries in tests wait milliseconds, not seconds (still real waits, still bounded).
     retry.set_testing(0.01)
+    # The emulator commits a create before it answers (unless told to commit late): sends in
+    # doubt need no minute-long horizon here. Tests of the horizon set their own.
+    monkeypatch.setenv("ZSYNC_DOUBT_HORIZON", DOUBT_HORIZON)
     monkeypatch.chdir(tmp_path)
     yield tmp_path
     retry.set_testing(None)

@@ -20,6 +20,9 @@ from zsync.errors import ConfigError, UsageError
 DEFAULT_API_BASE = "http://localhost:8080/api"
 DEFAULT_LEDGER = "zsync.db"
 DEFAULT_WAIT_BUDGET = 120.0
+# How long after a create went unanswered the server may still be committing it: twice the
+# client's 30 s request timeout. A send in doubt is looked up (and perhaps resent) only after.
+DEFAULT_DOUBT_HORIZON = 60.0
 # The emulator's documented development key; it only ever opens the local emulator.
 DEV_API_KEY = "zsync-dev-key"
 
@@ -38,6 +41,7 @@ class Settings:
     allow_insecure_http: bool = False
     # --new-ledger: an existing file that is not a usable ledger is kept aside and replaced
     new_ledger: bool = False
+    doubt_horizon: float = DEFAULT_DOUBT_HORIZON
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -108,6 +112,7 @@ def load(
         wait_budget=wait_budget,
         allow_insecure_http=insecure,
         new_ledger=new_ledger,
+        doubt_horizon=_doubt_horizon(env.get("ZSYNC_DOUBT_HORIZON")),
     )
 
 
@@ -130,6 +135,18 @@ def _wait_budget(raw: str | None) -> float:
         return max(0.0, float(raw))
     except ValueError:
         raise ConfigError(f"EVAL_API_WAIT_SECONDS={raw!r} is not a number of seconds") from None
+
+
+def _doubt_horizon(raw: str | None) -> float:
+    if raw is None or not raw.strip():
+        return DEFAULT_DOUBT_HORIZON
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ConfigError(f"ZSYNC_DOUBT_HORIZON={raw!r} is not a number of seconds >= 0")
+    return value
 
 
 def check_api_base(base: str, allow_insecure_http: bool) -> None:

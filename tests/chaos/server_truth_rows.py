@@ -80,9 +80,7 @@ def capped_pages_without_totals(tmp: Path, records: int = 200) -> Row:
 def items_without_external_id(tmp: Path, records: int = 60) -> Row:
     """Some list items lack externalId, some signals drifted on the server: verify --repair."""
     ids = write_records(tmp / "in.jsonl", records, prefix="noext")
-    with running_emulator(
-        process_seconds=0.0, dedupe="off", list_drops_external_id_every=3
-    ) as emu:
+    with running_emulator(process_seconds=0.0, dedupe="off", list_drops_external_id_every=3) as emu:
         env = env_for(emu, tmp / "z.db")
         first = _push(tmp, env)
         headers = {"Authorization": f"Bearer {emu.config.api_key}"}
@@ -115,17 +113,13 @@ def _delete(emu: RunningEmulator, public_id: str) -> None:
 def submitted_signal_deleted(tmp: Path, records: int = 30) -> Row:
     """Signals deleted on the server while zsync still polls them."""
     ids = write_records(tmp / "in.jsonl", records, prefix="del")
-    with running_emulator(process_seconds=600.0, dedupe="off") as emu:
+    with running_emulator(process_seconds=1.0, dedupe="off") as emu:
         env = env_for(emu, tmp / "z.db")
         first = zsync(["push", "-i", str(tmp / "in.jsonl"), "--no-poll"], env).returncode
         for n in (1, 2, 3):
             _delete(emu, f"SIGNAL-{n}")
-        emu.set_faults(process_seconds=0.0)
-        pushes = [
-            zsync(["push", "-i", str(tmp / "in.jsonl"), "--poll-seconds", "5"], env).returncode
-            for _ in range(3)
-        ]
-        reconcile = zsync(["reconcile", "--poll-seconds", "5"], env)
+        pushes = [_push(tmp, env) for _ in range(3)]
+        reconcile = zsync(["reconcile", "--poll-seconds", "20"], env)
         status = zsync(["status"], env)
         dup, lost = _creates(emu, ids)
     return {
