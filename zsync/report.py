@@ -14,6 +14,7 @@ ORDER = (
     "requeued",
     "updated",
     "deleted",
+    "gone",
     "would-send",
     "would-update",
     "would-delete",

@@ -86,6 +86,21 @@ class ServerTable(Store):
             )
         return found
 
+    def known_public_ids(self, public_ids: Sequence[str]) -> set[str]:
+        """Those of ``public_ids`` some item already holds."""
+        known: set[str] = set()
+        ids = list(public_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            known.update(
+                row[0]
+                for row in self.conn.execute(
+                    f"SELECT public_id FROM items WHERE public_id IN ({marks})", chunk
+                )
+            )
+        return known
+
     def item_count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0])
 

@@ -15,6 +15,8 @@ up nor resends it (it waits the horizon out when its caller allows, else exits 7
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -30,9 +32,11 @@ from zsync.model import (
     RunResult,
     SendJob,
     ServerIndex,
+    ServerSignal,
     Status,
     StoredItem,
 )
+from zsync.shape.canonical import field_hashes
 
 
 def in_doubt(ledger: Ledger, *, conflicts: bool) -> list[StoredItem]:
@@ -74,7 +78,8 @@ def settle(
             )
         )
         return _resends(items, result) if resend_missing else []
-    found = [(item, index.find(item.external_id)) for item in items]
+    find = _finder(ledger, index)
+    found = [(item, find(item)) for item in items]
     adopted = [(item.external_id, s) for item, s in found if s is not None]
     missing = [item for item, s in found if s is None]
     ledger.settle_found(adopted, run_id, "found")
@@ -101,6 +106,45 @@ def settle(
     if resend_missing:
         jobs.extend(_resends(unsettled, result))
     return jobs
+
+
+def _finder(ledger: Ledger, index: ServerIndex) -> Callable[[StoredItem], ServerSignal | None]:
+    """The signal for an item: by externalId; else, when the list shows some signals without
+    one, the one no item claims whose every field equals the body the item sent."""
+    anonymous = [s for s in index.by_public_id.values() if s.external_id is None]
+    if anonymous:
+        claimed = ledger.known_public_ids([s.public_id for s in anonymous])
+        anonymous = [s for s in anonymous if s.public_id not in claimed]
+    taken: set[str] = set()
+
+    def find(item: StoredItem) -> ServerSignal | None:
+        signal = index.find(item.external_id)
+        if signal is not None or not anonymous or not item.payload:
+            return signal
+        ours = _content(item.payload)
+        for candidate in anonymous:
+            if candidate.public_id in taken or not ours:
+                continue
+            theirs: dict[str, str] = json.loads(candidate.field_hashes)
+            if all(theirs.get(k) == h for k, h in ours.items()):
+                taken.add(candidate.public_id)
+                return dataclasses.replace(candidate, external_id=item.external_id)
+        return None
+
+    return find
+
+
+def _content(payload: str) -> dict[str, str]:
+    """Per-field hashes of a body as sent, but its externalId (the list did not show it)."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    hashes: dict[str, str] = json.loads(field_hashes(body))
+    hashes.pop("externalId", None)
+    return hashes
 
 
 def past_horizon(

@@ -28,7 +28,7 @@ from zsync.errors import (
 )
 from zsync.ledger import Ledger, ledger_errors
 from zsync.ledger.server import server_status
-from zsync.model import ACCEPTED, ServerIndex, ServerSignal, Status
+from zsync.model import ACCEPTED, GONE_HASH_PREFIX, ServerIndex, ServerSignal, Status
 from zsync.retry import RetryPolicy
 from zsync.truth.index import read_index
 
@@ -52,6 +52,7 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     classes: dict[str, Drift] = field(default_factory=lambda: {c: Drift() for c in CLASSES})
     repaired: dict[str, int] | None = None  # what --repair changed, by class
+    deleted: int = 0  # items whose signal was deleted on the server (final, not drift)
     seconds: float = 0.0
 
     @property
@@ -80,6 +81,7 @@ class VerifyReport:
                 k: {"count": d.count, "examples": d.examples} for k, d in self.classes.items()
             },
             "repaired": self.repaired,
+            "deleted_on_server": self.deleted,
             "seconds": round(self.seconds, 3),
         }
 
@@ -142,6 +144,10 @@ def compare(ledger: Ledger | None, index: ServerIndex, report: VerifyReport, kee
 
     for row in ledger.iter_truth_rows() if ledger is not None else ():
         report.ledger_items += 1
+        if row["status"] == Status.DELETED and str(row["payload_hash"]).startswith(
+            GONE_HASH_PREFIX
+        ):
+            report.deleted += 1
         _compare_row(row, index, note, fixes, matched)
     for ext, signals in index.by_external_id.items():
         if len(signals) > 1:
