@@ -145,6 +145,7 @@ def dedupe_answers_deleted(tmp: Path, records: int = 20) -> Row:
         first = _push(tmp, env)
         prune = _push(tmp, env, "--prune", "--force", name="part.jsonl")
         pushes = [_push(tmp, env) for _ in range(3)]
+        reconcile = zsync(["reconcile", "--poll-seconds", "20"], env)
         truth = emu.truth()
         missing = sum(1 for i in ids if truth["live_by_external_id"].get(i, 0) == 0)
         status = zsync(["status"], env)
@@ -152,6 +153,8 @@ def dedupe_answers_deleted(tmp: Path, records: int = 20) -> Row:
         "first": first,
         "prune": prune,
         "pushes": pushes,
+        "reconcile": reconcile.returncode,
+        "reconcile_says": reconcile.stderr.strip().splitlines()[:1],
         "not_on_server": missing,
         "status_says_conflict": "conflict" in status.stdout,
     }
