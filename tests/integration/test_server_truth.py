@@ -112,8 +112,8 @@ def test_items_without_external_id_are_matched_by_public_id_without_a_crash() ->
         pushed = run_cli(["push", "-i", "in.jsonl"], env=env)
         assert pushed.code == 0, pushed.err
         assert _creates(emu) == before  # nothing re-created; the drifted texts PATCHed back
-        texts = {s["publicId"]: s["text"] for s in emu.truth()["signals"]}
-        assert texts["SIGNAL-1"] == "x t-000"
+        texts = sorted(s["text"] for s in emu.truth()["signals"])
+        assert texts == [f"x t-{n:03d}" for n in range(30)]
 
 
 # -- item 4: gone is final ----------------------------------------------------------------
@@ -229,3 +229,17 @@ def test_a_key_the_server_echoes_is_not_adopted(how: str) -> None:
     stored = b"".join(p.read_bytes() for p in Path().glob("zsync.db*"))
     assert secret not in printed and secret.encode() not in stored
     assert "job-" in printed  # the jobId is kept, without the key
+
+
+def test_content_drift_on_a_list_without_any_external_id_is_repaired_not_a_crash() -> None:
+    _write(5)
+    with running_emulator(dedupe="off", process_seconds=0.0, list_hides_external_id=True) as emu:
+        env = _env(emu)
+        assert run_cli(["push", "-i", "in.jsonl"], env=env).code == 0
+        _server(emu, "PATCH", "SIGNAL-2", json={"text": "drifted"})
+        repaired = run_cli(["verify", "--repair", "--json"], env=env)
+        assert repaired.code == 0, repaired.err
+        assert json.loads(repaired.out)["classes"]["content"]["count"] == 1
+        assert run_cli(["push", "-i", "in.jsonl"], env=env).code == 0
+        texts = sorted(s["text"] for s in emu.truth()["signals"])
+    assert texts == [f"x t-{n:03d}" for n in range(5)]  # the record's text PATCHed back
