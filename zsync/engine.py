@@ -137,7 +137,7 @@ class Engine:
             return
         if outcome.kind == "gone":
             # Deleted on the server, or (answered with a signal already gone) a conflict.
-            outcome = self.worker.judge_gone(outcome, self.ledger.get_item(outcome.external_id))
+            outcome = self.worker.judge_gone(outcome, self.ledger.events_for(outcome.external_id))
             if counts["submitted"] > 0:
                 counts["submitted"] -= 1
         if outcome.kind == "poll-rejected":

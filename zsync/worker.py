@@ -211,18 +211,17 @@ class Worker:
             attempts=counter[0],
         )
 
-    def judge_gone(self, outcome: Outcome, row: dict[str, Any] | None) -> Outcome:
+    def judge_gone(self, outcome: Outcome, events: list[dict[str, Any]]) -> Outcome:
         """A signal the server no longer holds (404): ``deleted`` on the server, final. When
-        the create was answered with an existing signal (this run, or a 200/409 the ledger
-        recorded) and that signal is already gone, the record is not on the server and cannot
-        be created while the server answers with it: a ``conflict`` saying so."""
+        its create was answered with an existing signal (in this run, or as the item's
+        ``events`` last say) that nobody has seen alive since, the record is not on the
+        server and cannot be created while the server answers with that signal: a
+        ``conflict`` saying so."""
         ext = outcome.external_id
-        answered = row.get("last_http_status") if row else None
-        submitted = row is not None and row.get("status") == Status.SUBMITTED
-        if ext not in self._answered_existing and not (submitted and answered in (200, 409)):
+        if ext not in self._answered_existing and not _answered_with_existing(events):
             return outcome
         self._answered_existing.discard(ext)
-        public_id = row.get("public_id") if row else None
+        public_id = outcome.public_id
         return Outcome(
             ext,
             "conflict",
@@ -275,6 +274,7 @@ def _failure(job: Job, exc: ApiError, attempts: int) -> Outcome:
             "gone",
             status=Status.DELETED,
             http_status=404,
+            public_id=public_id,
             detail=f"{public_id + ': ' if public_id else ''}deleted on the server",
             attempts=attempts,
         )
@@ -308,6 +308,22 @@ def _failure(job: Job, exc: ApiError, attempts: int) -> Outcome:
     return Outcome(
         ext, kind, status=status, http_status=exc.status, detail=str(exc), attempts=attempts
     )
+
+
+# Events that say a signal was alive (or newly made) when they were written.
+_ALIVE = frozenset({"created", "found", "processed", "failed", "updated", "requeued"})
+
+
+def _answered_with_existing(events: list[dict[str, Any]]) -> bool:
+    """Was the item's last word from the server a create answered with an existing signal
+    (a replay, identity dedupe, a 409 naming it), not seen alive since?"""
+    for event in reversed(events):
+        kind = event.get("kind")
+        if kind in ("replayed", "adopted") and event.get("http_status") is not None:
+            return True  # the engine's outcome of a create (the ledger's own carry none)
+        if kind in _ALIVE or kind in ("adopted", "gone", "deleted"):
+            return False
+    return False
 
 
 def _gone(job: Job, exc: ApiError) -> bool:

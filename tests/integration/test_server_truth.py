@@ -243,3 +243,17 @@ def test_content_drift_on_a_list_without_any_external_id_is_repaired_not_a_crash
         assert run_cli(["push", "-i", "in.jsonl"], env=env).code == 0
         texts = sorted(s["text"] for s in emu.truth()["signals"])
     assert texts == [f"x t-{n:03d}" for n in range(5)]  # the record's text PATCHed back
+
+
+def test_answered_with_a_deleted_signal_in_one_run_is_a_conflict_in_the_next() -> None:
+    _write(4)
+    Path("part.jsonl").write_text("".join(Path("in.jsonl").read_text().splitlines(True)[1:]))
+    with running_emulator(process_seconds=0.0, dedupe_keeps_deleted=True) as emu:
+        env = _env(emu)
+        assert run_cli(["push", "-i", "in.jsonl"], env=env).code == 0
+        assert run_cli(["push", "-i", "part.jsonl", "--prune", "--force"], env=env).code == 0
+        # The create is answered with the deleted signal; nothing polls it in this run.
+        assert run_cli(["push", "-i", "in.jsonl", "--no-poll"], env=env).code == 0
+        followed = run_cli(["push", "-i", "in.jsonl", "--poll-seconds", "20"], env=env)
+        assert followed.code == 1, followed.out + followed.err
+        assert _statuses() == {"processed": 3, "conflict": 1}
