@@ -18,6 +18,7 @@ from zsync.cli import main
 __all__ = ["CliResult", "emulator", "emulator_fixture", "run_cli"]
 
 TEST_KEY = "zsync-dev-key"
+DOUBT_HORIZON = "0.3"
 
 # Identity dedupe off: a resend that is not an idempotent replay becomes a second signal on
 # the emulator, so "one create per externalId" proves zsync's own exactly-once, not the
@@ -34,6 +35,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     # stop after 12 attempts: at that speed a 120 s budget is thousands of attempts at an
     # endpoint a test leaves unanswered. Real runs have no cap (tests/unit/test_retry.py).
     retry.set_testing(0.01, max_attempts=12)
+    # The emulator commits a create before it answers (unless told to commit late): sends in
+    # doubt need no minute-long horizon here. Tests of the horizon set their own.
+    monkeypatch.setenv("ZSYNC_DOUBT_HORIZON", DOUBT_HORIZON)
     monkeypatch.chdir(tmp_path)
     yield tmp_path
     retry.set_testing(None)

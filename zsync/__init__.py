@@ -17,8 +17,9 @@ import-linter's layers contract in pyproject.toml, which ``make lint`` checks:
     shape/               mapping files, validation, canonical JSON, hashes and keys
     engine, worker       worker pool (worker, client, retry, pacing, limiter, polls)
                          -> outcomes -> one writer
-    truth/               the server's list as an index: verify, repair, rebuild; with
-                         plan/indoubt, sends in doubt looked up before any resend
+    truth/               the server's list as an index, trusted only when proven
+                         complete: verify, repair, rebuild; with plan/indoubt, sends in
+                         doubt looked up (after their doubt horizon) before any resend
     ledger/              every SQL statement that writes, and the readers: open, check,
                          migrate, lease, runs, items
     report, metrics      what a person or a scraper reads about a run

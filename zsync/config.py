@@ -24,6 +24,9 @@ from zsync.proxies import is_loopback as is_loopback  # the emulator reads it he
 DEFAULT_API_BASE = "http://127.0.0.1:8080/api"
 DEFAULT_LEDGER = "zsync.db"
 DEFAULT_WAIT_BUDGET = 120.0
+# How long after a create went unanswered the server may still be committing it: twice the
+# client's 30 s request timeout. A send in doubt is looked up (and perhaps resent) only after.
+DEFAULT_DOUBT_HORIZON = 60.0
 # The emulator's documented development key; it only ever opens the local emulator.
 DEV_API_KEY = "zsync-dev-key"
 
@@ -42,6 +45,7 @@ class Settings:
     new_ledger: bool = False
     # One line each, for the command line to show (e.g. a key file others can read).
     warnings: tuple[str, ...] = ()
+    doubt_horizon: float = DEFAULT_DOUBT_HORIZON
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -119,6 +123,7 @@ def load(
         allow_insecure_http=insecure,
         new_ledger=new_ledger,
         warnings=tuple(warnings),
+        doubt_horizon=_doubt_horizon(env.get("ZSYNC_DOUBT_HORIZON")),
     )
 
 
@@ -155,6 +160,18 @@ def _wait_budget(raw: str | None) -> float:
         return max(0.0, float(raw))
     except ValueError:
         raise ConfigError(f"EVAL_API_WAIT_SECONDS={raw!r} is not a number of seconds") from None
+
+
+def _doubt_horizon(raw: str | None) -> float:
+    if raw is None or not raw.strip():
+        return DEFAULT_DOUBT_HORIZON
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ConfigError(f"ZSYNC_DOUBT_HORIZON={raw!r} is not a number of seconds >= 0")
+    return value
 
 
 def check_api_base(base: str, allow_insecure_http: bool) -> None:

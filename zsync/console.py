@@ -38,6 +38,7 @@ _ATTENTION = frozenset(
         "conflict",
         "error",
         "failed",
+        "gone",
         "prune-refused",
         "warning",
         "api-down",
@@ -46,7 +47,7 @@ _ATTENTION = frozenset(
 )
 
 
-_LEVELS = {"changed": "warning", "warning": "warning", "notice": "info"}
+_LEVELS = {"changed": "warning", "warning": "warning", "notice": "info", "gone": "warning"}
 # Lines about the run as a whole, always shown: the cap on item lines does not apply.
 _RUN_NOTES = frozenset({"notice", "warning", "api-down", "prune-refused"})
 

@@ -135,6 +135,11 @@ class Engine:
         counts = self.result.counts
         if outcome.kind == "polling":
             return
+        if outcome.kind == "gone":
+            # Deleted on the server, or (answered with a signal already gone) a conflict.
+            outcome = self.worker.judge_gone(outcome, self.ledger.events_for(outcome.external_id))
+            if counts["submitted"] > 0:
+                counts["submitted"] -= 1
         if outcome.kind == "poll-rejected":
             self._buffer.append(outcome)
             return

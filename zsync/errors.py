@@ -9,6 +9,7 @@ exception into a message and an exit code.
     │   ├── AuthError               3  the API refused the key (401/403)
     │   └── WrongWorkspace          3  a receipt names another workspace than the ledger's
     ├── ApiUnavailable              4  readyz not ready, API unreachable at preflight
+    │   └── IncompleteListing       4  the server's list cannot be proven complete
     ├── LedgerError                 5  ledger unusable (corrupt, newer schema, unwritable)
     │   └── LedgerLocked            5  another run holds the lease
     ├── InputError                  1  an input file cannot be read at all
@@ -113,6 +114,12 @@ class WrongWorkspace(ConfigError):
 
 class ApiUnavailable(ZsyncError):
     exit_code = ExitCode.UNAVAILABLE
+
+
+class IncompleteListing(ApiUnavailable):
+    """The server's list could not be proven complete (no total and pages that moved, a total
+    that changed, items that are not signals, ...): nothing may be marked gone, adopted or
+    resent from it. Raised instead of returning such a listing to a caller that would act."""
 
 
 class LedgerError(ZsyncError):

@@ -280,6 +280,9 @@ class RunResult:
     seen: int = 0  # input records read so far (push only)
     total: int | None = None  # input records expected, when cheaply known (progress ETA)
     concurrency: dict[str, Any] = field(default_factory=dict)  # the limit reached, by the engine
+    # Sends in doubt inside their doubt horizon (externalId -> when it ends, epoch seconds):
+    # this run neither looks them up nor resends them.
+    held: dict[str, float] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -305,6 +308,9 @@ class RunResult:
 # payload_hash of a ledger row adopted from the server's copy (verify --repair, a rebuild): no
 # input record has been matched to it yet. The next push compares field by field.
 ADOPTED_HASH = "adopted"
+# Prefixed to the payload_hash of a row whose signal was found deleted on the server (a 404):
+# its record is not created again while it is unchanged; a changed record is created anew.
+GONE_HASH_PREFIX = "gone:"
 
 
 @dataclass(frozen=True, slots=True)

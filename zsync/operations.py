@@ -209,6 +209,12 @@ def _settle_in_doubt(
         with ctx.make_client() as client:
             return load_index(client, ctx.retry_policy())
 
+    policy = ctx.retry_policy()
+
+    def wait(seconds: float) -> bool:
+        """Wait out a doubt horizon within the run's wait budget, unless stopped."""
+        return seconds <= policy.budget and not ctx.stop_event.wait(max(0.0, seconds))
+
     try:
         # Reconcile polls every submitted item itself (conflicts is True only there).
         return indoubt.settle(
@@ -220,6 +226,8 @@ def _settle_in_doubt(
             run_id=run_id,
             resend_missing=after,
             poll=not conflicts,
+            horizon=ctx.settings.doubt_horizon,
+            wait=wait if after else None,
         )
     except ApiUnavailable as exc:
         if not after:

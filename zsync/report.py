@@ -15,6 +15,7 @@ ORDER = (
     "requeued",
     "updated",
     "deleted",
+    "gone",
     "would-send",
     "would-update",
     "would-delete",

@@ -87,6 +87,9 @@ class Worker:
         # would spend its own full wait budget on a dead API.
         self.last_success = time.monotonic()
         self.failures_since_success = 0
+        # Creates this run answered with an existing signal (a replay, identity dedupe, a
+        # 409 naming it) not yet seen alive: a 404 for one is a conflict, not a deletion.
+        self._answered_existing: set[str] = set()
 
     def close(self) -> None:
         for client in self._clients:
@@ -157,10 +160,13 @@ class Worker:
         counter = [0]
         try:
             if isinstance(job, SendJob):
+                if job.external_id in self.result.held:
+                    return None  # in doubt, inside its horizon: counted pending already
                 return self._create(job, counter)
             if isinstance(job, PollJob):
                 state = self._request(lambda: self._client().get_signal(job.public_id), counter)
                 self.result.requests["200"] += 1
+                self._answered_existing.discard(job.external_id)
                 if state.status in TERMINAL:
                     return Outcome(
                         job.external_id,
@@ -192,6 +198,8 @@ class Worker:
         receipt: Receipt = self._request(lambda: self._send(job), counter)
         self.result.requests[str(receipt.http_status)] += 1
         fresh = receipt.http_status == 201 and not receipt.replayed
+        if not fresh:
+            self._answered_existing.add(job.external_id)
         return Outcome(
             job.external_id,
             "created" if fresh else "replayed",
@@ -201,6 +209,28 @@ class Worker:
             job_id=receipt.job_id,
             detail=receipt.public_id,
             attempts=counter[0],
+        )
+
+    def judge_gone(self, outcome: Outcome, events: list[dict[str, Any]]) -> Outcome:
+        """A signal the server no longer holds (404): ``deleted`` on the server, final. When
+        its create was answered with an existing signal (in this run, or as the item's
+        ``events`` last say) that nobody has seen alive since, the record is not on the
+        server and cannot be created while the server answers with that signal: a
+        ``conflict`` saying so."""
+        ext = outcome.external_id
+        if ext not in self._answered_existing and not _answered_with_existing(events):
+            return outcome
+        self._answered_existing.discard(ext)
+        public_id = outcome.public_id
+        return Outcome(
+            ext,
+            "conflict",
+            status=Status.CONFLICT,
+            http_status=404,
+            detail=f"the server answered its create with {public_id or 'a signal'}, which it "
+            "has deleted: the record is not on the server, and the server's dedupe answers "
+            "with the deleted signal (change the record's externalId, or have it forgotten)",
+            attempts=outcome.attempts,
         )
 
     def _send(self, job: SendJob) -> Receipt:
@@ -236,6 +266,18 @@ class Worker:
 def _failure(job: Job, exc: ApiError, attempts: int) -> Outcome:
     """The item's fate after a request that did not succeed."""
     ext = job.external_id
+    if _gone(job, exc):
+        # Gone is final: a poll, update or re-queue of a signal the server no longer holds.
+        public_id: str | None = getattr(job, "public_id", None)
+        return Outcome(
+            ext,
+            "gone",
+            status=Status.DELETED,
+            http_status=404,
+            public_id=public_id,
+            detail=f"{public_id + ': ' if public_id else ''}deleted on the server",
+            attempts=attempts,
+        )
     if isinstance(job, PollJob):
         # A failed poll changes nothing: the signal is polled again later (or by reconcile).
         kind = "polling" if isinstance(exc, TransientError) else "poll-rejected"
@@ -265,4 +307,29 @@ def _failure(job: Job, exc: ApiError, attempts: int) -> Outcome:
     status = kind if isinstance(job, SendJob) else None
     return Outcome(
         ext, kind, status=status, http_status=exc.status, detail=str(exc), attempts=attempts
+    )
+
+
+# Events that say a signal was alive (or newly made) when they were written.
+_ALIVE = frozenset({"created", "found", "processed", "failed", "updated", "requeued"})
+
+
+def _answered_with_existing(events: list[dict[str, Any]]) -> bool:
+    """Was the item's last word from the server a create answered with an existing signal
+    (a replay, identity dedupe, a 409 naming it), not seen alive since?"""
+    for event in reversed(events):
+        kind = event.get("kind")
+        if kind in ("replayed", "adopted") and event.get("http_status") is not None:
+            return True  # the engine's outcome of a create (the ledger's own carry none)
+        if kind in _ALIVE or kind in ("adopted", "gone", "deleted"):
+            return False
+    return False
+
+
+def _gone(job: Job, exc: ApiError) -> bool:
+    """A 404 from the API itself (the web front end's is WarmingUp) for an existing signal."""
+    return (
+        isinstance(exc, Rejected)
+        and exc.status == 404
+        and isinstance(job, PollJob | UpdateJob | RequeueJob)
     )

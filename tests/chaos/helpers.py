@@ -72,6 +72,8 @@ def env_for(emu: RunningEmulator, ledger: Path, **extra: str) -> dict[str, str]:
         "ZENTRIK_API_KEY": TEST_KEY,
         "ZSYNC_LEDGER": str(ledger),
         "ZSYNC_RETRY_SCALE": "0.02",
+        # The emulator commits before it answers unless told otherwise (see tests/conftest.py).
+        "ZSYNC_DOUBT_HORIZON": "0.3",
         **extra,
     }
 

@@ -41,6 +41,7 @@ def _env(url: str, ledger: Path, key: str = SECRET) -> dict[str, str]:
         "ZENTRIK_API_KEY": key,
         "ZSYNC_LEDGER": str(ledger),
         "ZSYNC_RETRY_SCALE": "0.02",
+        "ZSYNC_DOUBT_HORIZON": "0.3",  # the emulator commits before it answers
     }
 
 

@@ -8,7 +8,7 @@ import pytest
 import responses
 
 from zsync.client import ZentrikClient
-from zsync.errors import ApiUnavailable
+from zsync.errors import ApiUnavailable, IncompleteListing
 from zsync.retry import RetryPolicy
 from zsync.truth.index import read_index, to_signal
 from zsync.truth.verify import load_index
@@ -62,19 +62,21 @@ def test_pages_through_everything_one_request_per_page(rsps: Any, client: Zentri
     _serve(rsps, [_signal(n) for n in range(250)])
     index = read_index(client, retry=RetryPolicy.instant())
     assert len(index.by_public_id) == 250 and index.complete and not index.problems
-    assert index.requests == 3
+    assert index.requests == 4  # three pages and the empty page that proves the end
     assert index.find("r-7") is not None and index.find("r-7").public_id == "SIGNAL-7"  # type: ignore[union-attr]
 
 
-def test_missing_headers_are_said_once_and_paging_ends_on_a_short_page(
+def test_missing_headers_are_said_once_and_two_reads_to_an_empty_page_prove_it(
     rsps: Any, client: ZentrikClient
 ) -> None:
     _serve(rsps, [_signal(n) for n in range(150)], headers=False)
     index = read_index(client, retry=RetryPolicy.instant())
     assert len(index.by_public_id) == 150 and index.complete
     assert index.problems == [
-        "the server's list sent no X-Total-Count: read until a page came back short"
+        "the server's list sent no X-Total-Count: complete only when two reads to an empty "
+        "page show the same signals"
     ]
+    assert index.requests == 6
 
 
 def test_a_list_that_shrinks_between_reads_is_incomplete(rsps: Any, client: ZentrikClient) -> None:
@@ -132,3 +134,108 @@ def test_server_fields_are_not_content() -> None:
     assert a is not None and b is not None
     assert a.field_hashes == b.field_hashes
     assert to_signal({"publicId": True}) is None and to_signal(["x"]) is None
+
+
+def _pages(rsps: Any, reads: list[list[Any]], cap: int) -> None:
+    """Each read of the list (a pass) serves the next list in ``reads``, ``cap`` per page, no
+    totals; a read ends when an empty page is served."""
+    state = {"read": 0}
+
+    def callback(request: Any) -> tuple[int, dict[str, str], str]:
+        import json
+        from urllib.parse import parse_qs, urlsplit
+
+        offset = int(parse_qs(urlsplit(request.url).query)["offset"][0])
+        signals = reads[min(state["read"], len(reads) - 1)]
+        page = signals[offset : offset + cap]
+        if not page:
+            state["read"] += 1
+        return 200, {}, json.dumps(page)
+
+    rsps.add_callback(responses.GET, SIGNALS, callback=callback)
+
+
+def test_capped_pages_without_totals_are_read_to_the_empty_page(
+    rsps: Any, client: ZentrikClient
+) -> None:
+    signals = [_signal(n) for n in range(120)]
+    _pages(rsps, [signals], cap=50)
+    index = read_index(client, retry=RetryPolicy.instant())
+    assert len(index.by_public_id) == 120 and index.complete
+    assert index.requests == 8  # two reads of three pages and an empty one
+
+
+def test_without_totals_two_reads_that_disagree_are_not_complete(
+    rsps: Any, client: ZentrikClient
+) -> None:
+    reads = [[_signal(n) for n in range(k, 60 + k)] for k in range(8)]  # shifts every read
+    _pages(rsps, reads, cap=25)
+    index = read_index(client, retry=RetryPolicy.instant())
+    assert not index.complete
+    assert "two reads disagree" in index.problems[-1]
+    with pytest.raises(IncompleteListing) as caught:
+        from zsync.truth.verify import complete_index
+
+        _pages(rsps, reads, cap=25)
+        complete_index(client, RetryPolicy.instant())
+    assert int(caught.value.exit_code) == 4
+    assert "not proven complete" in str(caught.value)
+
+
+def test_without_totals_a_page_that_repeats_signals_is_not_complete(
+    rsps: Any, client: ZentrikClient
+) -> None:
+    signals = [_signal(n) for n in range(60)]
+    moved = signals[:25] + signals[20:60]  # an insert at the front shifted five into page 2
+    _pages(rsps, [moved], cap=25)
+    index = read_index(client, retry=RetryPolicy.instant(), max_passes=2)
+    assert not index.complete
+    assert "a page repeated 5 signal(s) shown before" in index.problems[-1]
+
+
+def test_without_totals_a_short_page_mid_list_is_not_complete(
+    rsps: Any, client: ZentrikClient
+) -> None:
+    signals = [_signal(n) for n in range(60)]
+    state = {"calls": 0}
+
+    def callback(request: Any) -> tuple[int, dict[str, str], str]:
+        import json
+        from urllib.parse import parse_qs, urlsplit
+
+        offset = int(parse_qs(urlsplit(request.url).query)["offset"][0])
+        state["calls"] += 1
+        size = 10 if offset == 25 else 25  # one page came back short, more followed
+        return 200, {}, json.dumps(signals[offset : offset + size])
+
+    rsps.add_callback(responses.GET, SIGNALS, callback=callback)
+    index = read_index(client, retry=RetryPolicy.instant(), max_passes=2)
+    assert not index.complete
+    assert "a page came back short before the end" in index.problems[-1]
+
+
+def test_a_total_the_list_does_not_reach_is_caught_by_paging_to_the_empty_page(
+    rsps: Any, client: ZentrikClient
+) -> None:
+    signals = [_signal(n) for n in range(130)]
+
+    def callback(request: Any) -> tuple[int, dict[str, str], str]:
+        import json
+        from urllib.parse import parse_qs, urlsplit
+
+        offset = int(parse_qs(urlsplit(request.url).query)["offset"][0])
+        # The total says 100, but the list goes on: a stale or capped count.
+        return 200, {"X-Total-Count": "100"}, json.dumps(signals[offset : offset + 100])
+
+    rsps.add_callback(responses.GET, SIGNALS, callback=callback)
+    index = read_index(client, retry=RetryPolicy.instant())
+    assert len(index.by_public_id) == 130
+
+
+def test_echoed_key_is_redacted_from_every_kept_value(client: ZentrikClient) -> None:
+    from zsync.truth.index import _redactor
+
+    signal = to_signal(_signal(1, jobId="job-1-k-secret", sourceKey="k-secret"), _redactor(client))
+    assert signal is not None
+    assert "k-secret" not in repr(signal)
+    assert signal.job_id == "job-1-***"

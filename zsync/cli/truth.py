@@ -75,6 +75,11 @@ def render(report: VerifyReport) -> str:
         for example in drift.examples:
             parts = ", ".join(f"{k}={v}" for k, v in example.items() if v is not None)
             lines.append(f"          {parts}")
+    if report.deleted:
+        lines.append(
+            f"{report.deleted:>8}  deleted on the server (final: not created again while "
+            "their record is unchanged)"
+        )
     if report.repaired is not None:
         done = ", ".join(f"{k} {v}" for k, v in report.repaired.items())
         lines.append(f"repaired: {done}")

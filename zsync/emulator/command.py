@@ -90,6 +90,11 @@ def _check_pairs(
     help="Collapse creates with the same (sourceKey, externalId).",
 )
 @click.option(
+    "--dedupe-keeps-deleted",
+    is_flag=True,
+    help="Dedupe answers a repeated identity with its deleted signal, as if it still existed.",
+)
+@click.option(
     "--duplicate-answer",
     type=click.Choice(DUPLICATE_ANSWERS),
     default="replay",
@@ -135,6 +140,20 @@ def _check_pairs(
     show_default=True,
     help="Bad list answers: an object body, no total headers, a total that drops on every "
     "read, or items that are not objects / lack publicId.",
+)
+@click.option(
+    "--list-page-cap",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Pages hold at most this many items whatever limit is asked (0 = no cap).",
+)
+@click.option(
+    "--list-drops-external-id-every",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Every Nth list item lacks externalId (0 = none).",
 )
 @click.option(
     "--failure-reason",
@@ -240,6 +259,20 @@ def _check_pairs(
     default=0.0,
     show_default=True,
     help="Share of creates committed, then dropped without an answer.",
+)
+@click.option(
+    "--late-commit-rate",
+    type=_RATE,
+    default=0.0,
+    show_default=True,
+    help="Share of creates still being handled when the connection drops; they commit later.",
+)
+@click.option(
+    "--late-commit-seconds",
+    type=_NON_NEGATIVE,
+    default=0.0,
+    show_default=True,
+    help="How long after its connection dropped a late create commits.",
 )
 @click.option(
     "--warmup-seconds",

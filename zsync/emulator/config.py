@@ -48,10 +48,15 @@ LIVE_FIELDS = frozenset(
         "list_fault",
         "retry_after",
         "idempotency_ttl_seconds",
+        "list_page_cap",
+        "list_drops_external_id_every",
+        "late_commit_rate",
+        "late_commit_seconds",
     }
 )
 
-_RATES = ("fail_rate", "error_rate", "reset_rate", "drop_after_commit_rate")
+_RATES = ("fail_rate", "error_rate", "reset_rate", "drop_after_commit_rate", "late_commit_rate")
+_COUNTS = ("max_inflight", "list_page_cap", "list_drops_external_id_every")
 _NON_NEGATIVE = (
     "process_seconds",
     "latency_ms",
@@ -60,6 +65,7 @@ _NON_NEGATIVE = (
     "handle_ms",
     "inflight_cost_ms",
     "idempotency_ttl_seconds",
+    "late_commit_seconds",
 )
 CHOICES: dict[str, tuple[object, ...]] = {
     "dedupe": DEDUPE_MODES,
@@ -112,6 +118,10 @@ class EmulatorConfig:
     list_order: str = "created"
     list_hides_external_id: bool = False
     list_fault: str = "none"
+    # Pages hold at most this many items whatever the limit asked (0 = the documented 100).
+    list_page_cap: int = 0
+    # Every Nth list item (counted across pages from the 1st) lacks externalId (0 = none).
+    list_drops_external_id_every: int = 0
     failure_reason: str = "transcript too short"
     failure_reason_at: str = "processing.error"
     # Queueing server: each request waits this long per other request in flight when it
@@ -126,6 +136,13 @@ class EmulatorConfig:
     # degraded cache that does not make the API unready.
     readyz_extra_checks: tuple[tuple[str, str], ...] = ()
     delete_status: int = 204
+    # Identity dedupe that remembers deleted signals: a repeated identity is answered with
+    # the deleted signal's receipt (or a 409 naming it), as if it still existed.
+    dedupe_keeps_deleted: bool = False
+    # Late commits: this share of creates is still being handled when the connection drops
+    # (the client sees a reset); the signal is committed late_commit_seconds later.
+    late_commit_rate: float = 0.0
+    late_commit_seconds: float = 0.0
     # A hostile server: this receipt field carries the bearer key the client presented.
     echo_key_in: str | None = None
 
@@ -153,10 +170,12 @@ class EmulatorConfig:
             value = float(getattr(self, name))
             if value < 0 or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number >= 0, not {value}")
-        if isinstance(self.max_inflight, bool) or not isinstance(self.max_inflight, int):
-            raise ValueError(f"max_inflight must be an integer, not {self.max_inflight!r}")
-        if self.max_inflight < 0:
-            raise ValueError(f"max_inflight must be >= 0 (0 = unlimited), not {self.max_inflight}")
+        for name in _COUNTS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, not {value!r}")
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0 (0 = off), not {value}")
         if not self.failure_reason.strip():
             raise ValueError("failure_reason must not be empty")
         for name in _OPTIONAL_NAMES:

@@ -300,8 +300,13 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if scope is not None:
                 self._authorize(scope)
+            if handler_name == "_create" and app.faults.chance(config.late_commit_rate):
+                self._commit_late(raw)
+                raise _Abort("late_commit")
             handler = getattr(self, handler_name)
             answer: Answer = handler(params, raw, query)
+        except _Abort:
+            raise
         except ApiFailure as failure:
             return self._send_failure(failure)
         except Exception as exc:
@@ -364,6 +369,23 @@ class Handler(BaseHTTPRequestHandler):
         key = self.headers.get("Idempotency-Key")
         handle_seconds = self.app.config.handle_ms / 1000
         return self.app.state.create(raw, key.strip() if key else None, handle_seconds)
+
+    def _commit_late(self, raw: bytes) -> None:
+        """A create still being handled when its connection drops: it holds its key (a
+        repeat meanwhile gets 409 request_in_progress) and commits late_commit_seconds on."""
+        key = self.headers.get("Idempotency-Key")
+        state, delay = self.app.state, self.app.config.late_commit_seconds
+
+        def commit() -> None:
+            try:
+                with contextlib.suppress(ApiFailure):
+                    state.create(raw, key.strip() if key else None, delay)
+            finally:
+                state.late_done()
+
+        state.late_started()
+
+        threading.Thread(target=commit, name="late-commit", daemon=True).start()
 
     def _list(self, params: tuple[str, ...], raw: bytes, query: str) -> Answer:
         values = parse_qs(query, keep_blank_values=True)

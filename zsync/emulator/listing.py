@@ -19,16 +19,28 @@ def list_answer(
     page: list[dict[str, Any]], total: int, limit: int, offset: int, config: EmulatorConfig
 ) -> Answer:
     items: list[Any] = page
+    every = config.list_drops_external_id_every
     if config.list_hides_external_id:
-        items = [{k: v for k, v in item.items() if k != "externalId"} for item in items]
+        items = [_without_external_id(item) for item in items]
+    elif every:
+        items = [
+            _without_external_id(item) if (offset + n) % every == 0 else item
+            for n, item in enumerate(items)
+        ]
     fault = config.list_fault
     if fault == "garbage-items":
         items = [_garbage(item, offset + n) for n, item in enumerate(items)]
-    headers = {"X-Total-Count": str(total), "X-Limit": str(limit), "X-Offset": str(offset)}
+    cap = config.list_page_cap
+    shown = min(limit, cap) if cap else limit
+    headers = {"X-Total-Count": str(total), "X-Limit": str(shown), "X-Offset": str(offset)}
     if fault == "no-headers":
         headers = {}
     body: object = {"data": items} if fault == "not-array" else items
     return Answer(200, encode(body), headers)
+
+
+def _without_external_id(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k != "externalId"}
 
 
 def _garbage(item: dict[str, Any], position: int) -> Any:

@@ -72,6 +72,8 @@ class Signal:
         _place_failure_reason(out, config, status == "failed")
         for name, value in self.fields.items():
             out.setdefault(name, value)
+        if config.echo_key_in is not None and config.echo_key_in in out:
+            _echo_key(out, config)  # a hostile server echoes it in every signal it shows
         return out
 
     def _signal_type(self) -> Any:
@@ -92,10 +94,14 @@ class Signal:
         if config.receipt_without_job_id:
             del receipt["jobId"]
         if config.echo_key_in is not None:
-            usual = receipt.get(config.echo_key_in)
-            echoed = f"{usual}-{config.api_key}" if isinstance(usual, str) else config.api_key
-            receipt[config.echo_key_in] = echoed
+            _echo_key(receipt, config)
         return receipt
+
+
+def _echo_key(out: dict[str, Any], config: EmulatorConfig) -> None:
+    name = str(config.echo_key_in)
+    usual = out.get(name)
+    out[name] = f"{usual}-{config.api_key}" if isinstance(usual, str) else config.api_key
 
 
 def _place_failure_reason(out: dict[str, Any], config: EmulatorConfig, failed: bool) -> None:

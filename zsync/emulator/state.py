@@ -27,6 +27,7 @@ FAULT_NAMES = (
     "latency",
     "overloaded_503",
     "inflight_delay",
+    "late_commit",
 )
 
 
@@ -71,6 +72,8 @@ class EmulatorState:
 
     def _clear(self) -> None:
         self._signals: dict[str, Signal] = {}
+        # Deleted signals a dedupe that keeps them still answers with (dedupe_keeps_deleted).
+        self._tombstones: dict[str, Signal] = {}
         self._by_identity: dict[str, str] = {}
         self._idempotency: dict[str, _IdempotencyRecord] = {}
         self._next_number = 1
@@ -80,6 +83,7 @@ class EmulatorState:
         self._requests: Counter[str] = Counter()
         self._fault_counts: Counter[str] = Counter()
         self._list_reads = 0
+        self._late_pending = 0  # late commits not landed yet
         # List order draws come from their own generator, so they never shift fault draws.
         self._order_rng = random.Random(self.config.seed)
 
@@ -92,6 +96,16 @@ class EmulatorState:
     def count_request(self, key: str) -> None:
         with self.lock:
             self._requests[key] += 1
+
+    def late_started(self) -> None:
+        """A create whose connection dropped goes on being handled (late_commit_rate)."""
+        with self.lock:
+            self._late_pending += 1
+            self._fault_counts["late_commit"] += 1
+
+    def late_done(self) -> None:
+        with self.lock:
+            self._late_pending -= 1
 
     def count_fault(self, name: str) -> None:
         with self.lock:
@@ -188,7 +202,7 @@ class EmulatorState:
             now = self._clock()
             existing_id = self._by_identity.get(identity) if identity is not None else None
             if existing_id is not None:
-                existing = self._signals[existing_id]
+                existing = self._signals.get(existing_id) or self._tombstones[existing_id]
                 answer = config.duplicate_answer
                 if answer == "conflict" or (
                     answer == "conflict-if-changed" and digest != existing.digest
@@ -229,6 +243,8 @@ class EmulatorState:
             now = self._clock()
             ordered = self._ordered()
             total = len(ordered)
+            if self.config.list_page_cap:
+                limit = min(limit, self.config.list_page_cap)
             if self.config.list_fault == "shrink":
                 # Each read claims one signal fewer than the last, and pages agree with it.
                 total = max(0, total - self._list_reads)
@@ -297,7 +313,9 @@ class EmulatorState:
             if signal is None:
                 raise _not_found(public_id)
             identity = self._identity(signal.fields)
-            if identity is not None and self._by_identity.get(identity) == public_id:
+            if self.config.dedupe_keeps_deleted:
+                self._tombstones[public_id] = signal  # its identity still answers with it
+            elif identity is not None and self._by_identity.get(identity) == public_id:
                 del self._by_identity[identity]
             self._deleted += 1
 
@@ -331,6 +349,7 @@ class EmulatorState:
                 "idempotency_keys": len(self._idempotency),
                 "requests": dict(self._requests),
                 "faults": faults,
+                "late_pending": self._late_pending,
             }
 
 

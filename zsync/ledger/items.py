@@ -8,6 +8,7 @@ from typing import Any
 from zsync.ledger.store import Store, now_iso
 from zsync.model import (
     ACCEPTED,
+    GONE_HASH_PREFIX,
     NEEDS_LOOK,
     UNFINISHED,
     Intent,
@@ -297,6 +298,13 @@ class ItemsTable(Store):
                             drop_payload,
                             o.external_id,
                         ),
+                    )
+                if o.kind == "gone" and o.status == Status.DELETED:
+                    # Deleted on the server: not created again while its record is unchanged.
+                    self.conn.execute(
+                        "UPDATE items SET payload_hash = ? || payload_hash "
+                        "WHERE external_id = ? AND payload_hash NOT LIKE ?",
+                        (GONE_HASH_PREFIX, o.external_id, GONE_HASH_PREFIX + "%"),
                     )
                 if o.intent is not None:
                     i = o.intent

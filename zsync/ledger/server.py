@@ -65,6 +65,42 @@ class ServerTable(Store):
             )
         )
 
+    def doubt_since(self, external_ids: Sequence[str]) -> dict[str, str | None]:
+        """For each send in doubt, a time (ISO, UTC) no earlier than its request could have
+        reached the server: an error's record time (written after the request failed); for
+        a row left pending by a run that died, the start of the first run after that one.
+        None: it may still be on its way (pending in the newest run)."""
+        found: dict[str, str | None] = {}
+        ids = list(external_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            found.update(
+                self.conn.execute(
+                    "SELECT i.external_id, CASE WHEN i.status = 'pending' THEN "
+                    "(SELECT MIN(r.started_at) FROM runs r WHERE r.id > "
+                    "COALESCE(i.last_run_id, 0)) ELSE i.updated_at END "
+                    f"FROM items i WHERE i.external_id IN ({marks})",
+                    chunk,
+                ).fetchall()
+            )
+        return found
+
+    def known_public_ids(self, public_ids: Sequence[str]) -> set[str]:
+        """Those of ``public_ids`` some item already holds."""
+        known: set[str] = set()
+        ids = list(public_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            known.update(
+                row[0]
+                for row in self.conn.execute(
+                    f"SELECT public_id FROM items WHERE public_id IN ({marks})", chunk
+                )
+            )
+        return known
+
     def item_count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0])
 
@@ -103,7 +139,8 @@ class ServerTable(Store):
         ts = now_iso()
         with self.transaction():
             for s in signals:
-                assert s.external_id is not None
+                if s.external_id is None:
+                    continue  # no record can claim it: never adopted by guess
                 self.conn.execute(
                     "INSERT INTO items (external_id, payload_hash, status, public_id, job_id, "
                     "field_hashes, origin, first_run_id, last_run_id, created_at, updated_at, "

@@ -14,6 +14,7 @@ from zsync.ledger import Ledger
 from zsync.model import (
     ACCEPTED,
     ADOPTED_HASH,
+    GONE_HASH_PREFIX,
     UNSETTLED,
     Event,
     Intent,
@@ -136,6 +137,8 @@ def sources_to_learn(batch: list[Prepared], known: dict[str, ItemRow]) -> list[t
 
 def decide(prepared: Prepared, row: ItemRow | None) -> str:
     """send | unchanged | changed."""
+    if row is not None and row.payload_hash == GONE_HASH_PREFIX + prepared.payload_hash:
+        return "unchanged"  # deleted on the server, its record unchanged: not created again
     if row is None or row.status in (Status.INVALID, Status.DELETED):
         return "send"  # never sent, or its signal is gone (pruned, or found gone by verify)
     if row.payload_hash == ADOPTED_HASH:

@@ -1,11 +1,16 @@
 """The server index: the list endpoint read page by page into externalId -> signal.
 
 Bounded (a cap on passes and on signals), paced (each request waits for the run's rate
-budget), and resumable (a transient failure retries that page, not the whole listing). The
-list's order is undocumented, so a listing is trusted as complete only when the number of
-distinct signals read equals the total the server claims and that total held still; an
-order that shifts between pages is met by reading again while a pass still finds new
-signals, up to ``max_passes``.
+budget), and resumable (a transient failure retries that page, not the whole listing).
+
+A listing is trusted as **complete** only when proven: every pass pages by offset until the
+server answers an empty page (a short page proves nothing: a server may cap its pages below
+the limit asked); no page repeats a signal the pass already saw or comes back short in the
+middle of the list. With ``X-Total-Count`` the distinct signals read must equal a total that
+held still; without it, two passes in a row must read the same signals. The list's order is
+undocumented, so an order that shifts between pages is met by reading again while a pass
+still finds new signals, up to ``max_passes``. Everything else is ``complete = False`` with
+one line in ``problems`` saying why.
 """
 
 from __future__ import annotations
@@ -26,13 +31,15 @@ SERVER_FIELDS = frozenset(
 )
 
 
-def to_signal(item: Any) -> ServerSignal | None:
-    """A listed item as a signal; None when it is not one (no object, no publicId)."""
+def to_signal(item: Any, redact: Callable[[str], str] | None = None) -> ServerSignal | None:
+    """A listed item as a signal; None when it is not one (no object, no publicId). Every text
+    kept from it passes through ``redact``: it is stored in the ledger and printed."""
     if not isinstance(item, dict):
         return None
     public_id = item.get("publicId")
     if not isinstance(public_id, str | int) or isinstance(public_id, bool) or public_id == "":
         return None
+    clean = redact or _same
     external_id = item.get("externalId")
     source_key = item.get("sourceKey")
     status = item.get("status")
@@ -43,25 +50,37 @@ def to_signal(item: Any) -> ServerSignal | None:
     except (TypeError, ValueError):
         return None
     return ServerSignal(
-        public_id=str(public_id),
-        external_id=external_id if isinstance(external_id, str) and external_id else None,
-        source_key=source_key if isinstance(source_key, str) else None,
-        status=status.strip().lower() if isinstance(status, str) else None,
+        public_id=clean(str(public_id)),
+        external_id=clean(external_id) if isinstance(external_id, str) and external_id else None,
+        source_key=clean(source_key) if isinstance(source_key, str) else None,
+        status=clean(status.strip().lower()) if isinstance(status, str) else None,
         field_hashes=hashes,
-        job_id=job_id if isinstance(job_id, str) else None,
+        job_id=clean(job_id) if isinstance(job_id, str) else None,
     )
 
 
+def _same(text: str) -> str:
+    return text
+
+
 class _Pass:
-    """One read of the list from offset 0 to its end."""
+    """One read of the list from offset 0 to its empty page."""
 
     def __init__(self) -> None:
         self.totals: list[int] = []
         self.headers_missing = False
         self.garbage = 0
         self.items = 0
+        self.ids: set[str] = set()
+        self.repeated = 0  # signals a page showed that an earlier page of this pass showed
+        self.shrank = False  # a short page with more pages after it
         self.offset_ignored = False
         self.capped = False
+
+    @property
+    def moved(self) -> bool:
+        """Did the list move under this pass (a page repeated signals or shrank)?"""
+        return self.repeated > 0 or self.shrank
 
 
 def read_index(
@@ -75,11 +94,14 @@ def read_index(
 ) -> ServerIndex:
     """Read every signal the key's workspace lists. Raises the client's errors (after the
     retry policy) when a page cannot be read at all; anything odd that still leaves a usable
-    listing becomes one line in ``problems`` and, when signals may be missing,
-    ``complete = False``."""
+    listing becomes one line in ``problems`` and, unless the listing is proven complete,
+    ``complete = False`` (see :func:`zsync.truth.verify.complete_index` for callers that
+    must not act on anything less)."""
     policy = retry or RetryPolicy()
     index = ServerIndex()
     saw_external_key = False
+    redact = _redactor(client)
+    previous: _Pass | None = None
     for number in range(max_passes):
         current = _Pass()
 
@@ -90,11 +112,13 @@ def read_index(
             return client.list_page(page_size, offset)
 
         before = len(index.by_public_id)
-        saw_external_key |= _read_pass(index, current, fetch, page_size, max_signals, policy)
-        # Another pass only while passes still find signals (an order that shifts per read).
-        stalled = number > 0 and len(index.by_public_id) == before
-        if _settled(index, current, stalled or number + 1 == max_passes):
+        saw_external_key |= _read_pass(index, current, fetch, max_signals, policy, redact)
+        # Another pass only while passes still find signals (an order that shifts per read),
+        # or, without a total, until two passes in a row agree.
+        stalled = number > 0 and len(index.by_public_id) == before and bool(current.totals)
+        if _settled(index, current, previous, stalled or number + 1 == max_passes):
             break
+        previous = current
     index.shows_external_id = saw_external_key or not index.by_public_id
     if not index.shows_external_id:
         index.problems.append(
@@ -103,45 +127,63 @@ def read_index(
     return index
 
 
+def _redactor(client: ZentrikClient) -> Callable[[str], str]:
+    """The client's own redaction of server values (the key, should the server echo it)."""
+
+    def redact(text: str) -> str:
+        return client._redacted(text) or ""
+
+    return redact
+
+
 def _read_pass(
     index: ServerIndex,
     current: _Pass,
     fetch: Callable[[int], ListPage],
-    page_size: int,
     max_signals: int,
     policy: RetryPolicy,
+    redact: Callable[[str], str],
 ) -> bool:
-    """Read one pass into ``index``; True when any item carried an externalId key."""
+    """Read one pass into ``index``, by offset until an empty page; True when any item
+    carried an externalId key."""
     saw_external_key = False
     offset = 0
-    first_id: str | None = None
+    longest = 0  # the longest page so far: a shorter one is the end, or the list moved
+    short_at: int | None = None
     while True:
         page = policy.call(lambda offset=offset: fetch(offset))  # type: ignore[misc]
         if page.total is None:
             current.headers_missing = True
         else:
             current.totals.append(page.total)
-        limit = min(page_size, page.limit) if page.limit else page_size
-        for n, item in enumerate(page.items):
-            signal = to_signal(item)
+        if not page.items:
+            return saw_external_key
+        if short_at is not None:
+            current.shrank = True  # a short page, then more: signals may have slid past
+        fresh = signals = 0
+        for item in page.items:
+            signal = to_signal(item, redact)
             if signal is None:
                 current.garbage += 1
                 continue
-            if n == 0 and offset == 0:
-                first_id = signal.public_id
-            elif n == 0 and signal.public_id == first_id and len(page.items) >= limit:
-                current.offset_ignored = True  # the same first page again: offset ignored
-                return saw_external_key
+            signals += 1
             saw_external_key |= "externalId" in item
+            if signal.public_id in current.ids:
+                current.repeated += 1
+                continue
+            fresh += 1
+            current.ids.add(signal.public_id)
             _add(index, signal)
+        if signals and not fresh:
+            current.offset_ignored = True  # nothing new at this offset: it is not honoured
+            return saw_external_key
         current.items += len(page.items)
         offset += len(page.items)
+        if len(page.items) < longest:
+            short_at = offset
+        longest = max(longest, len(page.items))
         if len(index.by_public_id) > max_signals:
             current.capped = True
-            return saw_external_key
-        if not page.items or len(page.items) < limit:
-            return saw_external_key
-        if page.total is not None and offset >= page.total:
             return saw_external_key
 
 
@@ -153,8 +195,19 @@ def _add(index: ServerIndex, signal: ServerSignal) -> None:
         index.by_external_id.setdefault(signal.external_id, []).append(signal)
 
 
-def _settled(index: ServerIndex, current: _Pass, last: bool) -> bool:
-    """Is the listing complete (or past helping)? Sets ``complete`` and ``problems``."""
+def _keep_only(index: ServerIndex, ids: set[str]) -> None:
+    """Forget signals an earlier pass saw that the agreeing passes no longer show."""
+    if len(ids) == len(index.by_public_id):
+        return
+    signals = [s for p, s in index.by_public_id.items() if p in ids]
+    index.by_public_id.clear()
+    index.by_external_id.clear()
+    for signal in signals:
+        _add(index, signal)
+
+
+def _settled(index: ServerIndex, current: _Pass, previous: _Pass | None, last: bool) -> bool:
+    """Is the listing proven complete (or past helping)? Sets ``complete`` and ``problems``."""
     problems: list[str] = []
     if current.garbage:
         problems.append(
@@ -171,8 +224,13 @@ def _settled(index: ServerIndex, current: _Pass, last: bool) -> bool:
             f"{current.totals[0]} then {current.totals[-1]})"
         )
     total = current.totals[-1] if current.totals else None
-    short = total is not None and len(index.by_public_id) + current.garbage < total
-    if short and not problems:
+    if not problems and total is None:
+        why = _unproven_without_total(current, previous)
+        if why is None:
+            _keep_only(index, current.ids)  # what the agreeing reads show, nothing older
+        else:
+            problems.append(why)
+    elif not problems and total is not None and len(index.by_public_id) + current.garbage < total:
         problems.append(
             f"the server's list showed {len(index.by_public_id)} distinct signals of the "
             f"{total} it counts (its order shifts between pages?)"
@@ -182,8 +240,29 @@ def _settled(index: ServerIndex, current: _Pass, last: bool) -> bool:
     if index.complete or last or not fixable:
         if current.headers_missing:
             problems.insert(
-                0, "the server's list sent no X-Total-Count: read until a page came back short"
+                0,
+                "the server's list sent no X-Total-Count: complete only when two reads to an "
+                "empty page show the same signals",
             )
         index.problems = problems
         return True
     return False
+
+
+def _unproven_without_total(current: _Pass, previous: _Pass | None) -> str | None:
+    """Why a listing without a total is not proven (yet); None once two reads agree."""
+    if current.moved:
+        how = (
+            f"a page repeated {current.repeated} signal(s) shown before"
+            if current.repeated
+            else "a page came back short before the end"
+        )
+        return f"the server's list moved while it was read ({how}) and gives no total to check"
+    if previous is None:
+        return "the server's list gives no total and was read only once"
+    if previous.moved or previous.ids != current.ids:
+        return (
+            f"the server's list gives no total and two reads disagree ({len(previous.ids)} "
+            f"then {len(current.ids)} signals)"
+        )
+    return None

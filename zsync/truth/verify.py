@@ -10,6 +10,7 @@ that removes or re-creates anything.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,10 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from zsync.client import ZentrikClient
-from zsync.errors import ApiError, ApiUnavailable, ExitCode, TransientError
+from zsync.errors import (
+    ApiError,
+    ApiUnavailable,
+    ExitCode,
+    IncompleteListing,
+    TransientError,
+    ZsyncError,
+)
 from zsync.ledger import Ledger, ledger_errors
 from zsync.ledger.server import server_status
-from zsync.model import ACCEPTED, ServerIndex, ServerSignal, Status
+from zsync.model import ACCEPTED, GONE_HASH_PREFIX, ServerIndex, ServerSignal, Status
 from zsync.retry import RetryPolicy
 from zsync.truth.index import read_index
 
@@ -44,6 +52,7 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     classes: dict[str, Drift] = field(default_factory=lambda: {c: Drift() for c in CLASSES})
     repaired: dict[str, int] | None = None  # what --repair changed, by class
+    deleted: int = 0  # items whose signal was deleted on the server (final, not drift)
     seconds: float = 0.0
 
     @property
@@ -72,6 +81,7 @@ class VerifyReport:
                 k: {"count": d.count, "examples": d.examples} for k, d in self.classes.items()
             },
             "repaired": self.repaired,
+            "deleted_on_server": self.deleted,
             "seconds": round(self.seconds, 3),
         }
 
@@ -96,6 +106,26 @@ def load_index(
         raise ApiUnavailable(f"the server's list of signals is unusable: {exc}") from None
 
 
+def complete_index(
+    client: ZentrikClient, retry: RetryPolicy, pace: Callable[[], bool] | None = None
+) -> ServerIndex:
+    """The server index, proven complete; :class:`IncompleteListing` (exit 4, one line)
+    otherwise. For every caller that marks gone, adopts, deletes or resends from it."""
+    index = load_index(client, retry, pace)
+    if not index.complete:
+        raise IncompleteListing(unproven(index))
+    return index
+
+
+def unproven(index: ServerIndex) -> str:
+    """One line: why ``index`` cannot be trusted as complete (its last problem says why)."""
+    reasons = [p for p in index.problems if "sent no X-Total-Count" not in p] or index.problems
+    return (
+        "the server's list of signals is not proven complete, so nothing was changed from it: "
+        + (reasons[-1] if reasons else "no reason given")
+    )
+
+
 def compare(ledger: Ledger | None, index: ServerIndex, report: VerifyReport, keep: int) -> _Fixes:
     """Fill the report's classes; return what a repair would change."""
     report.matched_by = "externalId" if index.shows_external_id else "publicId"
@@ -114,6 +144,10 @@ def compare(ledger: Ledger | None, index: ServerIndex, report: VerifyReport, kee
 
     for row in ledger.iter_truth_rows() if ledger is not None else ():
         report.ledger_items += 1
+        if row["status"] == Status.DELETED and str(row["payload_hash"]).startswith(
+            GONE_HASH_PREFIX
+        ):
+            report.deleted += 1
         _compare_row(row, index, note, fixes, matched)
     for ext, signals in index.by_external_id.items():
         if len(signals) > 1:
@@ -172,7 +206,8 @@ def _compare_row(
     fields = _differing(row.get("field_hashes"), signal.field_hashes)
     if fields:
         note("content", {"externalId": ext, "publicId": signal.public_id, "fields": fields})
-        fixes.adopt.append(signal)
+        # Matched by publicId when the list showed no externalId for it: the row's own.
+        fixes.adopt.append(dataclasses.replace(signal, external_id=ext))
 
 
 def _match(
@@ -180,10 +215,14 @@ def _match(
 ) -> ServerSignal | None:
     if by_external:
         signals = index.by_external_id.get(ext)
-        if not signals:
-            return None
-        return next((s for s in signals if s.public_id == public_id), signals[0])
-    return index.by_public_id.get(public_id) if public_id else None
+        if signals:
+            return next((s for s in signals if s.public_id == public_id), signals[0])
+    signal = index.by_public_id.get(public_id) if public_id else None
+    # An item the list shows without externalId is matched by publicId; one that shows
+    # another externalId is not this record's.
+    if signal is not None and by_external and signal.external_id not in (None, ext):
+        return None
+    return signal
 
 
 def _differing(ledger_hashes: str | None, server_hashes: str) -> list[str]:
@@ -259,10 +298,14 @@ def _repair_run(
             context = retry.call(client.auth_context)
             workspace = context.get("workspace", {}).get("id") if context else None
             ledger.bind(api_base, str(workspace) if workspace else None)
-            index = load_index(client, retry, pace)
+            # Nothing is adopted, settled or marked gone from a listing not proven complete.
+            index = complete_index(client, retry, pace)
             fixes = compare(ledger, index, report, examples)
             report.repaired = repair(ledger, fixes, index, run_id)
             exit_code = report.exit_code
+        except ZsyncError as exc:
+            exit_code = exc.exit_code
+            raise
         finally:
             counts = {f"repaired-{k}": v for k, v in (report.repaired or {}).items()}
             ledger.finish_run(run_id, counts, int(exit_code))
@@ -270,4 +313,14 @@ def _repair_run(
         ledger.close()
 
 
-__all__ = ["CLASSES", "Drift", "Status", "VerifyReport", "compare", "load_index", "verify"]
+__all__ = [
+    "CLASSES",
+    "Drift",
+    "Status",
+    "VerifyReport",
+    "compare",
+    "complete_index",
+    "load_index",
+    "unproven",
+    "verify",
+]
