@@ -213,7 +213,8 @@ def sniff(path: str) -> str:
 def jsonl_records(path: str, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawRecord]:
     """The non-blank lines of a JSONL file as bytes (line end included), each named as the
     JSONL reader names it. A line over ``max_bytes`` is Unsure: the JSONL reader reports it
-    and skips it in pieces."""
+    and skips it in pieces; so is a line ended by a lone CR (the JSONL reader's line end,
+    not cut here: such files are rare)."""
     with _Mapped(path) as mapped:
         yield from _lines(mapped, display(path), max_bytes)
 
@@ -222,6 +223,7 @@ def _lines(mapped: _Mapped, name: str, max_bytes: int) -> Iterator[RawRecord]:
     data, view = mapped.data, mapped.view
     size = len(data)
     pos = lineno = 0
+    cr = data.find(b"\r")  # the next CR: one search for a file without any
     while pos < size:
         lineno += 1
         # As the JSONL reader's readline(max_bytes + 1): the line end may be the byte after.
@@ -229,6 +231,10 @@ def _lines(mapped: _Mapped, name: str, max_bytes: int) -> Iterator[RawRecord]:
         end = found + 1 if found >= 0 else size
         if found < 0 and end - pos > max_bytes:
             raise Unsure  # over the record size limit: never copied
+        if 0 <= cr < end:
+            if cr != found - 1:
+                raise Unsure  # a CR that ends a line by itself: the JSONL reader splits there
+            cr = data.find(b"\r", end)
         start = pos + len(BOM) if pos == 0 and data[: len(BOM)] == BOM else pos
         pos = end
         if start == end or (data[start] in _SPACE and not data[start:end].strip()):
