@@ -144,3 +144,14 @@ def test_the_heartbeat_beats_on_its_own_thread(
     reopened = Ledger.open(path)
     assert reopened.lease_holder() is None  # released on close, beats stopped
     reopened.close()
+
+
+def test_a_ledger_reached_through_a_symlink_shares_the_lock(
+    tmp_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    link = tmp_path / "other-name.db"
+    link.symlink_to(tmp_path / "l.db")
+    ledger = Ledger.open(link)
+    with pytest.raises(LedgerLocked, match=rf"pid {holder.pid} on"):
+        ledger.acquire_lease("push")
+    ledger.close()

@@ -114,8 +114,10 @@ def holder_alive(holder: LeaseHolder, this_host: str, now: float | None = None) 
 
 
 def lock_path(ledger: Path) -> Path:
-    """The file whose lock is the lease: ``LEDGER.lock``, beside the ledger."""
-    return ledger.with_name(ledger.name + ".lock")
+    """The file whose lock is the lease: ``LEDGER.lock``, beside the ledger (the file itself,
+    not a symbolic link to it: two links to one ledger share one lock)."""
+    real = Path(os.path.realpath(ledger))
+    return real.with_name(real.name + ".lock")
 
 
 # Locks this process holds, by the lock file's (device, inode), with the ledger handle that
