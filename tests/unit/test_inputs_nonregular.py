@@ -28,6 +28,7 @@ from zsync.emulator.server import RunningEmulator
 from zsync.model import Problem, Record
 from zsync.read import InputSpec, read
 from zsync.read.jsonl import pipe_lines
+from zsync.read.raw import Unsure, jsonl_records
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -234,3 +235,16 @@ def test_a_csv_with_cr_only_line_ends_is_read_row_by_row(tmp_path: Path) -> None
     )
     assert result.code == 0, result.err
     assert "3 ok, 0 invalid" in result.out + result.err
+
+
+def test_the_skip_path_leaves_lone_crs_to_the_jsonl_reader(tmp_path: Path) -> None:
+    lines = _records(3000)
+    crlf = tmp_path / "crlf.jsonl"
+    crlf.write_bytes(b"\r\n".join(lines) + b"\r\n")
+    assert [r.origin for r in jsonl_records(str(crlf))][-1] == f"{crlf}:3000"
+    mixed = tmp_path / "mixed.jsonl"  # a lone CR far down an LF file
+    mixed.write_bytes(b"\n".join(lines[:2500]) + b"\r" + b"\n".join(lines[2500:]) + b"\n")
+    with pytest.raises(Unsure):
+        list(jsonl_records(str(mixed)))
+    records = [i for i in read(InputSpec(inputs=(str(mixed),))) if isinstance(i, Record)]
+    assert len(records) == 3000 and records[2500].origin == f"{mixed}:2501"

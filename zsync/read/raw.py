@@ -55,6 +55,10 @@ _OBJECT_END = re.compile(rb"\}[ \t\r\n]*[,\]]")
 _CSV_ROW = re.compile(rb'[^"\n]*+(?:"[^"]*+"[^"\n]*+)*+\n').match
 # What bytes.strip() strips: a row starting with anything else holds data.
 _SPACE = frozenset(b" \t\n\r\x0b\x0c")
+# A CR that is not part of a CRLF: a line end to the JSONL reader, never cut here.
+_LONE_CR = cast(
+    Callable[[mmap.mmap, int, int], "re.Match[bytes] | None"], re.compile(rb"\r(?!\n)").search
+)
 # Candidate ends tried for one element before the rest is left to the array reader.
 _MAX_TRIES = 64
 # JSON whitespace; a '*' pattern always matches.
@@ -222,8 +226,7 @@ def jsonl_records(path: str, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Itera
 def _lines(mapped: _Mapped, name: str, max_bytes: int) -> Iterator[RawRecord]:
     data, view = mapped.data, mapped.view
     size = len(data)
-    pos = lineno = 0
-    cr = data.find(b"\r")  # the next CR: one search for a file without any
+    pos = lineno = checked = 0  # no lone CR before `checked`
     while pos < size:
         lineno += 1
         # As the JSONL reader's readline(max_bytes + 1): the line end may be the byte after.
@@ -231,10 +234,14 @@ def _lines(mapped: _Mapped, name: str, max_bytes: int) -> Iterator[RawRecord]:
         end = found + 1 if found >= 0 else size
         if found < 0 and end - pos > max_bytes:
             raise Unsure  # over the record size limit: never copied
-        if 0 <= cr < end:
-            if cr != found - 1:
+        if end > checked:  # looked for a window ahead at a time: pages are read once
+            stop = min(size, max(end, checked + _RELEASE))
+            first = data.find(b"\r", checked, stop)  # most files have none: memchr speed
+            # One byte more: is there an LF after a CR at the end of the window?
+            lone = _LONE_CR(data, first, stop + 1) if first >= 0 else None
+            if lone is not None and lone.start() < stop:
                 raise Unsure  # a CR that ends a line by itself: the JSONL reader splits there
-            cr = data.find(b"\r", end)
+            checked = stop
         start = pos + len(BOM) if pos == 0 and data[: len(BOM)] == BOM else pos
         pos = end
         if start == end or (data[start] in _SPACE and not data[start:end].strip()):
