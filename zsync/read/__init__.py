@@ -9,7 +9,8 @@ here knows bodies, mappings or the ledger. Standard input arrives as ``InputSpec
 nothing in this package reaches for ``sys.stdin``.
 
 Modules: ``files`` (open, sniff), ``jsonvalue`` (the shared decoder), ``jsonfile``,
-``jsonarray``, ``jsonl``, ``csvfile``, ``singer``, ``command`` (source programs).
+``jsonarray``, ``jsonl``, ``csvfile``, ``singer``, ``command`` (source programs), ``stream``
+(a pipe, FIFO or device given as a path: opened once, read as it comes, never mapped).
 """
 
 from __future__ import annotations
