@@ -10,6 +10,7 @@ zsync in ``open()`` through a SIGTERM; a JSONL file whose lines end in a lone CR
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -177,7 +178,20 @@ def test_a_fifo_is_read_once_its_writer_comes(tmp_path: Path, emulator: RunningE
         text=True,
     )
     try:
-        with fifo.open("wb") as writer:  # waits for zsync to open its end
+        # A writer that does not block in open(): a zsync that never opens its end fails
+        # the test instead of hanging it.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as exc:  # ENXIO: no reader yet
+                assert exc.errno == errno.ENXIO, exc
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "zsync never opened the FIFO"
+                time.sleep(0.05)
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "wb") as writer:
             writer.write(b"\n".join(_records(500)) + b"\n")
         _out, err = proc.communicate(timeout=60)
     finally:
