@@ -300,7 +300,9 @@ def _dry_run(
             for _batch in plan.push_feeder(
                 ledger, options, result, ctx.emit, mappings=mappings, run_id=0
             ):
-                pass
+                if ctx.stop_event.is_set():  # a Ctrl-C while a pipe or FIFO is quiet
+                    result.interrupted = True
+                    break
         finally:
             if ledger is not None:
                 ledger.close()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
 import requests
 
 from tests.emulator.testing import running_emulator
+from tests.waiting import wait_until
 from zsync.emulator.server import RunningEmulator
 
 BODY = {"text": "Dark mode please", "signalType": "feedback_record", "externalId": "ext-1"}
@@ -26,7 +26,15 @@ def test_same_key_same_body_replays_the_original_answer(
     emu: RunningEmulator, http: requests.Session
 ) -> None:
     first = post(http, emu, BODY, key="k-1")
-    time.sleep(0.1)  # the replay must not pick up the signal's newer status
+    # The replay must not pick up the signal's newer status: let it have one first.
+    public_id = first.json()["publicId"]
+    wait_until(
+        lambda: (
+            http.get(f"{emu.url}/external/v1/signals/{public_id}").json()["status"]
+            != first.json()["status"]
+        ),
+        "the signal's status to move on",
+    )
     again = post(http, emu, BODY, key="k-1")
     assert first.status_code == again.status_code == 201
     assert again.content == first.content
@@ -45,7 +53,9 @@ def test_same_key_different_body_is_409(emu: RunningEmulator, http: requests.Ses
 
 
 def test_same_key_while_the_first_is_in_flight_is_409(http: requests.Session) -> None:
-    with running_emulator(handle_ms=400) as emu:
+    # The first request holds its key this long: the second comes meanwhile on a loaded
+    # machine too.
+    with running_emulator(handle_ms=1500) as emu:
         answers: list[requests.Response] = []
         other_client = requests.Session()
         other_client.headers.update(http.headers)
@@ -55,7 +65,7 @@ def test_same_key_while_the_first_is_in_flight_is_409(http: requests.Session) ->
 
         first = threading.Thread(target=first_request)
         first.start()
-        time.sleep(0.15)
+        wait_until(lambda: emu.truth()["idempotency_keys"] == 1, "the first request to arrive")
         second = post(http, emu, BODY, key="k")
         first.join()
         other_client.close()

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests.emulator.testing import running_emulator
+from tests.waiting import wait_seconds
 from zsync.config import DEV_API_KEY
 from zsync.emulator.server import RunningEmulator
 
@@ -49,10 +50,11 @@ def test_ignored_idempotency_key_makes_a_new_signal_per_resend(http: requests.Se
 
 
 def test_a_forgotten_key_is_a_new_create(http: requests.Session) -> None:
-    with running_emulator(idempotency_ttl_seconds=0.3, dedupe="off") as emu:
+    with running_emulator(idempotency_ttl_seconds=60, dedupe="off") as emu:
         first = post(http, emu, BODY, key="k-1")
-        kept = post(http, emu, BODY, key="k-1")
-        time.sleep(0.4)
+        kept = post(http, emu, BODY, key="k-1")  # well within the TTL, however slow
+        emu.set_faults(idempotency_ttl_seconds=0.05)
+        wait_seconds(0.05)  # the key is now older than the TTL
         forgotten = post(http, emu, BODY, key="k-1")
         truth = emu.truth()
     assert kept.headers["Idempotent-Replayed"] == "true"

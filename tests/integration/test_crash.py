@@ -14,6 +14,7 @@ from typing import Any
 
 from tests.conftest import TEST_KEY
 from tests.emulator.testing import running_emulator
+from tests.waiting import wait_until
 from tests.zsync_cmd import ZSYNC
 
 
@@ -138,7 +139,8 @@ def test_sigterm_stops_cleanly_with_130_and_the_next_run_resumes(tmp_path: Path)
         }
         args = ["push", "--input", str(tmp_path / "in.jsonl"), "--no-poll", "--concurrency", "2"]
         proc = _zsync(args, env)
-        time.sleep(1.5)
+        # Stopped once it has sent something: while it is sending, however fast that is.
+        wait_until(lambda: emu.truth()["creates_by_external_id"], "the first create")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err

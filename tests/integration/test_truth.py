@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 
 from tests.conftest import TEST_KEY, run_cli
 from tests.emulator.testing import running_emulator
+from tests.waiting import wait_until
 from zsync.client import ZentrikClient
 from zsync.emulator.server import RunningEmulator
 
@@ -154,7 +154,10 @@ def test_status_drift_is_found_and_corrected(emu: RunningEmulator, env: dict[str
     _write(_records(3))
     run = run_cli(["push", "--input", "in.jsonl", "--no-poll"], env=env)
     assert run.code == 0, run.err
-    time.sleep(0.3)  # processed on the server meanwhile (process_seconds=0.05)
+    wait_until(  # processed on the server meanwhile (process_seconds=0.05)
+        lambda: {s["status"] for s in emu.truth()["signals"]} == {"processed"},
+        "the server to process the 3 signals",
+    )
     code, report = _verify(env)
     assert code == 1 and _counts(report) == {"status": 3}
     assert report["classes"]["status"]["examples"][0]["server"] == "processed"

@@ -13,6 +13,7 @@ from typing import Any
 
 from tests.conftest import TEST_KEY
 from tests.emulator.testing import running_emulator
+from tests.waiting import wait_until
 from tests.zsync_cmd import ZSYNC
 
 
@@ -185,7 +186,9 @@ def test_a_plain_rerun_of_the_cron_line_settles_what_earlier_runs_left(
     from tests.conftest import run_cli
 
     _write(Path("in.jsonl"), 5)
-    with running_emulator(process_seconds=1.5, dedupe="off") as emu:
+    # Processing takes long enough that the second run comes before it ends, however loaded
+    # the machine; the third waits for the server to have processed them all.
+    with running_emulator(process_seconds=3.0, dedupe="off") as emu:
         env = {**api_env, "ZENTRIK_API_BASE": emu.url}
         first = run_cli(["push", "-i", "in.jsonl", "--no-poll"], env=env)
         assert first.code == 0 and "5 created" in first.out
@@ -193,7 +196,10 @@ def test_a_plain_rerun_of_the_cron_line_settles_what_earlier_runs_left(
         early = run_cli(cron, env=env)
         assert early.code == 75, early.out + early.err
         assert "5 followed-up" in early.out and "5 unchanged" in early.out
-        time.sleep(1.5)
+        wait_until(
+            lambda: {s["status"] for s in emu.truth()["signals"]} == {"processed"},
+            "the server to process the 5 signals",
+        )
         later = run_cli(cron, env=env)
         assert later.code == 0, later.out + later.err
         assert "5 processed" in later.out

@@ -1,4 +1,5 @@
-"""The run lease holds while its holder lives, and only then: issue 13, item 1."""
+"""The run lease holds while its holder lives, and only then: issue 13, item 1; issue 23
+(the lock is the kernel's, so a pid or a start time never decides on this host)."""
 
 from __future__ import annotations
 
@@ -37,19 +38,39 @@ def _hold(path: Path, pid: int, host: str, age: float, started: int | None = Non
     ledger.close()
 
 
-def test_a_live_holder_keeps_the_lease_however_old_its_heartbeat(
-    tmp_path: Path, sleeper: subprocess.Popen[bytes]
-) -> None:
-    # A producer that paused for 20 minutes: the holder's pid is alive on this host.
-    path = tmp_path / "l.db"
-    _hold(
-        path, sleeper.pid, socket.gethostname(), age=1200, started=lease.process_start(sleeper.pid)
+@pytest.fixture
+def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A process on this host that holds the lease of ``tmp_path / "l.db"``."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from zsync.ledger import Ledger;"
+            "l = Ledger.open(Path(sys.argv[1])); l.acquire_lease('push');"
+            "print('held', flush=True); time.sleep(60)",
+            str(tmp_path / "l.db"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    yield proc
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+
+
+def test_a_live_holder_keeps_the_lease_however_old_its_heartbeat(
+    tmp_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    # A producer that paused for 20 minutes: its heartbeat row is old, its lock is held.
+    path = tmp_path / "l.db"
     ledger = Ledger.open(path)
-    with pytest.raises(LedgerLocked, match=rf"pid {sleeper.pid} on"):
+    ledger.conn.execute("UPDATE lease SET heartbeat_at = heartbeat_at - 1200")
+    with pytest.raises(LedgerLocked, match=rf"pid {holder.pid} on"):
         ledger.acquire_lease("push")
-    holder = ledger.lease_holder()
-    assert holder is not None and holder.pid == sleeper.pid  # status shows it as running
+    found = ledger.lease_holder()
+    assert found is not None and found.pid == holder.pid  # status shows it as running
     ledger.close()
 
 
@@ -63,27 +84,21 @@ def test_a_dead_holder_on_this_host_is_taken_over_at_once(tmp_path: Path) -> Non
     ledger.close()
 
 
-def test_a_killed_holder_not_yet_reaped_is_taken_over_at_once(tmp_path: Path) -> None:
+def test_a_killed_holder_not_yet_reaped_is_taken_over_at_once(
+    tmp_path: Path, holder: subprocess.Popen[str]
+) -> None:
     # SIGKILL leaves a zombie until the parent (a shell, cron, a test) collects it: its pid
-    # still answers kill(pid, 0), but nothing runs any more.
-    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        start = lease.process_start(victim.pid)
-        if start is None:
-            pytest.skip("no /proc here: process states are unknown")
-        victim.kill()
-        deadline = time.monotonic() + 10
-        while lease.process_state(victim.pid) != "Z":
-            assert time.monotonic() < deadline, "the killed process never became a zombie"
-            time.sleep(0.01)
-        path = tmp_path / "l.db"
-        _hold(path, victim.pid, socket.gethostname(), age=0, started=start)
-        ledger = Ledger.open(path)
-        ledger.acquire_lease("push")
-        ledger.close()
-    finally:
-        victim.kill()
-        victim.wait()
+    # still answers kill(pid, 0), but its files are closed and its lock is gone.
+    holder.kill()
+    path = tmp_path / "l.db"
+    deadline = time.monotonic() + 10
+    # The kernel lets go of the lock as the last thread of the process exits.
+    while lease.lock_held(path) or lease.process_state(holder.pid) not in ("Z", None):
+        assert time.monotonic() < deadline, "the killed holder's lock was never released"
+        time.sleep(0.01)
+    ledger = Ledger.open(path)
+    ledger.acquire_lease("push")
+    ledger.close()
 
 
 def test_a_reused_pid_is_not_the_holder(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
@@ -129,3 +144,14 @@ def test_the_heartbeat_beats_on_its_own_thread(
     reopened = Ledger.open(path)
     assert reopened.lease_holder() is None  # released on close, beats stopped
     reopened.close()
+
+
+def test_a_ledger_reached_through_a_symlink_shares_the_lock(
+    tmp_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    link = tmp_path / "other-name.db"
+    link.symlink_to(tmp_path / "l.db")
+    ledger = Ledger.open(link)
+    with pytest.raises(LedgerLocked, match=rf"pid {holder.pid} on"):
+        ledger.acquire_lease("push")
+    ledger.close()

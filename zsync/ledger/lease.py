@@ -1,24 +1,29 @@
 """The run lease: one run at a time per ledger; a live holder is never displaced.
 
-While a run holds the lease a :class:`Heartbeat` thread, on its own SQLite connection (the
-writer's connection stays on the writer's thread), refreshes ``heartbeat_at`` every
-:data:`HEARTBEAT_SECONDS`, whatever the input or the engine is doing. The lease is taken
-over only when its holder is provably gone:
+Mutual exclusion is a lock the kernel keeps and lets go of when its holder dies, however it
+dies: ``flock`` on ``LEDGER.lock``, a file beside the ledger. A second run that cannot take
+it is refused at once (exit 5). Process ids and start times play no part, so it holds
+across PID namespaces (containers sharing a volume) as well as on one host.
 
-- on this host: its pid is dead, or now belongs to another process (the start time
-  stored with the lease differs). A live holder keeps the lease however old its heartbeat
-  (a producer that pauses for minutes, a stopped process);
-- on another host (a shared file system): its heartbeat is older than
-  :data:`LEASE_EXPIRY_SECONDS`.
+The ``lease`` row says who holds the lock (pid, host, command, since when) for messages
+and ``zsync status``; a row whose lock is free was left by a run that was killed. While a
+run holds the lease a :class:`Heartbeat` thread, on its own SQLite connection, refreshes
+``heartbeat_at`` every :data:`HEARTBEAT_SECONDS`. The heartbeat matters only where the lock
+may not reach: a row written from another host whose heartbeat is younger than
+:data:`LEASE_EXPIRY_SECONDS` is still honoured (a network file system mounted without
+shared locks gives each machine a lock of its own).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import socket
 import sqlite3
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +31,8 @@ from zsync.errors import LedgerLocked
 from zsync.ledger.store import Store, now_iso
 
 HEARTBEAT_SECONDS = 10.0
-# A holder on another host whose pid cannot be probed is gone once it has missed this many
-# seconds of heartbeats (30 beats): far longer than any pause of a live, running process.
+# A row from another host, where the lock may not reach, is honoured until it has missed
+# this many seconds of heartbeats (30 beats): far longer than any pause of a live process.
 LEASE_EXPIRY_SECONDS = 300.0
 
 _OLD_COLUMNS = "pid, host, command, acquired_at, heartbeat_at"  # before 0006_lease_started
@@ -85,7 +90,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def holder_alive(holder: LeaseHolder, this_host: str, now: float | None = None) -> bool:
-    """Can ``holder`` still be running? False only when it provably is not."""
+    """Can ``holder`` still be running, by its row alone? Asked only where the lock gives no
+    answer: a row from another host, or a ledger no zsync with the lock has run on."""
     if holder.host != this_host:
         # Another host's pids cannot be probed; its heartbeat thread beats every
         # HEARTBEAT_SECONDS while it lives.
@@ -103,6 +109,74 @@ def holder_alive(holder: LeaseHolder, this_host: str, now: float | None = None) 
         if started is not None and started != holder.started:
             return False  # the pid now belongs to another process
     return True
+
+
+def lock_path(ledger: Path) -> Path:
+    """The file whose lock is the lease: ``LEDGER.lock``, beside the ledger (the file itself,
+    not a symbolic link to it: two links to one ledger share one lock)."""
+    real = Path(os.path.realpath(ledger))
+    return real.with_name(real.name + ".lock")
+
+
+# Locks this process holds, by the lock file's (device, inode), with the ledger handle that
+# holds each: a lease that a handle of this process left unreleased (a library caller that
+# never closed it) is handed to the next handle, not refused.
+_HELD: dict[tuple[int, int], tuple[int, weakref.ref[LeaseTable]]] = {}
+
+
+def _take_lock(path: Path, owner: LeaseTable) -> int | None:
+    """A descriptor holding the lock on ``path``; None if another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        mine = _HELD.get(key)
+        if mine is None:
+            return None
+        previous = mine[1]()
+        if previous is not None:  # it no longer holds what it left behind
+            previous._lock_fd = None
+            previous._lease_held = False
+        _HELD[key] = (mine[0], weakref.ref(owner))
+        return mine[0]
+    except BaseException:
+        os.close(fd)
+        raise
+    _HELD[key] = (fd, weakref.ref(owner))
+    return fd
+
+
+def _drop_lock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        st = os.fstat(fd)
+        _HELD.pop((st.st_dev, st.st_ino), None)
+    os.close(fd)  # the only descriptor of its open file: the lock goes with it
+
+
+def lock_held(ledger: Path) -> bool | None:
+    """Does some process hold the lease's lock? None when there is no lock file (a ledger
+    no zsync with the lock has run on). Takes nothing: a shared lock, let go at once."""
+    try:
+        fd = os.open(lock_path(ledger), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) in _HELD:
+            return True  # this process holds it
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
 
 
 class Heartbeat:
@@ -143,21 +217,40 @@ class Heartbeat:
 
 class LeaseTable(Store):
     _heartbeat: Heartbeat | None = None
+    _lock_fd: int | None = None
 
     def acquire_lease(self, command: str) -> None:
         host = socket.gethostname()
         pid = os.getpid()
-        with self.transaction():
+        try:
+            fd = _take_lock(lock_path(self.path), self)
+        except OSError as exc:
+            raise LedgerLocked(
+                f"ledger {self.path}: cannot lock {lock_path(self.path)}: {exc.strerror or exc}"
+            ) from None
+        if fd is None:
             holder = self._holder_row()
-            if holder is not None and holder_alive(holder, host):
-                raise LedgerLocked(
-                    f"ledger {self.path} is in use by {holder.describe()}; wait for it to finish"
+            who = holder.describe() if holder is not None else "another run"
+            raise LedgerLocked(f"ledger {self.path} is in use by {who}; wait for it to finish")
+        try:
+            with self.transaction():
+                holder = self._holder_row()
+                # The lock cannot answer for a row from another host: a network mount may
+                # keep locks per machine. On this host the lock is the whole answer.
+                if holder is not None and holder.host != host and holder_alive(holder, host):
+                    raise LedgerLocked(
+                        f"ledger {self.path} is in use by {holder.describe()}; "
+                        "wait for it to finish"
+                    )
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO lease (id, run_id, pid, host, command, acquired_at, "
+                    "heartbeat_at, started) VALUES (1, NULL, ?, ?, ?, ?, ?, ?)",
+                    (pid, host, command, now_iso(), time.time(), process_start(pid)),
                 )
-            self.conn.execute(
-                "INSERT OR REPLACE INTO lease (id, run_id, pid, host, command, acquired_at, "
-                "heartbeat_at, started) VALUES (1, NULL, ?, ?, ?, ?, ?, ?)",
-                (pid, host, command, now_iso(), time.time(), process_start(pid)),
-            )
+        except BaseException:
+            _drop_lock(fd)
+            raise
+        self._lock_fd = fd
         self._lease_held = True
         self._heartbeat = Heartbeat(self.path, pid)
         self._heartbeat.start()
@@ -173,15 +266,26 @@ class LeaseTable(Store):
         if self._heartbeat is not None:
             self._heartbeat.stop()
             self._heartbeat = None
-        if self._lease_held:
-            self.conn.execute("DELETE FROM lease WHERE id = 1 AND pid = ?", (os.getpid(),))
-            self._lease_held = False
+        try:
+            if self._lease_held:
+                self.conn.execute("DELETE FROM lease WHERE id = 1 AND pid = ?", (os.getpid(),))
+                self._lease_held = False
+        finally:
+            if self._lock_fd is not None:  # after the row: the next holder writes its own
+                _drop_lock(self._lock_fd)
+                self._lock_fd = None
 
     def lease_holder(self) -> LeaseHolder | None:
+        """Who holds the lease: the row, while its lock is held (or, where the lock cannot
+        tell, while the row's holder can still be running)."""
         holder = self._holder_row()
         if holder is None:
             return None
-        return holder if holder_alive(holder, socket.gethostname()) else None
+        host = socket.gethostname()
+        held = lock_held(self.path)
+        if held or ((holder.host != host or held is None) and holder_alive(holder, host)):
+            return holder
+        return None
 
     def _holder_row(self) -> LeaseHolder | None:
         try:

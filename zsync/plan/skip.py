@@ -24,7 +24,7 @@ from zsync.errors import ZsyncError
 from zsync.ledger import Ledger
 from zsync.model import Item, Problem, Record, Status, Warn
 from zsync.plan.options import BATCH, PlanOptions
-from zsync.read.files import detect_format
+from zsync.read.files import detect_format, is_stream
 from zsync.read.jsonl import parse_jsonl_line
 from zsync.read.raw import (
     Place,
@@ -140,7 +140,10 @@ class Cut:
 
 
 def cut(options: PlanOptions, path: str) -> Cut | None:
-    """``path`` cut into records as bytes; None when it is read whole the ordinary way."""
+    """``path`` cut into records as bytes; None when it is read whole the ordinary way (as
+    is a pipe, FIFO or device: it can be read only once, and only the ordinary way)."""
+    if is_stream(path):
+        return None
     kind = _raw_kind(path, options)
     limit = options.source.max_record_bytes
     if kind == "jsonl":

@@ -9,7 +9,8 @@ here knows bodies, mappings or the ledger. Standard input arrives as ``InputSpec
 nothing in this package reaches for ``sys.stdin``.
 
 Modules: ``files`` (open, sniff), ``jsonvalue`` (the shared decoder), ``jsonfile``,
-``jsonarray``, ``jsonl``, ``csvfile``, ``singer``, ``command`` (source programs).
+``jsonarray``, ``jsonl``, ``csvfile``, ``singer``, ``command`` (source programs), ``stream``
+(a pipe, FIFO or device given as a path: opened once, read as it comes, never mapped).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from zsync.errors import InputError, UsageError
 from zsync.model import Idle, Item, Problem, Record, Warn
 from zsync.read.command import SourceFailed, check_command, pipe_records, program_name, run_command
 from zsync.read.csvfile import read_csv
-from zsync.read.files import DEFAULT_MAX_RECORD_BYTES, open_binary
+from zsync.read.files import DEFAULT_MAX_RECORD_BYTES, display, is_stream, open_binary
 from zsync.read.jsonfile import read_records
 from zsync.read.singer import singer_messages, state_lines
+from zsync.read.stream import read_stream
 
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
@@ -158,7 +160,12 @@ def read(
             delimiter = csv_delimiter(spec.delimiter) or (
                 "\t" if path.lower().endswith(".tsv") else None
             )
-            items = read_csv(path, delimiter, stdin=spec.stdin, max_bytes=limit)
+            if is_stream(path):
+                items = read_stream(path, fmt, delimiter=delimiter, max_bytes=limit, warn=warn)
+            else:
+                items = read_csv(path, delimiter, stdin=spec.stdin, max_bytes=limit)
+        elif is_stream(path):  # a pipe, FIFO, <(cmd), /dev/stdin, device: read once, as it comes
+            items = read_stream(path, fmt, max_bytes=limit, warn=warn)
         else:
             given = "jsonl" if fmt == "singer" else spec.fmt
             items = read_records(path, given, stdin=spec.stdin, max_bytes=limit, warn=warn)
@@ -166,7 +173,13 @@ def read(
 
 
 def _check_readable(path: str) -> None:
-    """A missing or unreadable input is a usage error, found before any ledger is opened."""
+    """A missing or unreadable input is a usage error, found before any ledger is opened.
+    A stream is not opened to find out: opening a FIFO waits for its writer, and a writer
+    whose reader came and went fails."""
+    if is_stream(path):
+        if not os.access(path, os.R_OK):
+            raise UsageError(f"--input {display(path)}: permission denied")
+        return
     try:
         open_binary(path).close()
     except InputError as exc:

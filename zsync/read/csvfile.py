@@ -1,7 +1,8 @@
 """CSV input: a header row, then one record (a flat dict of strings) per row.
 
 The delimiter is detected from the first 64 KiB unless given; UTF-8 with or without a BOM;
-quoted fields may span lines (a record's origin is the line its row starts on). A row that
+quoted fields may span lines (a record's origin is the line its row starts on); a file whose
+lines end in a lone CR is read as if they ended in LF. A row that
 is ragged, badly quoted or not UTF-8 becomes a :class:`Problem` for that row and the rest
 go on. Values stay strings: a mapping file turns them into a body.
 """
@@ -9,6 +10,7 @@ go on. Values stay strings: a mapping file turns them into a body.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -19,6 +21,7 @@ from zsync.read.files import (
     CHUNK,
     DEFAULT_MAX_RECORD_BYTES,
     SKIP_YIELD_BYTES,
+    CrAsLf,
     open_binary,
     oversized_message,
 )
@@ -38,12 +41,14 @@ def read_csv(
     *,
     stdin: BinaryIO | None = None,
     max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    name: str = "<stdin>",
 ) -> Iterator[Record | Problem | Idle]:
-    """Stream the rows of one CSV input as records; InputError at once if it cannot be opened."""
+    """Stream the rows of one CSV input as records; InputError at once if it cannot be opened.
+    ``name`` is what origins call ``stdin`` (the stream's path when it is not standard input)."""
     if path == "-":
         if stdin is None:
-            raise InputError("<stdin>: no standard input to read")
-        return _rows("<stdin>", stdin, delimiter, max_bytes)
+            raise InputError(f"{name}: no standard input to read")
+        return _rows(name, stdin, delimiter, max_bytes)
     open_binary(path).close()  # fail now, not at the first read
     return _from_file(path, delimiter, max_bytes)
 
@@ -137,6 +142,10 @@ def _rows(
         if not head.strip():
             yield Problem(name, "file is empty (a CSV input needs a header row)")
             return
+        if b"\n" not in head and b"\r" in head[:-1]:
+            # CR line ends (an old Mac export): read as LFs, a CR in a quoted field too.
+            stream = io.BufferedReader(CrAsLf(head, stream), CHUNK)
+            head = _read_head(stream)
         sep = delimiter or _sniff(head)
         lines = _Lines(head, stream, max_bytes)
         if csv.field_size_limit() < _FIELD_LIMIT:

@@ -7,6 +7,9 @@ a file's format comes from the flag, else its extension, else its first non-blan
 from __future__ import annotations
 
 import io
+import os
+import re
+import stat
 from typing import Any, BinaryIO
 
 from zsync.errors import InputError, UsageError
@@ -70,6 +73,20 @@ def detect_format(path: str, fmt: str | None, *, stdin: BinaryIO | None = None) 
             return sniff(read_head(f, display(path)))
     peek = getattr(stdin, "peek", None)
     return sniff(peek(CHUNK) if peek is not None else b"")
+
+
+def is_stream(path: str) -> bool:
+    """An input that can be read only once, front to back, as it comes: a pipe, a FIFO,
+    ``/dev/stdin``, a process substitution (``<(cmd)``), a character device. It is opened
+    once, never mapped into memory and never read ahead (``zsync.read.stream``). Standard
+    input given as ``-`` arrives as a stream of its own and is not asked about here."""
+    if path == "-":
+        return False
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False  # missing or unreadable: the ordinary reader names the problem
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def open_binary(path: str) -> BinaryIO:
@@ -144,3 +161,42 @@ class Prepend(io.RawIOBase):
         data = self._read(len(b))
         b[: len(data)] = data
         return len(data)
+
+
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+def lone_cr_as_lf(data: bytes, final: bool) -> tuple[bytes, bytes]:
+    """``data`` with every CR that is not part of a CRLF made an LF (same length, CRLF kept),
+    and a CR at its very end held back (returned second) unless ``final``: the next piece
+    tells whether an LF follows it."""
+    if b"\r" not in data:
+        return data, b""
+    held = b""
+    if not final and data.endswith(b"\r"):
+        data, held = data[:-1], b"\r"
+    return _LONE_CR.sub(b"\n", data), held
+
+
+class CrAsLf(io.RawIOBase):
+    """A stream whose lone CRs read as LFs: ``head`` (bytes already read), then the rest."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._pending, self._held = lone_cr_as_lf(head, False)
+        self._read = getattr(rest, "read1", rest.read)
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._pending:
+            if self._done:
+                return 0
+            data = self._read(max(len(b), 1))
+            self._done = not data
+            self._pending, self._held = lone_cr_as_lf(self._held + data, self._done)
+        n = min(len(b), len(self._pending))
+        b[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n

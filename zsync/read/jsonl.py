@@ -1,12 +1,15 @@
 """JSONL/NDJSON: one record per line, from a file, a pipe or a source program's stdout.
 
 A line is parsed on its own, so a bad line is that line's problem and reading goes on.
+A line ends at LF, CRLF or a lone CR (old Mac exports): a raw CR can only be whitespace
+between JSON tokens, never part of a value, so reading it as a line end loses nothing.
 The skip path cuts files into lines itself (``zsync.read.raw``) and parses only the lines
 it does not recognise, with :func:`parse_jsonl_line`.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import select
@@ -20,7 +23,9 @@ from zsync.read.files import (
     CHUNK,
     DEFAULT_MAX_RECORD_BYTES,
     SKIP_YIELD_BYTES,
+    CrAsLf,
     Oversized,
+    lone_cr_as_lf,
     oversized_message,
     reason,
 )
@@ -36,6 +41,13 @@ from zsync.read.jsonvalue import (
 
 def _ignore(_message: str) -> None:
     pass
+
+
+def _lone_cr(line: bytes) -> bool:
+    """Does a line from readline() hold a CR that is not its CRLF line end? (A line holds
+    no LF but its last byte, so any CR before the last two bytes is a lone one.)"""
+    at = line.find(b"\r")
+    return at >= 0 and not (at == len(line) - 2 and line[-1] == 10)
 
 
 def jsonl(
@@ -59,10 +71,16 @@ def _jsonl_lines(
     and its rest is skipped in pieces, with a None after each SKIP_YIELD_BYTES of it."""
     readline = stream.readline
     lineno = 0
+    translated = False
     while True:
         raw = readline(max_bytes + 1)
         if not raw:
             return
+        if not translated and _lone_cr(raw):
+            # CR line ends: from this line on, read through a stream that makes them LFs.
+            readline = io.BufferedReader(CrAsLf(raw, stream), CHUNK).readline
+            translated = True
+            continue
         lineno += 1
         if lineno == 1 and raw.startswith(BOM):
             raw = raw[3:]
@@ -83,24 +101,40 @@ def _jsonl_lines(
 
 
 def pipe_lines(
-    fd: int, name: str, idle: float, max_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    fd: int,
+    name: str,
+    idle: float,
+    max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    head: bytes = b"",
 ) -> Iterator[tuple[str, bytes] | None]:
     """What _jsonl_lines gives for a pipe, each line as soon as it is complete, and None
     whenever nothing arrived for ``idle`` seconds, so the reader can act on a pause (send
     what it holds, notice a stop) instead of waiting inside a read. A line longer than
-    ``max_bytes`` comes as Oversized as soon as it is too long; its rest is dropped."""
+    ``max_bytes`` comes as Oversized as soon as it is too long; its rest is dropped.
+    ``head``: bytes already read from ``fd`` (to tell its format), read first."""
     lineno = 0
     parts: list[bytes] = []  # the line being received, in pieces (one may be megabytes)
     held = 0  # bytes in parts
     skipping = False  # inside an over-long line, already reported
+    cr = b""  # a CR that ended the last read: a line end unless an LF comes next
     while True:
         try:
-            if not select.select([fd], [], [], idle)[0]:
+            if head:
+                chunk, head = head, b""
+            elif not select.select([fd], [], [], idle)[0]:
                 yield None
                 continue
-            chunk = os.read(fd, CHUNK)
+            else:
+                chunk = os.read(fd, CHUNK)
+        except BlockingIOError:
+            continue  # a device opened without blocking had nothing after all
         except OSError as exc:
             raise InputError(f"{name}: read failed: {reason(exc)}") from exc
+        if cr or b"\r" in chunk:
+            translated, cr = lone_cr_as_lf(cr + chunk, not chunk)
+            if chunk and not translated:
+                continue  # only the CR so far
+            chunk = translated
         if skipping:
             cut = chunk.find(b"\n")
             if chunk and cut < 0:

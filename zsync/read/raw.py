@@ -55,6 +55,10 @@ _OBJECT_END = re.compile(rb"\}[ \t\r\n]*[,\]]")
 _CSV_ROW = re.compile(rb'[^"\n]*+(?:"[^"]*+"[^"\n]*+)*+\n').match
 # What bytes.strip() strips: a row starting with anything else holds data.
 _SPACE = frozenset(b" \t\n\r\x0b\x0c")
+# A CR that is not part of a CRLF: a line end to the JSONL reader, never cut here.
+_LONE_CR = cast(
+    Callable[[mmap.mmap, int, int], "re.Match[bytes] | None"], re.compile(rb"\r(?!\n)").search
+)
 # Candidate ends tried for one element before the rest is left to the array reader.
 _MAX_TRIES = 64
 # JSON whitespace; a '*' pattern always matches.
@@ -213,7 +217,8 @@ def sniff(path: str) -> str:
 def jsonl_records(path: str, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawRecord]:
     """The non-blank lines of a JSONL file as bytes (line end included), each named as the
     JSONL reader names it. A line over ``max_bytes`` is Unsure: the JSONL reader reports it
-    and skips it in pieces."""
+    and skips it in pieces; so is a line ended by a lone CR (the JSONL reader's line end,
+    not cut here: such files are rare)."""
     with _Mapped(path) as mapped:
         yield from _lines(mapped, display(path), max_bytes)
 
@@ -221,7 +226,7 @@ def jsonl_records(path: str, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Itera
 def _lines(mapped: _Mapped, name: str, max_bytes: int) -> Iterator[RawRecord]:
     data, view = mapped.data, mapped.view
     size = len(data)
-    pos = lineno = 0
+    pos = lineno = checked = 0  # no lone CR before `checked`
     while pos < size:
         lineno += 1
         # As the JSONL reader's readline(max_bytes + 1): the line end may be the byte after.
@@ -229,6 +234,14 @@ def _lines(mapped: _Mapped, name: str, max_bytes: int) -> Iterator[RawRecord]:
         end = found + 1 if found >= 0 else size
         if found < 0 and end - pos > max_bytes:
             raise Unsure  # over the record size limit: never copied
+        if end > checked:  # looked for a window ahead at a time: pages are read once
+            stop = min(size, max(end, checked + _RELEASE))
+            first = data.find(b"\r", checked, stop)  # most files have none: memchr speed
+            # One byte more: is there an LF after a CR at the end of the window?
+            lone = _LONE_CR(data, first, stop + 1) if first >= 0 else None
+            if lone is not None and lone.start() < stop:
+                raise Unsure  # a CR that ends a line by itself: the JSONL reader splits there
+            checked = stop
         start = pos + len(BOM) if pos == 0 and data[: len(BOM)] == BOM else pos
         pos = end
         if start == end or (data[start] in _SPACE and not data[start:end].strip()):

@@ -1,0 +1,112 @@
+"""The run lock holds across PID namespaces (issue 23).
+
+Two containers sharing a volume and a hostname: a push in a PID namespace of its own could
+not see the holder's pid, took it for dead and took the lease over: 524 of 600 records were
+created twice and both runs exited 0. The lock is now the kernel's (``flock`` on
+``LEDGER.lock``): the second run exits 5 at once, naming the holder, wherever its pid lives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEST_KEY
+from tests.emulator.testing import running_emulator
+from tests.zsync_cmd import ZSYNC
+
+RECORDS = 600
+
+
+def _unshare() -> list[str]:
+    """The command prefix that runs a program in a PID namespace of its own."""
+    tool = shutil.which("unshare")
+    if tool is None:
+        pytest.skip("no unshare(1) here: cannot make a PID namespace")
+    argv = [tool, "--pid", "--fork", "--mount-proc"]
+    probe = subprocess.run([*argv, "true"], capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare --pid is not permitted here: {probe.stderr.strip()}")
+    return argv
+
+
+def _holder_pid(ledger: Path) -> int | None:
+    try:
+        db = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=1)
+        try:
+            row = db.execute("SELECT pid FROM lease").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return None if row is None else int(row[0])
+
+
+def test_a_push_in_another_pid_namespace_is_refused_while_the_holder_lives(
+    tmp_path: Path,
+) -> None:
+    unshare = _unshare()
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "kind": "external_text",
+                    "externalId": f"ns-{i}",
+                    "signalType": "transcript",
+                    "text": f"call {i}",
+                }
+            )
+            + "\n"
+            for i in range(RECORDS)
+        )
+    )
+    ledger = tmp_path / "z.db"
+    with running_emulator(dedupe="off") as emu:
+        env = {
+            "ZENTRIK_API_BASE": emu.url,
+            "ZENTRIK_API_KEY": TEST_KEY,
+            "ZSYNC_LEDGER": str(ledger),
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        }
+        # The first run holds the lease while it waits for its producer: as long as the
+        # test keeps the pipe open, whatever the machine's speed.
+        first = subprocess.Popen(
+            [*ZSYNC, "push", "-i", "-", "--format", "jsonl", "--no-poll"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while _holder_pid(ledger) != first.pid:
+                assert first.poll() is None, "the first run ended before it held the lease"
+                assert time.monotonic() < deadline, "the first run never took the lease"
+                time.sleep(0.05)
+            second = subprocess.run(
+                [*unshare, *ZSYNC, "push", "-i", str(source), "--no-poll"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            _out, err = first.communicate(source.read_text(), timeout=120)
+        finally:
+            first.kill()
+            first.wait()
+        creates = emu.truth()["creates_by_external_id"]
+    twice = sum(1 for n in creates.values() if n > 1)
+    assert second.returncode == 5, second.stderr
+    assert f"in use by pid {first.pid} on" in second.stderr, second.stderr
+    assert twice == 0, f"{twice} of {RECORDS} records created twice"
+    assert first.returncode == 0, err
+    assert len(creates) == RECORDS
