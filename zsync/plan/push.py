@@ -8,7 +8,7 @@ saved only after the batch holding the records before it is committed.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from zsync import shape
@@ -23,6 +23,7 @@ from zsync.model import (
     Prepared,
     RunResult,
     StateMessage,
+    Status,
     UpdateJob,
 )
 from zsync.plan.bookmark import Bookmark
@@ -65,9 +66,12 @@ def push_feeder(
     mappings: shape.MappingFile | None,
     run_id: int,
     ahead: ReadAhead | None = None,
+    vouch: Callable[[], None] | None = None,
 ) -> Iterator[list[Job]]:
     """Yield the jobs of each input batch after committing their intents; then what earlier
-    runs left unsettled, then prune's deletes.
+    runs left unsettled, then prune's deletes. ``vouch`` is called (once) before the first
+    batch that holds records the ledger does not know: the ledger's trust check, which may
+    adopt signals for them.
 
     A bookmark from the source (StateMessage) is saved only after the batch holding the
     records before it is committed, so a crash never leaves a bookmark ahead of them.
@@ -87,7 +91,7 @@ def push_feeder(
         warn=bookmark.emit_warning,
         ahead=ahead,
     )
-    planner = _Planner(ledger, options, result, emit, run_id, bookmark)
+    planner = _Planner(ledger, options, result, emit, run_id, bookmark, vouch=vouch)
     while True:
         batch = _take(stream)
         result.counts["unchanged"] += len(batch.unchanged)
@@ -152,6 +156,7 @@ class _Planner:
     run_id: int
     bookmark: Bookmark
     budget: list[int | None] = field(default_factory=list)
+    vouch: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.budget = [self.options.limit]
@@ -164,6 +169,12 @@ class _Planner:
         _report_invalid(ledger, options, batch.invalid, result, self.emit, self.run_id)
         ids = [p.external_id for p in batch.prepared]
         known = ledger.lookup(ids) if ledger is not None else {}
+        if self.vouch is not None and self.writes and ledger is not None:
+            fresh = [i for i in ids if i not in known or known[i].status == Status.DELETED]
+            if fresh:
+                vouch, self.vouch = self.vouch, None
+                vouch()
+                known = ledger.lookup(ids)
         jobs: list[Job] = []
         intents: list[Intent] = []
         adopted: list[tuple[str, str, str, str | None]] = []  # rows adopted from the server

@@ -255,6 +255,8 @@ def _repair_run(
         ledger.acquire_lease("verify --repair")
         run_id = ledger.start_run("verify", {"repair": True})
         exit_code = ExitCode.INTERNAL
+        # Until it has finished, the ledger cannot vouch for itself: a push finishes it first.
+        ledger.mark_repair(finished=False)
         try:
             context = retry.call(client.auth_context)
             workspace = context.get("workspace", {}).get("id") if context else None
@@ -262,6 +264,10 @@ def _repair_run(
             index = load_index(client, retry, pace)
             fixes = compare(ledger, index, report, examples)
             report.repaired = repair(ledger, fixes, index, run_id)
+            ledger.mark_repair(finished=True)
+            from zsync.truth.trust import anchor_at_end  # trust builds on this module
+
+            report.requests += anchor_at_end(ledger, client, retry, index)
             exit_code = report.exit_code
         finally:
             counts = {f"repaired-{k}": v for k, v in (report.repaired or {}).items()}

@@ -1,0 +1,67 @@
+"""What the ledger keeps so that it can vouch for itself: the anchor (where the server's list
+stood when this ledger last saw it whole, and how many signals the ledger had made by then),
+and the mark of a ``verify --repair`` that has not finished.
+
+The decision itself (trusted, or look the server up first) is ``zsync.truth.trust``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from zsync.ledger.store import Store, now_iso
+from zsync.model import ACCEPTED
+
+_ANCHOR_KEY = "trust_anchor"
+_REPAIR_KEY = "repair_unfinished"
+_MARKS = ",".join("?" * len(ACCEPTED))
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The list as this ledger last saw it to its end: ``count`` signals, the last of them
+    ``public_id`` ("" when the list was empty), and ``own`` signals the ledger had made."""
+
+    count: int
+    public_id: str
+    own: int
+
+
+class TrustTable(Store):
+    def trust_anchor(self) -> Anchor | None:
+        """The stored anchor; None when there is none (a new ledger, or one older than it)."""
+        raw = self.get_meta(_ANCHOR_KEY)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            return Anchor(int(data["count"]), str(data["public_id"]), int(data["own"]))
+        except (ValueError, KeyError, TypeError):
+            return None  # unreadable: as if there were none, so the list is read once
+
+    def set_trust_anchor(self, anchor: Anchor) -> None:
+        value = {"count": anchor.count, "public_id": anchor.public_id, "own": anchor.own}
+        with self.transaction():
+            self.set_meta(_ANCHOR_KEY, json.dumps(value, sort_keys=True))
+
+    def own_signal_count(self) -> int:
+        """Signals on the server that this ledger made itself (accepted, not adopted): what
+        the workspace's count can have grown by through zsync alone since the anchor."""
+        row = self.conn.execute(
+            f"SELECT COUNT(*) FROM items WHERE status IN ({_MARKS}) AND adopted_at IS NULL",
+            [str(s) for s in ACCEPTED],
+        ).fetchone()
+        return int(row[0])
+
+    def repair_unfinished(self) -> str | None:
+        """When a ``verify --repair`` began that has not finished (killed, or failed)."""
+        return self.get_meta(_REPAIR_KEY)
+
+    def mark_repair(self, *, finished: bool) -> None:
+        """Mark a repair begun (committed before it reads anything) or finished."""
+        with self.transaction():
+            if finished:
+                self.conn.execute("DELETE FROM meta WHERE key = ?", (_REPAIR_KEY,))
+            else:
+                self.set_meta(_REPAIR_KEY, now_iso())

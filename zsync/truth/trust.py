@@ -1,0 +1,226 @@
+"""Can the ledger vouch for itself? Decided once per run, before the first create.
+
+A ledger that cannot (new or empty for a workspace that holds signals, older than the
+workspace as after restoring a backup, half-repaired) would create again what the server
+already holds. So before the first create, one request reads the list where this ledger last
+saw it end (its anchor, kept in the ledger): the anchor signal must still be there, and what
+follows it (the signals added since) must be the ones the ledger made itself. Then:
+
+- ``trusted``: nothing more is read; records are created as planned.
+- ``tail``: the list grew past what the ledger made (another tool, or a run whose ledger was
+  lost): the signals added since the anchor are read (bounded by that growth, not by the
+  workspace) and the records about to be created that they hold are adopted instead.
+- ``full``: the ledger cannot place itself in the list (no anchor, the anchor moved, a repair
+  that did not finish): the whole list is read once, the records about to be created that it
+  holds are adopted (an unfinished repair is finished), and the anchor is set again.
+
+Adoption is ``verify --repair``'s: a row from the server's copy, matched to its record field
+by field by the planner (unchanged, or a PATCH of what differs). A listing that cannot be
+read or is not complete ends the run (exit 4) before anything is created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from zsync.client import ZentrikClient
+from zsync.errors import ApiError, ApiUnavailable, TransientError
+from zsync.ledger import Anchor, Ledger
+from zsync.model import Emit, Event, RunResult, ServerIndex, ServerSignal, Status
+from zsync.retry import RetryPolicy
+from zsync.truth.index import PAGE, to_signal
+from zsync.truth.verify import VerifyReport, compare, load_index, repair
+
+# A tail longer than this is read as a whole listing instead (with its completeness proofs).
+MAX_TAIL = 10_000
+
+
+class Verdict(StrEnum):
+    """What the run's one check decided."""
+
+    TRUSTED = "trusted"
+    TAIL = "tail"
+    FULL = "full"
+
+
+@dataclass
+class TrustGate:
+    """The check and the adoption, for one run. ``check`` is called by the planner once a
+    batch holds records the ledger does not know, before their creates."""
+
+    ledger: Ledger
+    client_factory: Callable[[], ZentrikClient]
+    retry: RetryPolicy
+    result: RunResult
+    emit: Emit
+    run_id: int
+    verdict: Verdict | None = None
+    requests: int = 0  # list requests the check and its lookups made
+    why: str = ""
+    _index: ServerIndex | None = None  # the whole list, when it had to be read
+    _total: int | None = None  # X-Total-Count of the last page read
+
+    def check(self) -> None:
+        """Decide (once per run); adopt what the server holds that the ledger lacks (the
+        caller then looks its records up again)."""
+        if self.verdict is not None:
+            return
+        with self.client_factory() as client:
+            found = self._decide(client)
+        self.ledger.adopt(found, self.run_id)
+        for signal in found:
+            self.result.counts["adopted"] += 1
+            what = f"{signal.public_id} (already on the server: adopted, not created again)"
+            self.emit(Event("adopted", signal.external_id, what))
+
+    # -- the decision ------------------------------------------------------------------
+
+    def _decide(self, client: ZentrikClient) -> list[ServerSignal]:
+        unfinished = self.ledger.repair_unfinished()
+        if unfinished is not None:
+            return self._full(client, f"a `verify --repair` begun {unfinished} did not finish")
+        anchor = self.ledger.trust_anchor()
+        if anchor is None:
+            if self.ledger.has_items():
+                return self._full(client, "it has not been checked against this workspace yet")
+            anchor = Anchor(0, "", 0)
+        own = self.ledger.own_signal_count()
+        # Where the list ends if only this ledger added to it since the anchor.
+        expected = max(anchor.count + own - anchor.own, 0)
+        found = self._read_on(client, expected, own, anchor)
+        if found is None and expected != anchor.count:  # not in place: from the anchor on
+            found = self._read_on(client, anchor.count, own, anchor)
+        if found is None:
+            found = "the server's list changed before the point where this ledger last saw it end"
+        if isinstance(found, str):
+            return self._full(client, found)
+        return found
+
+    def _page(self, client: ZentrikClient, limit: int, offset: int) -> list[ServerSignal | None]:
+        self.requests += 1
+        try:
+            page = self.retry.call(lambda: client.list_page(limit, offset))
+        except TransientError as exc:
+            raise ApiUnavailable(f"cannot read the server's list of signals: {exc}") from None
+        except ApiError as exc:
+            raise ApiUnavailable(f"the server's list of signals is unusable: {exc}") from None
+        self._total = page.total
+        return [to_signal(item) for item in page.items]
+
+    def _in_place(self, signal: ServerSignal | None, anchor: Anchor) -> bool:
+        """Is this the anchor, or a signal the ledger holds (under this publicId)?"""
+        if signal is None:
+            return False
+        if signal.public_id == anchor.public_id:
+            return True
+        ext = signal.external_id
+        row = self.ledger.lookup([ext]).get(ext) if ext else None
+        return row is not None and row.public_id == signal.public_id
+
+    def _read_on(
+        self, client: ZentrikClient, end: int, own: int, anchor: Anchor
+    ) -> list[ServerSignal] | str | None:
+        """Read the list from position ``end - 1`` to its end. None when that position does
+        not hold the anchor or a signal of the ledger's (the list changed before it); else
+        the signals after it to adopt (or why the whole list must be read instead). One
+        request when the count says the list ends there; without a count, one more."""
+        start = max(end - 1, 0)
+        items = self._page(client, PAGE, start)
+        if end and (not items or not self._in_place(items[0], anchor)):
+            return None
+        if not end and items and not self.ledger.has_items():
+            return "it is new or empty, but the workspace already holds signals"
+        if self._total is not None and self._total < end:
+            return None  # fewer than expected: deleted before this point, or not in place
+        page = items
+        while page and (self._total is None or start + len(items) < self._total):
+            if len(items) > MAX_TAIL:
+                return f"more than {MAX_TAIL:,} signals were added since it last looked"
+            page = self._page(client, PAGE, start + len(items))
+            items += page
+        after = items[1:] if end else items
+        signals = [s for s in after if s is not None]
+        if len(signals) < len(after):
+            return "the server's list holds items that are not signals"
+        found = self._unknown(signals)
+        last = items[-1] if items else None
+        self.ledger.set_trust_anchor(
+            Anchor(end + len(signals), last.public_id if last else "", own)
+        )
+        self.verdict = Verdict.TAIL if found else Verdict.TRUSTED
+        self.why = f"{len(found)} signal(s) this ledger does not hold were added since"
+        return found
+
+    def _unknown(self, signals: Sequence[ServerSignal]) -> list[ServerSignal]:
+        """The signals to adopt: those whose externalId the ledger does not hold, or holds
+        only as deleted under another publicId (one signal per externalId, the oldest)."""
+        first: dict[str, ServerSignal] = {}
+        for s in signals:
+            if s.external_id is not None:
+                first.setdefault(s.external_id, s)
+        known = self.ledger.lookup(list(first))
+        return [
+            s
+            for ext, s in first.items()
+            if ext not in known
+            or (known[ext].status == Status.DELETED and known[ext].public_id != s.public_id)
+        ]
+
+    def _full(self, client: ZentrikClient, why: str) -> list[ServerSignal]:
+        """Read the whole list (or use the one the run read), finish an unfinished repair,
+        set the anchor again; the signals to adopt."""
+        self.verdict, self.why = Verdict.FULL, why
+        self.emit(
+            Event(
+                "notice",
+                message=f"ledger {self.ledger.path} cannot vouch for this workspace ({why}): "
+                "what the server holds is adopted before anything is created",
+            )
+        )
+        if self._index is None:
+            index = load_index(client, self.retry)
+            self.requests += index.requests
+            for problem in index.problems:
+                self.emit(Event("warning", message=f"server list: {problem}"))
+            if not index.complete:
+                raise ApiUnavailable(
+                    "the ledger cannot vouch for this workspace and the server's list is not "
+                    "complete, so nothing is created: " + "; ".join(index.problems[-1:])
+                )
+            self._index = index
+        index = self._index
+        if self.ledger.repair_unfinished() is not None:
+            report = VerifyReport(str(self.ledger.path))
+            repair(self.ledger, compare(self.ledger, index, report, 0), index, self.run_id)
+            self.ledger.mark_repair(finished=True)
+            self.emit(Event("notice", message="the unfinished `verify --repair` is finished"))
+        found = self._unknown([s for group in index.by_external_id.values() for s in group])
+        self._anchor_after(client, index)
+        return found
+
+    def _anchor_after(self, client: ZentrikClient, index: ServerIndex) -> None:
+        self.requests += anchor_at_end(self.ledger, client, self.retry, index)
+
+
+def anchor_at_end(
+    ledger: Ledger, client: ZentrikClient, retry: RetryPolicy, index: ServerIndex
+) -> int:
+    """Anchor the ledger at the end of a complete listing (one request for the last signal
+    listed); the requests made. An incomplete listing anchors nothing."""
+    own = ledger.own_signal_count()
+    count = len(index.by_public_id)
+    if not index.complete:
+        return 0
+    if count == 0:
+        ledger.set_trust_anchor(Anchor(0, "", own))
+        return 0
+    try:
+        page = retry.call(lambda: client.list_page(1, count - 1))
+    except (TransientError, ApiError):
+        return 1  # no anchor: the next run that creates reads the list again
+    last = to_signal(page.items[0]) if page.items else None
+    if last is not None and page.total in (None, count):
+        ledger.set_trust_anchor(Anchor(count, last.public_id, own))
+    return 1
