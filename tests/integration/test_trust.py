@@ -211,3 +211,13 @@ def test_without_a_total_count_the_check_costs_two_requests(tmp_path: Path) -> N
         Path("zsync.db").unlink()
         again = _push(env)
         assert again["counts"]["adopted"] == 60 and _twice(emu) == 0
+
+
+def test_a_key_that_cannot_read_the_list_still_pushes_with_one_warning() -> None:
+    with running_emulator(scopes=("signals:write",)) as emu:
+        env = {"ZENTRIK_API_BASE": emu.url, "ZENTRIK_API_KEY": TEST_KEY}
+        _write(0, 5)
+        done = run_cli(["push", "--input", "in.jsonl", "--no-poll"], env=env)
+        assert done.code == 0, done.err
+        assert "was not checked against the server" in done.err
+        assert len(emu.truth()["signals"]) == 5

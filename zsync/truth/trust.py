@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from zsync.client import ZentrikClient
-from zsync.errors import ApiError, ApiUnavailable, TransientError
+from zsync.errors import ApiError, ApiUnavailable, AuthError, TransientError
 from zsync.ledger import Anchor, Ledger
 from zsync.model import Emit, Event, RunResult, ServerIndex, ServerSignal, Status
 from zsync.retry import RetryPolicy
@@ -68,7 +68,19 @@ class TrustGate:
         if self.verdict is not None:
             return
         with self.client_factory() as client:
-            found = self._decide(client)
+            try:
+                found = self._decide(client)
+            except AuthError as exc:  # a key without signals:read: as before, unchecked
+                self.verdict = Verdict.TRUSTED
+                self.emit(
+                    Event(
+                        "warning",
+                        message=f"ledger {self.ledger.path} was not checked against the server "
+                        f"(the list: {exc}); records sent under a lost or older ledger may be "
+                        "created again",
+                    )
+                )
+                return
         self.ledger.adopt(found, self.run_id)
         for signal in found:
             self.result.counts["adopted"] += 1
