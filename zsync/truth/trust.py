@@ -143,7 +143,8 @@ class TrustGate:
         if end and (not items or not self._in_place(items[0], anchor)):
             return None
         if not end and items and not self.ledger.has_items():
-            return "it is new or empty, but the workspace already holds signals"
+            held = f"{self._total:,} signals" if self._total is not None else "signals"
+            return f"it is new or empty, but the workspace already holds {held}"
         if self._total is not None and self._total < end:
             return None  # fewer than expected: deleted before this point, or not in place
         page = items
