@@ -221,3 +221,21 @@ def test_a_key_that_cannot_read_the_list_still_pushes_with_one_warning() -> None
         assert done.code == 0, done.err
         assert "was not checked against the server" in done.err
         assert len(emu.truth()["signals"]) == 5
+
+
+@pytest.mark.parametrize("lose", ["ledger", "nothing"])
+def test_failure_reasons_survive_verify_repair(tmp_path: Path, lose: str) -> None:
+    """Issue 23: after `verify --repair` (a rebuild, or statuses corrected from the list)
+    `zsync errors` still says why each signal failed, as the server's processing error."""
+    with running_emulator(fail_rate=1.0, process_seconds=0.0) as emu:
+        env = {"ZENTRIK_API_BASE": emu.url, "ZENTRIK_API_KEY": TEST_KEY}
+        _write(0, 4)
+        _push(env)  # --no-poll: the ledger holds them as submitted
+        if lose == "ledger":
+            Path("zsync.db").unlink()
+        repaired = run_cli(["verify", "--repair"], env=env)
+        assert repaired.code == 0, repaired.err
+        errors = run_cli(["errors"], env=env)
+        assert errors.code == 0, errors.err
+        assert "4 × failed" in errors.out, errors.out
+        assert "transcript too short" in errors.out, errors.out

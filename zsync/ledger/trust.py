@@ -1,6 +1,7 @@
 """What the ledger keeps so that it can vouch for itself: the anchor (where the server's list
 stood when this ledger last saw it whole, and how many signals the ledger had made by then),
-and the mark of a ``verify --repair`` that has not finished.
+the mark of a ``verify --repair`` that has not finished, and the failure reasons of rows the
+server's list settled (the list carries none).
 
 The decision itself (trusted, or look the server up first) is ``zsync.truth.trust``.
 """
@@ -8,10 +9,11 @@ The decision itself (trusted, or look the server up first) is ``zsync.truth.trus
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from zsync.ledger.store import Store, now_iso
-from zsync.model import ACCEPTED
+from zsync.model import ACCEPTED, Status
 
 _ANCHOR_KEY = "trust_anchor"
 _REPAIR_KEY = "repair_unfinished"
@@ -65,3 +67,26 @@ class TrustTable(Store):
                 self.conn.execute("DELETE FROM meta WHERE key = ?", (_REPAIR_KEY,))
             else:
                 self.set_meta(_REPAIR_KEY, now_iso())
+
+    # -- failure reasons of rows the server's list settled ------------------------------
+
+    def failed_without_reason(self, limit: int) -> list[tuple[str, str]]:
+        """(external_id, public_id) of failed items that do not say why: adopted from the
+        server's list or corrected to failed by it (the list carries no reason)."""
+        rows = self.conn.execute(
+            "SELECT external_id, public_id FROM items WHERE status = ? AND public_id IS NOT "
+            "NULL AND COALESCE(last_error, '') = '' ORDER BY external_id LIMIT ?",
+            (str(Status.FAILED), limit),
+        )
+        return [(str(e), str(p)) for e, p in rows]
+
+    def set_failure_reasons(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """(external_id, reason) as the server's processing error says it (redacted)."""
+        if not pairs:
+            return
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE items SET last_error = ?, last_http_status = 200 "
+                "WHERE external_id = ? AND status = ?",
+                [(reason, ext, str(Status.FAILED)) for ext, reason in pairs],
+            )

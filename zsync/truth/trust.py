@@ -31,6 +31,7 @@ from zsync.ledger import Anchor, Ledger
 from zsync.model import Emit, Event, RunResult, ServerIndex, ServerSignal, Status
 from zsync.retry import RetryPolicy
 from zsync.truth.index import PAGE, to_signal
+from zsync.truth.reasons import recover_failure_reasons
 from zsync.truth.verify import VerifyReport, compare, load_index, repair
 
 # A tail longer than this is read as a whole listing instead (with its completeness proofs).
@@ -81,11 +82,13 @@ class TrustGate:
                     )
                 )
                 return
-        self.ledger.adopt(found, self.run_id)
-        for signal in found:
-            self.result.counts["adopted"] += 1
-            what = f"{signal.public_id} (already on the server: adopted, not created again)"
-            self.emit(Event("adopted", signal.external_id, what))
+            self.ledger.adopt(found, self.run_id)
+            for signal in found:
+                self.result.counts["adopted"] += 1
+                what = f"{signal.public_id} (already on the server: adopted, not created again)"
+                self.emit(Event("adopted", signal.external_id, what))
+            if self.verdict != Verdict.TRUSTED:
+                self.requests += recover_failure_reasons(self.ledger, client, self.retry)
 
     # -- the decision ------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from zsync.ledger.server import server_status
 from zsync.model import ACCEPTED, ServerIndex, ServerSignal, Status
 from zsync.retry import RetryPolicy
 from zsync.truth.index import read_index
+from zsync.truth.reasons import recover_failure_reasons
 
 CLASSES = ("unknown", "gone", "status", "content", "duplicated")
 
@@ -268,6 +269,7 @@ def _repair_run(
             from zsync.truth.trust import anchor_at_end  # trust builds on this module
 
             report.requests += anchor_at_end(ledger, client, retry, index)
+            report.requests += recover_failure_reasons(ledger, client, retry)
             exit_code = report.exit_code
         finally:
             counts = {f"repaired-{k}": v for k, v in (report.repaired or {}).items()}
