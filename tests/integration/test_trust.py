@@ -184,10 +184,12 @@ def test_a_shared_workspace_reads_only_what_was_added_since(
     emu: RunningEmulator, env: dict[str, str], tmp_path: Path
 ) -> None:
     """Another tool (here: zsync with a ledger of its own) adds signals between runs: each
-    run reads the signals added since it last looked, not the whole list."""
+    run reads the signals added since the last run (its own and the other's), not the
+    whole list: one request for the check, one per 100 signals added since."""
     other = {**env, "ZSYNC_LEDGER": str(tmp_path / "other.db")}
-    _write(0, 400)
-    _push(env)
+    for last in (390, 400):  # the second run places the ledger where the first ended
+        _write(0, last)
+        _push(env)
     for n in range(3):
         _write(1000 + 30 * n, 1030 + 30 * n, "other.jsonl")
         run_cli(["push", "--input", "other.jsonl", "--no-poll"], env=other)
@@ -195,7 +197,7 @@ def test_a_shared_workspace_reads_only_what_was_added_since(
         before = _lists(emu)
         done = _push(env)
         assert done["ok"] == 10
-        assert _lists(emu) - before <= 2, n  # 30 new signals: one page, not the 4+ of a listing
+        assert _lists(emu) - before == 2, n  # 40 added since: one page, not a listing (5)
     assert _twice(emu) == 0
 
 
@@ -239,3 +241,40 @@ def test_failure_reasons_survive_verify_repair(tmp_path: Path, lose: str) -> Non
         assert errors.code == 0, errors.err
         assert "4 × failed" in errors.out, errors.out
         assert "transcript too short" in errors.out, errors.out
+
+
+@pytest.mark.parametrize("order", ["newest", "random"])
+def test_a_list_in_another_order_costs_a_listing_never_a_duplicate(order: str) -> None:
+    """The check places the ledger by creation order; any other order is noticed and the
+    whole list is read instead (for a restored backup, a lost ledger, a normal run)."""
+    with running_emulator(idempotency="ignore", dedupe="off", list_order=order) as emu:
+        env = {"ZENTRIK_API_BASE": emu.url, "ZENTRIK_API_KEY": TEST_KEY}
+        _write(0, 150)
+        _push(env)
+        shutil.copy("zsync.db", "backup.db")
+        _write(0, 230)
+        _push(env)
+        shutil.copy("backup.db", "zsync.db")
+        _write(0, 260)
+        again = _push(env)
+        assert again["counts"]["adopted"] == 80 and again["ok"] == 30
+        Path("zsync.db").unlink()
+        _write(0, 270)
+        third = _push(env)
+        assert third["counts"]["adopted"] == 260 and third["ok"] == 10
+        assert _twice(emu) == 0 and len(emu.truth()["signals"]) == 270
+
+
+def test_a_list_reshuffled_on_every_read_never_duplicates() -> None:
+    """An order that shifts between pages cannot be read completely: the ledger that cannot
+    vouch for itself then creates nothing (exit 4) rather than something twice."""
+    with running_emulator(idempotency="ignore", dedupe="off", list_order="unstable") as emu:
+        env = {"ZENTRIK_API_BASE": emu.url, "ZENTRIK_API_KEY": TEST_KEY}
+        _write(0, 230)
+        _push(env)
+        Path("zsync.db").unlink()
+        _write(0, 240)
+        for _ in range(3):
+            again = run_cli(["push", "--input", "in.jsonl", "--no-poll"], env=env)
+            assert again.code in (0, 4), again.err
+            assert _twice(emu) == 0

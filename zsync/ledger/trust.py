@@ -23,11 +23,13 @@ _MARKS = ",".join("?" * len(ACCEPTED))
 @dataclass(frozen=True)
 class Anchor:
     """The list as this ledger last saw it to its end: ``count`` signals, the last of them
-    ``public_id`` ("" when the list was empty), and ``own`` signals the ledger had made."""
+    ``public_id`` ("" when the list was empty), ``own`` signals the ledger had made, in the
+    run ``run`` (what the ledger made from that run on came after it)."""
 
     count: int
     public_id: str
     own: int
+    run: int = 0
 
 
 class TrustTable(Store):
@@ -38,12 +40,22 @@ class TrustTable(Store):
             return None
         try:
             data = json.loads(raw)
-            return Anchor(int(data["count"]), str(data["public_id"]), int(data["own"]))
+            return Anchor(
+                int(data["count"]),
+                str(data["public_id"]),
+                int(data["own"]),
+                int(data.get("run", 0)),
+            )
         except (ValueError, KeyError, TypeError):
             return None  # unreadable: as if there were none, so the list is read once
 
     def set_trust_anchor(self, anchor: Anchor) -> None:
-        value = {"count": anchor.count, "public_id": anchor.public_id, "own": anchor.own}
+        value = {
+            "count": anchor.count,
+            "public_id": anchor.public_id,
+            "own": anchor.own,
+            "run": anchor.run,
+        }
         with self.transaction():
             self.set_meta(_ANCHOR_KEY, json.dumps(value, sort_keys=True))
 
@@ -55,6 +67,21 @@ class TrustTable(Store):
             [str(s) for s in ACCEPTED],
         ).fetchone()
         return int(row[0])
+
+    def made_in_runs(self, signals: Sequence[tuple[str, str]]) -> dict[str, int]:
+        """Of these (external_id, public_id), the ones this ledger made itself (not adopted):
+        external_id -> the run that first recorded it."""
+        found: dict[str, int] = {}
+        for start in range(0, len(signals), 400):
+            chunk = signals[start : start + 400]
+            marks = ",".join("(?, ?)" for _ in chunk)
+            rows = self.conn.execute(
+                "SELECT external_id, first_run_id FROM items WHERE adopted_at IS NULL AND "
+                f"(external_id, public_id) IN (VALUES {marks})",
+                [value for pair in chunk for value in pair],
+            )
+            found.update({str(e): int(r or 0) for e, r in rows})
+        return found
 
     def repair_unfinished(self) -> str | None:
         """When a ``verify --repair`` began that has not finished (killed, or failed)."""

@@ -100,15 +100,11 @@ class TrustGate:
         if anchor is None:
             if self.ledger.has_items():
                 return self._full(client, "it has not been checked against this workspace yet")
-            anchor = Anchor(0, "", 0)
+            anchor = Anchor(0, "", 0, self.run_id)
         own = self.ledger.own_signal_count()
-        # Where the list ends if only this ledger added to it since the anchor.
-        expected = max(anchor.count + own - anchor.own, 0)
-        found = self._read_on(client, expected, own, anchor)
-        if found is None and expected != anchor.count:  # not in place: from the anchor on
-            found = self._read_on(client, anchor.count, own, anchor)
-        if found is None:
-            found = "the server's list changed before the point where this ledger last saw it end"
+        if self._at_expected_end(client, anchor, own):
+            return []
+        found = self._from_anchor(client, anchor, own)
         if isinstance(found, str):
             return self._full(client, found)
         return found
@@ -124,47 +120,76 @@ class TrustGate:
         self._total = page.total
         return [to_signal(item) for item in page.items]
 
-    def _in_place(self, signal: ServerSignal | None, anchor: Anchor) -> bool:
-        """Is this the anchor, or a signal the ledger holds (under this publicId)?"""
-        if signal is None:
+    def _at_expected_end(self, client: ZentrikClient, anchor: Anchor, own: int) -> bool:
+        """Does the list end where it would if only this ledger had added to it since the
+        anchor, with a signal there that it made since (or the anchor itself)? Then the
+        ledger vouches for itself and the anchor moves there. One request with a count;
+        without one, a second to see the list end."""
+        end = max(anchor.count + own - anchor.own, 0)
+        items = self._page(client, PAGE, max(end - 1, 0))
+        last = ""
+        if end:
+            first = items.pop(0) if items else None
+            if first is None or not self._made_since(first, anchor):
+                return False
+            last = first.public_id
+        if items:
+            return False  # more follows: signals the ledger did not make
+        if self._total is None:
+            if end and self._page(client, 1, end):
+                return False
+        elif self._total != end:
             return False
+        self.ledger.set_trust_anchor(Anchor(end, last, own, self.run_id))
+        self.verdict = Verdict.TRUSTED
+        return True
+
+    def _made_since(self, signal: ServerSignal, anchor: Anchor) -> bool:
+        """The anchor itself, or a signal this ledger made since it was set."""
         if signal.public_id == anchor.public_id:
             return True
-        ext = signal.external_id
-        row = self.ledger.lookup([ext]).get(ext) if ext else None
-        return row is not None and row.public_id == signal.public_id
+        if signal.external_id is None:
+            return False
+        made = self.ledger.made_in_runs([(signal.external_id, signal.public_id)])
+        return made.get(signal.external_id, -1) >= anchor.run
 
-    def _read_on(
-        self, client: ZentrikClient, end: int, own: int, anchor: Anchor
-    ) -> list[ServerSignal] | str | None:
-        """Read the list from position ``end - 1`` to its end. None when that position does
-        not hold the anchor or a signal of the ledger's (the list changed before it); else
-        the signals after it to adopt (or why the whole list must be read instead). One
-        request when the count says the list ends there; without a count, one more."""
-        start = max(end - 1, 0)
+    def _from_anchor(
+        self, client: ZentrikClient, anchor: Anchor, own: int
+    ) -> list[ServerSignal] | str:
+        """Read the list from the anchor to its end (bounded by what was added since): the
+        signals to adopt, or why the whole list must be read instead. What follows the
+        anchor must be all the ledger made since it and nothing it made before (else the
+        list is not in creation order, or changed before the anchor)."""
+        start = max(anchor.count - 1, 0)
         items = self._page(client, PAGE, start)
-        if end and (not items or not self._in_place(items[0], anchor)):
-            return None
-        if not end and items and not self.ledger.has_items():
+        moved = "the server's list changed before the point where this ledger last saw it end"
+        if anchor.count:
+            if not items or items[0] is None or items[0].public_id != anchor.public_id:
+                return moved
+        elif items and not self.ledger.has_items():
             held = f"{self._total:,} signals" if self._total is not None else "signals"
             return f"it is new or empty, but the workspace already holds {held}"
-        if self._total is not None and self._total < end:
-            return None  # fewer than expected: deleted before this point, or not in place
         page = items
         while page and (self._total is None or start + len(items) < self._total):
             if len(items) > MAX_TAIL:
                 return f"more than {MAX_TAIL:,} signals were added since it last looked"
             page = self._page(client, PAGE, start + len(items))
             items += page
-        after = items[1:] if end else items
+        after = items[1:] if anchor.count else items
         signals = [s for s in after if s is not None]
         if len(signals) < len(after):
             return "the server's list holds items that are not signals"
-        found = self._unknown(signals)
-        last = items[-1] if items else None
-        self.ledger.set_trust_anchor(
-            Anchor(end + len(signals), last.public_id if last else "", own)
+        if len({s.public_id for s in signals}) < len(signals):
+            return "the server's list shifts between pages"
+        made = self.ledger.made_in_runs(
+            [(s.external_id, s.public_id) for s in signals if s.external_id]
         )
+        if len(made) != own - anchor.own or any(run < anchor.run for run in made.values()):
+            return moved
+        found = self._unknown(signals)
+        last = signals[-1].public_id if signals else anchor.public_id
+        count = anchor.count + len(signals)
+        self.ledger.set_trust_anchor(Anchor(count, last, own, self.run_id))
         self.verdict = Verdict.TAIL if found else Verdict.TRUSTED
         self.why = f"{len(found)} signal(s) this ledger does not hold were added since"
         return found
@@ -217,11 +242,11 @@ class TrustGate:
         return found
 
     def _anchor_after(self, client: ZentrikClient, index: ServerIndex) -> None:
-        self.requests += anchor_at_end(self.ledger, client, self.retry, index)
+        self.requests += anchor_at_end(self.ledger, client, self.retry, index, self.run_id)
 
 
 def anchor_at_end(
-    ledger: Ledger, client: ZentrikClient, retry: RetryPolicy, index: ServerIndex
+    ledger: Ledger, client: ZentrikClient, retry: RetryPolicy, index: ServerIndex, run_id: int
 ) -> int:
     """Anchor the ledger at the end of a complete listing (one request for the last signal
     listed); the requests made. An incomplete listing anchors nothing."""
@@ -230,7 +255,7 @@ def anchor_at_end(
     if not index.complete:
         return 0
     if count == 0:
-        ledger.set_trust_anchor(Anchor(0, "", own))
+        ledger.set_trust_anchor(Anchor(0, "", own, run_id))
         return 0
     try:
         page = retry.call(lambda: client.list_page(1, count - 1))
@@ -238,5 +263,5 @@ def anchor_at_end(
         return 1  # no anchor: the next run that creates reads the list again
     last = to_signal(page.items[0]) if page.items else None
     if last is not None and page.total in (None, count):
-        ledger.set_trust_anchor(Anchor(count, last.public_id, own))
+        ledger.set_trust_anchor(Anchor(count, last.public_id, own, run_id))
     return 1

@@ -268,7 +268,7 @@ def _repair_run(
             ledger.mark_repair(finished=True)
             from zsync.truth.trust import anchor_at_end  # trust builds on this module
 
-            report.requests += anchor_at_end(ledger, client, retry, index)
+            report.requests += anchor_at_end(ledger, client, retry, index, run_id)
             report.requests += recover_failure_reasons(ledger, client, retry)
             exit_code = report.exit_code
         finally:
