@@ -13,8 +13,9 @@ imports one above it (the README's "How it works" has the same map):
     shape/               mapping files, validation, canonical JSON, hashes and keys
     engine, worker       worker pool (worker, client, retry, pacing, limiter, polls)
                          -> outcomes -> one writer
-    truth/               the server's list as an index: verify, repair, rebuild; with
-                         plan/indoubt, sends in doubt looked up before any resend
+    truth/               the server's list as an index: verify, repair, rebuild; trust:
+                         can the ledger vouch for itself before a push creates (else
+                         adopt first); with plan/indoubt, sends in doubt looked up first
     ledger/              every SQL statement: open, check, migrate, lease, runs, items
     report, metrics      what a person or a scraper reads about a run
     model, errors, config   shared leaves: value types and Status; exceptions and exit
