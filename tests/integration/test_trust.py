@@ -278,3 +278,44 @@ def test_a_list_reshuffled_on_every_read_never_duplicates() -> None:
             again = run_cli(["push", "--input", "in.jsonl", "--no-poll"], env=env)
             assert again.code in (0, 4), again.err
             assert _twice(emu) == 0
+
+
+def test_a_run_killed_before_its_adoption_is_in_leaves_the_anchor_where_it_was(
+    emu: RunningEmulator, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The anchor moves past the signals the ledger lacked only once they are adopted: a
+    run that dies in between leaves the next run the same work, not a ledger that trusts
+    itself without them."""
+    from zsync.client import ZentrikClient
+    from zsync.ledger import Ledger
+    from zsync.model import RunResult
+    from zsync.retry import RetryPolicy
+    from zsync.truth.trust import TrustGate
+
+    _write(0, 200)
+    _push(env)
+    shutil.copy("zsync.db", "backup.db")
+    _write(0, 300)
+    _push(env)
+    shutil.copy("backup.db", "zsync.db")
+    ledger = Ledger.open(Path("zsync.db"))
+    before = ledger.trust_anchor()
+
+    def dies(*_args: object) -> None:
+        raise KeyboardInterrupt  # as a SIGKILL would, before the adoption commits
+
+    monkeypatch.setattr(ledger, "adopt", dies)
+    gate = TrustGate(
+        ledger,
+        lambda: ZentrikClient(emu.url, TEST_KEY),
+        RetryPolicy(),
+        RunResult("push"),
+        lambda _e: None,
+        99,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        gate.check()
+    assert ledger.trust_anchor() == before
+    ledger.close()
+    again = _push(env)
+    assert again["counts"]["adopted"] == 100 and _twice(emu) == 0

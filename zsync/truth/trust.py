@@ -62,6 +62,7 @@ class TrustGate:
     why: str = ""
     _index: ServerIndex | None = None  # the whole list, when it had to be read
     _total: int | None = None  # X-Total-Count of the last page read
+    _anchor: Anchor | None = None  # where the ledger stands once the check's adoption is in
 
     def check(self) -> None:
         """Decide (once per run); adopt what the server holds that the ledger lacks (the
@@ -83,6 +84,10 @@ class TrustGate:
                 )
                 return
             self.ledger.adopt(found, self.run_id)
+            # Only once what it lacked is adopted does the anchor move past it (a kill
+            # between the two leaves the old anchor: the next run reads the same again).
+            if self._anchor is not None:
+                self.ledger.set_trust_anchor(self._anchor)
             for signal in found:
                 self.result.counts["adopted"] += 1
                 what = f"{signal.public_id} (already on the server: adopted, not created again)"
@@ -140,7 +145,7 @@ class TrustGate:
                 return False
         elif self._total != end:
             return False
-        self.ledger.set_trust_anchor(Anchor(end, last, own, self.run_id))
+        self._anchor = Anchor(end, last, own, self.run_id)
         self.verdict = Verdict.TRUSTED
         return True
 
@@ -189,7 +194,7 @@ class TrustGate:
         found = self._unknown(signals)
         last = signals[-1].public_id if signals else anchor.public_id
         count = anchor.count + len(signals)
-        self.ledger.set_trust_anchor(Anchor(count, last, own, self.run_id))
+        self._anchor = Anchor(count, last, own, self.run_id)
         self.verdict = Verdict.TAIL if found else Verdict.TRUSTED
         self.why = f"{len(found)} signal(s) this ledger does not hold were added since"
         return found
@@ -242,26 +247,27 @@ class TrustGate:
         return found
 
     def _anchor_after(self, client: ZentrikClient, index: ServerIndex) -> None:
-        self.requests += anchor_at_end(self.ledger, client, self.retry, index, self.run_id)
+        own = self.ledger.own_signal_count()
+        self._anchor, made = anchor_of_listing(client, self.retry, index, own, self.run_id)
+        self.requests += made
 
 
-def anchor_at_end(
-    ledger: Ledger, client: ZentrikClient, retry: RetryPolicy, index: ServerIndex, run_id: int
-) -> int:
-    """Anchor the ledger at the end of a complete listing (one request for the last signal
-    listed); the requests made. An incomplete listing anchors nothing."""
-    own = ledger.own_signal_count()
+def anchor_of_listing(
+    client: ZentrikClient, retry: RetryPolicy, index: ServerIndex, own: int, run_id: int
+) -> tuple[Anchor | None, int]:
+    """The anchor at the end of a complete listing (one request for the last signal listed),
+    and the requests made; None when there is none to be had (the ledger then reads the
+    list again the next time it creates)."""
     count = len(index.by_public_id)
     if not index.complete:
-        return 0
+        return None, 0
     if count == 0:
-        ledger.set_trust_anchor(Anchor(0, "", own, run_id))
-        return 0
+        return Anchor(0, "", own, run_id), 0
     try:
         page = retry.call(lambda: client.list_page(1, count - 1))
     except (TransientError, ApiError):
-        return 1  # no anchor: the next run that creates reads the list again
+        return None, 1
     last = to_signal(page.items[0]) if page.items else None
-    if last is not None and page.total in (None, count):
-        ledger.set_trust_anchor(Anchor(count, last.public_id, own, run_id))
-    return 1
+    if last is None or page.total not in (None, count):
+        return None, 1
+    return Anchor(count, last.public_id, own, run_id), 1

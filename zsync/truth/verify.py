@@ -266,9 +266,13 @@ def _repair_run(
             fixes = compare(ledger, index, report, examples)
             report.repaired = repair(ledger, fixes, index, run_id)
             ledger.mark_repair(finished=True)
-            from zsync.truth.trust import anchor_at_end  # trust builds on this module
+            from zsync.truth.trust import anchor_of_listing  # trust builds on this module
 
-            report.requests += anchor_at_end(ledger, client, retry, index, run_id)
+            own = ledger.own_signal_count()
+            anchor, made = anchor_of_listing(client, retry, index, own, run_id)
+            report.requests += made
+            if anchor is not None:
+                ledger.set_trust_anchor(anchor)
             report.requests += recover_failure_reasons(ledger, client, retry)
             exit_code = report.exit_code
         finally:
