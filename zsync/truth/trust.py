@@ -109,6 +109,9 @@ class TrustGate:
         own = self.ledger.own_signal_count()
         if self._at_expected_end(client, anchor, own):
             return []
+        if not self.ledger.has_items():  # the list is not empty: nothing to read on from
+            held = f"{self._total:,} signals" if self._total is not None else "signals"
+            return self._full(client, f"it is new or empty, but the workspace already holds {held}")
         found = self._from_anchor(client, anchor, own)
         if isinstance(found, str):
             return self._full(client, found)
@@ -168,12 +171,10 @@ class TrustGate:
         start = max(anchor.count - 1, 0)
         items = self._page(client, PAGE, start)
         moved = "the server's list changed before the point where this ledger last saw it end"
-        if anchor.count:
-            if not items or items[0] is None or items[0].public_id != anchor.public_id:
-                return moved
-        elif items and not self.ledger.has_items():
-            held = f"{self._total:,} signals" if self._total is not None else "signals"
-            return f"it is new or empty, but the workspace already holds {held}"
+        if anchor.count and (
+            not items or items[0] is None or items[0].public_id != anchor.public_id
+        ):
+            return moved
         page = items
         while page and (self._total is None or start + len(items) < self._total):
             if len(items) > MAX_TAIL:
