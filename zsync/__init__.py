@@ -18,10 +18,12 @@ import-linter's layers contract in pyproject.toml, which ``make lint`` checks:
     engine, worker       worker pool (worker, client, retry, pacing, limiter, polls)
                          -> outcomes -> one writer
     truth/               the server's list as an index, trusted only when proven
-                         complete: verify, repair, rebuild; with plan/indoubt, sends in
-                         doubt looked up (after their doubt horizon) before any resend
+                         complete: verify, repair, rebuild; trust: can the ledger vouch
+                         for itself before a push creates (else adopt first); with
+                         plan/indoubt, sends in doubt looked up (after their doubt horizon)
+                         before any resend
     ledger/              every SQL statement that writes, and the readers: open, check,
-                         migrate, lease, runs, items
+                         migrate, lease, runs, items, the trust anchor
     report, metrics      what a person or a scraper reads about a run
     model, errors, config   shared leaves: value types and Status; exceptions and exit
                          codes; settings and key redaction

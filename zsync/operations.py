@@ -24,6 +24,7 @@ from zsync.ledger import Ledger, Meanwhile, ledger_errors
 from zsync.model import Emit, Event, Job, RunOptions, RunResult, ServerIndex, Status, ignore
 from zsync.plan import PlanOptions, indoubt
 from zsync.retry import RetryPolicy
+from zsync.truth.trust import TrustGate
 from zsync.truth.verify import load_index
 
 _READYZ_BUDGET = 30.0
@@ -57,9 +58,7 @@ class Context:
         return policy
 
 
-def preflight(
-    ctx: Context, ledger: Ledger, *, skip_readyz: bool, warn_if_new: bool = False
-) -> None:
+def preflight(ctx: Context, ledger: Ledger, *, skip_readyz: bool) -> None:
     """readyz, then auth context; binds the ledger to the workspace on first use."""
     client = ctx.make_client()
     policy = ctx.retry_policy(_READYZ_BUDGET)
@@ -89,29 +88,8 @@ def preflight(
                     f"{ctx.settings.api_base} (the same workspace {workspace})",
                 )
             )
-        if warn_if_new and not ledger.has_items():
-            _warn_if_workspace_holds_signals(ctx, client, ledger)
     finally:
         client.close()
-
-
-def _warn_if_workspace_holds_signals(ctx: Context, client: ZentrikClient, ledger: Ledger) -> None:
-    """A new or empty ledger for a workspace that already holds signals: records sent before
-    (under a lost or other ledger) may be created again. One line, before anything is sent."""
-    try:
-        _page, total = ctx.retry_policy(_READYZ_BUDGET).call(lambda: client.list_signals(1))
-    except ZsyncError:
-        return  # no read scope, or no answer: the warning is a courtesy, not a gate
-    if total:
-        ctx.emit(
-            Event(
-                "warning",
-                None,
-                f"ledger {ledger.path} is new or empty, but the workspace already holds "
-                f"{total:,} signals: records sent before under another ledger may be created "
-                "again; to adopt them first, run `zsync verify --repair`",
-            )
-        )
 
 
 def _run(
@@ -145,7 +123,7 @@ def _run(
             ledger.acquire_lease(command)
             run_id = result.run_id = ledger.start_run(command, arguments)
             try:
-                preflight(ctx, ledger, skip_readyz=skip_readyz, warn_if_new=command == "push")
+                preflight(ctx, ledger, skip_readyz=skip_readyz)
                 _drive(ctx, ledger, run_id, result, options, feeder(ledger, run_id, result))
             except ZsyncError as exc:
                 result.fatal = exc
@@ -269,8 +247,17 @@ def push(
     ahead = plan.read_ahead(options)
 
     def feeder(ledger: Ledger, run_id: int, result: RunResult) -> Iterator[list[Job]]:
+        # Before the first create: can the ledger vouch for itself? (truth/trust.py)
+        gate = TrustGate(ledger, ctx.make_client, ctx.retry_policy(), result, ctx.emit, run_id)
         return plan.push_feeder(
-            ledger, options, result, ctx.emit, mappings=mappings, run_id=run_id, ahead=ahead
+            ledger,
+            options,
+            result,
+            ctx.emit,
+            mappings=mappings,
+            run_id=run_id,
+            ahead=ahead,
+            vouch=gate.check,
         )
 
     return _run(

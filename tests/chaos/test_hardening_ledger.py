@@ -59,13 +59,14 @@ def test_a_zero_byte_ledger_is_refused_not_taken_as_new(tmp_path: Path) -> None:
         _refused(run_cli(["status", "--ledger", "z.db"], env), "empty file")
         assert created_count(emu) == before
         assert ledger.read_bytes() == b""
-        # Asked for, a new ledger starts; the old file is kept, and the run warns that the
-        # workspace already holds signals (adoption: `zsync verify --repair`).
+        # Asked for, a new ledger starts; the old file is kept, and the new ledger, which
+        # cannot vouch for the workspace, adopts what it holds before creating anything.
         again = run_cli(
             ["push", "-i", "more.jsonl", "--no-poll", "--ledger", "z.db", "--new-ledger"], env
         )
         assert again.code == 0, again.err
-        assert "kept as" in again.err and "verify --repair" in again.err, again.err
+        assert "kept as" in again.err and "cannot vouch" in again.err, again.err
+        assert created_count(emu) == before + 40  # the seeded records are not created again
         kept = [p for p in tmp_path.iterdir() if p.name.startswith("z.db.broken-")]
         assert len(kept) == 1 and kept[0].read_bytes() == b""
 
@@ -222,18 +223,18 @@ def test_every_open_makes_the_ledger_private(tmp_path: Path, emulator: RunningEm
                 assert stat.S_IMODE(path.stat().st_mode) == 0o600, (command, path)
 
 
-def test_a_new_ledger_for_a_workspace_with_signals_warns_before_sending(
+def test_a_new_ledger_for_a_workspace_with_signals_adopts_them_before_sending(
     tmp_path: Path, emulator: RunningEmulator
 ) -> None:
     env = _env(emulator)
     _seed(tmp_path, env, count=5)
     first = run_cli(["push", "-i", "more.jsonl", "--no-poll", "--ledger", "other.db"], env)
     assert first.code == 0, first.err
-    warned = [x for x in first.err.splitlines() if "verify --repair" in x]
-    assert warned == [
-        "warning: ledger other.db is new or empty, but the workspace already holds 5 signals: "
-        "records sent before under another ledger may be created again; to adopt them first, "
-        "run `zsync verify --repair`"
+    said = [x for x in first.err.splitlines() if "cannot vouch" in x]
+    assert said == [
+        "notice: ledger other.db cannot vouch for this workspace (it is new or empty, but the "
+        "workspace already holds 5 signals): what the server holds is adopted before anything "
+        "is created"
     ], first.err
     again = run_cli(["push", "-i", "more.jsonl", "--no-poll", "--ledger", "other.db"], env)
-    assert "verify --repair" not in again.err  # only while the ledger is empty
+    assert "cannot vouch" not in again.err  # only while the ledger cannot

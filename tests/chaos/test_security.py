@@ -256,6 +256,11 @@ def _context(_h: FakeHandler, _b: bytes) -> tuple[int, dict[str, str], bytes]:
     return _json(200, {"workspace": {"id": "ws-1", "name": "w"}, "credential": {"scopes": []}})
 
 
+def _no_signals(_h: FakeHandler, _b: bytes) -> tuple[int, dict[str, str], bytes]:
+    # An empty workspace: a new ledger vouches for it with this one list request.
+    return _json(200, [], **{"X-Total-Count": "0"})
+
+
 class FakeHandler(BaseHTTPRequestHandler):
     server: FakeApi
 
@@ -292,6 +297,7 @@ class FakeApi(ThreadingHTTPServer):
         self.routes = {
             ("GET", "/api/readyz"): _ready,
             ("GET", "/api/external/v1/auth/context"): _context,
+            ("GET", "/api/external/v1/signals"): _no_signals,
             **routes,
         }
         self.hits: Counter[tuple[str, str]] = Counter()

@@ -339,12 +339,14 @@ def test_unfinished_items_of_a_bookmarked_source_are_sent_by_the_next_push(
     args = ["push", "--source-cmd", cmd, "--no-poll", "--skip-readyz", "--concurrency", "1"]
     first = run_cli([*args, "--max-duration", "0.1"], env=api_env)
     assert first.code == 75, first.err
-    assert sorted(statuses().values()) == ["pending", "pending", "pending", "submitted"]
+    # The ledger's check (one list request, 300 ms here) may leave no time for a create.
+    left = sorted(statuses().values()).count("pending")
+    assert left >= 3 and set(statuses().values()) <= {"pending", "submitted"}
     assert list(bookmarks().values()) == [{"n": 4}]  # all four were recorded before it
     emulator.set_faults(latency_ms=0)
     second = run_cli(args, env=api_env)
     assert second.code == 0, second.err
-    assert "3 created" in second.out
+    assert f"{left} created" in second.out
     assert creates(emulator) == {f"src-{i}": 1 for i in range(1, 5)}
 
 

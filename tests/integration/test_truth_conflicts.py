@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,19 @@ def _env(emu: Any) -> dict[str, str]:
     return {"ZENTRIK_API_BASE": emu.url, "ZENTRIK_API_KEY": TEST_KEY}
 
 
+def _forget_items(emu: Any) -> None:
+    """The ledger loses its rows yet still vouches for itself (its anchor says the list ends
+    where it does): so every create meets the signal the server already holds. A lost ledger
+    file no longer does this: the next push adopts first (tests/integration/test_trust.py)."""
+    db = sqlite3.connect("zsync.db")
+    db.execute("DELETE FROM items")
+    signals = emu.truth()["signals"]
+    anchor = {"count": len(signals), "public_id": signals[-1]["publicId"], "own": 0}
+    db.execute("UPDATE meta SET value = ? WHERE key = 'trust_anchor'", (json.dumps(anchor),))
+    db.commit()
+    db.close()
+
+
 def test_409_naming_the_signal_is_adopted_at_once() -> None:
     _write(6)
     with running_emulator(
@@ -40,7 +52,7 @@ def test_409_naming_the_signal_is_adopted_at_once() -> None:
     ) as emu:
         assert run_cli(["push", "--input", "in.jsonl"], env=_env(emu)).code == 0
         before = {s["externalId"]: s["publicId"] for s in emu.truth()["signals"]}
-        os.remove("zsync.db")  # the ledger is lost: every create now meets a 409
+        _forget_items(emu)  # every create now meets a 409
         result = run_cli(["push", "--input", "in.jsonl", "--json"], env=_env(emu))
         assert result.code == 0, result.err
         assert json.loads(result.out)["counts"]["adopted"] == 6
@@ -61,7 +73,7 @@ def test_bare_409_is_settled_by_reconcile_looking_the_signal_up() -> None:
         process_seconds=0.0,
     ) as emu:
         assert run_cli(["push", "--input", "in.jsonl"], env=_env(emu)).code == 0
-        os.remove("zsync.db")
+        _forget_items(emu)
         pushed = run_cli(["push", "--input", "in.jsonl"], env=_env(emu))
         assert pushed.code == 1 and _statuses() == {"conflict": 4}
         settled = run_cli(["reconcile", "--json"], env=_env(emu))

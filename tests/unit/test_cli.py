@@ -29,6 +29,8 @@ def api() -> responses.RequestsMock:
             f"{BASE}/external/v1/auth/context",
             json={"workspace": {"id": "ws-1"}, "credential": {"scopes": ["signals:write"]}},
         )
+        # The workspace lists no signals: a new ledger can vouch for it (one request).
+        mock.get(f"{BASE}/external/v1/signals", json=[], headers={"X-Total-Count": "0"})
         yield mock
 
 

@@ -6,7 +6,8 @@ writes. ``store`` opens, checks and migrates the file and holds meta and the wor
 binding; ``migrate`` knows the migrations and applies them; ``schema`` says whether a file
 is a sound ledger (its page check runs on a thread of its own while the caller reads its
 input); ``lease`` (with its heartbeat thread), ``runs`` and ``items`` hold the SQL of their
-tables. Every SQL statement zsync runs is in this package.
+tables; ``trust`` keeps the anchor by which the ledger vouches for itself. Every SQL
+statement zsync runs is in this package.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from zsync.ledger.runs import RunsTable
 from zsync.ledger.schema import Meanwhile
 from zsync.ledger.server import ServerTable
 from zsync.ledger.store import ledger_errors, now_iso
+from zsync.ledger.trust import Anchor, TrustTable
 
 __all__ = [
     "HEARTBEAT_SECONDS",
     "LEASE_EXPIRY_SECONDS",
+    "Anchor",
     "LeaseHolder",
     "Ledger",
     "Meanwhile",
@@ -42,7 +45,7 @@ __all__ = [
 ]
 
 
-class Ledger(LeaseTable, RunsTable, ItemsTable, ServerTable):
+class Ledger(LeaseTable, RunsTable, ItemsTable, ServerTable, TrustTable):
     """One ledger file: open with :meth:`open` (read-write, migrated) or
     :meth:`open_readonly`; the tables' methods come from their modules."""
 

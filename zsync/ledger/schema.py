@@ -37,6 +37,16 @@ class LedgerUnusable(LedgerError):
         self.reason = reason
 
 
+def refuse_orphan_wal(path: Path) -> None:
+    """A missing ledger whose write-ahead log is still there: the WAL holds the latest changes,
+    and a new ledger beside it would discard them. Refused; the WAL is left untouched."""
+    if (wal := Path(f"{path}-wal")).exists() and wal.stat().st_size > 0:
+        raise LedgerError(
+            f"ledger {path} is missing but its write-ahead log {wal.name} is there: restore "
+            f"{path.name} beside it from a backup, or move {wal.name} aside to start a new ledger"
+        )
+
+
 def statements(sql: str) -> list[str]:
     out: list[str] = []
     buf = ""

@@ -26,6 +26,7 @@ from zsync.ledger.schema import (
     expected_schema,
     integrity,
     integrity_alongside,
+    refuse_orphan_wal,
     schema_problems,
 )
 from zsync.model import Status
@@ -80,6 +81,7 @@ class Store:
         path = Path(path)
         _check_path(path)
         if not path.exists():
+            refuse_orphan_wal(path)
             if not create:
                 raise LedgerError(f"ledger {path}: no such file (run zsync push first)")
             _create(cls, path)

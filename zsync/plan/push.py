@@ -8,7 +8,7 @@ saved only after the batch holding the records before it is committed.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from zsync import shape
@@ -24,6 +24,7 @@ from zsync.model import (
     RunResult,
     SendJob,
     StateMessage,
+    Status,
     UpdateJob,
 )
 from zsync.plan.bookmark import Bookmark
@@ -70,9 +71,12 @@ def push_feeder(
     mappings: shape.MappingFile | None,
     run_id: int,
     ahead: ReadAhead | None = None,
+    vouch: Callable[[], None] | None = None,
 ) -> Iterator[list[Job]]:
     """Yield the jobs of each input batch after committing their intents; then what earlier
-    runs left unsettled, then prune's deletes.
+    runs left unsettled, then prune's deletes. ``vouch`` is called (once) before the first
+    batch that holds records the ledger does not know: the ledger's trust check, which may
+    adopt signals for them.
 
     A bookmark from the source (StateMessage) is saved only after the batch holding the
     records before it is committed, so a crash never leaves a bookmark ahead of them.
@@ -95,7 +99,7 @@ def push_feeder(
         warn=bookmark.emit_warning,
         ahead=ahead,
     )
-    planner = _Planner(ledger, options, result, emit, run_id, bookmark)
+    planner = _Planner(ledger, options, result, emit, run_id, bookmark, vouch=vouch)
     if options.source.singer:
         planner.upserts = Upserts(options.on_change)
     while True:
@@ -185,6 +189,7 @@ class _Planner:
     bookmark: Bookmark
     budget: list[int | None] = field(default_factory=list)
     upserts: Upserts | None = None  # Singer: the last version of a record wins
+    vouch: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.budget = [self.options.limit]
@@ -197,6 +202,12 @@ class _Planner:
         _report_invalid(ledger, options, batch.invalid, result, self.emit, self.run_id)
         ids = [p.external_id for p in batch.prepared]
         known = ledger.lookup(ids) if ledger is not None else {}
+        if self.vouch is not None and self.writes and ledger is not None:
+            fresh = [i for i in ids if i not in known or known[i].status == Status.DELETED]
+            if fresh:
+                vouch, self.vouch = self.vouch, None
+                vouch()
+                known = ledger.lookup(ids)
         jobs: list[Job] = []
         intents: list[Intent] = []
         adopted: list[tuple[str, str, str, str | None]] = []  # rows adopted from the server

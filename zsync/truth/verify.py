@@ -31,6 +31,7 @@ from zsync.ledger.server import server_status
 from zsync.model import ACCEPTED, GONE_HASH_PREFIX, ServerIndex, ServerSignal, Status
 from zsync.retry import RetryPolicy
 from zsync.truth.index import read_index
+from zsync.truth.reasons import recover_failure_reasons
 
 CLASSES = ("unknown", "gone", "status", "content", "duplicated")
 
@@ -294,6 +295,8 @@ def _repair_run(
         ledger.acquire_lease("verify --repair")
         run_id = ledger.start_run("verify", {"repair": True})
         exit_code = ExitCode.INTERNAL
+        # Until it has finished, the ledger cannot vouch for itself: a push finishes it first.
+        ledger.mark_repair(finished=False)
         try:
             context = retry.call(client.auth_context)
             workspace = context.get("workspace", {}).get("id") if context else None
@@ -302,6 +305,15 @@ def _repair_run(
             index = complete_index(client, retry, pace)
             fixes = compare(ledger, index, report, examples)
             report.repaired = repair(ledger, fixes, index, run_id)
+            ledger.mark_repair(finished=True)
+            from zsync.truth.trust import anchor_of_listing  # trust builds on this module
+
+            own = ledger.own_signal_count()
+            anchor, made = anchor_of_listing(client, retry, index, own, run_id)
+            report.requests += made
+            if anchor is not None:
+                ledger.set_trust_anchor(anchor)
+            report.requests += recover_failure_reasons(ledger, client, retry)
             exit_code = report.exit_code
         except ZsyncError as exc:
             exit_code = exc.exit_code
