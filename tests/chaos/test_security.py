@@ -175,7 +175,8 @@ def test_ledger_and_wal_are_private_even_with_umask_0(tmp_path: Path) -> None:
         proc.kill()  # so the -wal and -shm files stay for inspection
         proc.communicate()
         files = sorted(ledger.parent.glob("z.db*"))
-        assert [f.name for f in files] == ["z.db", "z.db-shm", "z.db-wal"]
+        # The run lock's file (z.db.lock) sits beside them and is private too.
+        assert [f.name for f in files] == ["z.db", "z.db-shm", "z.db-wal", "z.db.lock"]
         modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
         assert modes == dict.fromkeys(modes, 0o600), {k: oct(v) for k, v in modes.items()}
         # A finished run leaves a private file too.
