@@ -1,8 +1,8 @@
 """Settings: flags > environment > --env-file > defaults.
 
-This is the only module that reads ``os.environ``. It also owns key redaction: every
-text that may have touched the server or the key passes through :func:`redact` before it
-is stored or shown.
+Below the command line (``zsync/cli/``), this is the only module that reads ``os.environ``.
+It also owns key redaction: every text that may have touched the server or the key passes
+through :func:`redact` before it is stored or shown.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ ENV_FILE_NAMES = frozenset({"ZENTRIK_API_BASE", "ZENTRIK_API_KEY"})
 
 @dataclass(frozen=True)
 class Settings:
+    """One run's resolved settings. ``wait_budget`` is how long, in seconds, one request
+    may be retried; ``doubt_horizon`` how long, in seconds, an unanswered create may still be
+    committing on the server. ``repr`` never shows the key."""
+
     api_base: str = DEFAULT_API_BASE
     api_key: str | None = field(default=None, repr=False)
     ledger_path: Path = Path(DEFAULT_LEDGER)
@@ -48,6 +52,7 @@ class Settings:
     doubt_horizon: float = DEFAULT_DOUBT_HORIZON
 
     def require_key(self) -> str:
+        """The API key; ConfigError, saying where to get one, when none is set."""
         if not self.api_key:
             raise ConfigError(
                 "ZENTRIK_API_KEY is not set: create a key in Zentrik under "
@@ -56,6 +61,7 @@ class Settings:
         return self.api_key
 
     def redact(self, text: str) -> str:
+        """``text`` without this run's key or any bearer token."""
         return redact(text, self.api_key)
 
 
@@ -93,6 +99,11 @@ def load(
     new_ledger: bool = False,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
+    """Resolve flags (the keyword arguments) over ``environ`` (default: ``os.environ``)
+    over ``env_file`` over the defaults. Refuses (ConfigError/UsageError) a base that is not
+    http(s), carries credentials, is plain http to another machine, or would send the key
+    in clear text through a remote proxy; an unreadable env file; a wait budget or doubt
+    horizon that is not a number of seconds."""
     env = dict(os.environ if environ is None else environ)
     warnings: list[str] = []
     if env_file is not None:
@@ -175,6 +186,9 @@ def _doubt_horizon(raw: str | None) -> float:
 
 
 def check_api_base(base: str, allow_insecure_http: bool) -> None:
+    """ConfigError unless ``base`` is an http(s) URL without credentials, and https when
+    it leaves this machine (unless ``allow_insecure_http``): the key travels with every
+    request."""
     parts = urlsplit(base)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ConfigError(f"ZENTRIK_API_BASE {base!r} is not an http(s) URL")

@@ -21,6 +21,9 @@ _MAX_ITEM_LINES = 20
 
 
 class State:
+    """The global options of one invocation, and the key to redact from every line once
+    the settings are loaded (``secret``; None until then)."""
+
     def __init__(self) -> None:
         self.debug = False
         self.verbose = 0
@@ -83,6 +86,9 @@ class Console:
         click.echo(json.dumps(record, ensure_ascii=False), err=True)
 
     def emit(self, event: Event) -> None:
+        """Show one event: dry-run lines on stdout; problems on stderr (item problems
+        capped at 20 unless -v); other events only with -v (retries with -vv); progress as a
+        redrawn bar on a terminal, else a line every ``--progress-interval`` seconds."""
         state = self.state
         if event.kind == "would-send":
             click.echo(event.message)
@@ -146,6 +152,7 @@ class Console:
                 click.echo(f"progress: {line}", err=True)
 
     def close(self) -> None:
+        """Clear the progress bar and say how many item problems were not shown."""
         with self.lock:
             if self._bar_visible:
                 click.echo("\r\033[K", nl=False, err=True)

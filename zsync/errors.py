@@ -1,7 +1,8 @@
 """The one exception tree and exit-code enum of zsync.
 
-Callers catch a whole layer at once; ``cli.py`` is the single place that turns an
-exception into a message and an exit code.
+Callers catch a whole layer at once; the command line's entry points (``main`` in
+``zsync/cli/__init__.py``, and ``zsync/cli/target.py`` for target-zentrik) are the only places
+that turn an exception into a message and an exit code.
 
     ZsyncError                      (exit_code on the class)
     ├── UsageError                  2  bad flags or arguments
@@ -19,7 +20,7 @@ exception into a message and an exit code.
         │   │   └── NotDelivered           refused, connect timeout, DNS: never reached it
         │   ├── RateLimited              429 (carries retry_after seconds, may be None)
         │   ├── ServerUnavailable        500/502/503/504
-        │   └── WarmingUp                GET 404 with the web front end's index.html
+        │   └── WarmingUp                GET/DELETE 404 with the web front end's index.html
         └── PermanentError             retrying the same request cannot help
             ├── Rejected                 other 4xx (carries status and a short reason)
             ├── Conflict                 409: reconcile, never a new key
@@ -51,6 +52,7 @@ class ExitCode(IntEnum):
 
     @property
     def meaning(self) -> str:
+        """What this status tells the person or scheduler that ran zsync (the README's text)."""
         return _MEANINGS[self]
 
 
@@ -86,6 +88,9 @@ _MEANINGS = {
 
 
 class ZsyncError(Exception):
+    """The root of every error zsync raises on purpose; ``exit_code`` is what the process
+    exits with when it reaches the command line, and ``message`` is the one line it prints."""
+
     exit_code: ExitCode = ExitCode.ITEMS_FAILED
 
     def __init__(self, message: str) -> None:
@@ -97,22 +102,28 @@ class ZsyncError(Exception):
 
 
 class UsageError(ZsyncError):
+    """A bad flag, argument or mapping file: the person has to change the command."""
+
     exit_code = ExitCode.USAGE
 
 
 class ConfigError(ZsyncError):
+    """The key, API base or workspace is wrong or missing: no run can succeed until it is fixed."""
+
     exit_code = ExitCode.CONFIG
 
 
 class AuthError(ConfigError):
-    pass
+    """The API refused the key (401/403)."""
 
 
 class WrongWorkspace(ConfigError):
-    pass
+    """A receipt names another workspace than the one this ledger has synced to."""
 
 
 class ApiUnavailable(ZsyncError):
+    """The API is not ready or cannot be reached before the run starts; a later run may succeed."""
+
     exit_code = ExitCode.UNAVAILABLE
 
 
@@ -123,14 +134,18 @@ class IncompleteListing(ApiUnavailable):
 
 
 class LedgerError(ZsyncError):
+    """The ledger cannot be used: corrupt, from a newer zsync, or not writable."""
+
     exit_code = ExitCode.LEDGER
 
 
 class LedgerLocked(LedgerError):
-    pass
+    """Another live run holds the ledger's lease."""
 
 
 class InputError(ZsyncError):
+    """An input cannot be read at all (missing, unreadable, no standard input)."""
+
     exit_code = ExitCode.ITEMS_FAILED
 
 
@@ -143,11 +158,11 @@ class ApiError(ZsyncError):
 
 
 class TransientError(ApiError):
-    pass
+    """Worth retrying: the same body under the same idempotency key may succeed."""
 
 
 class TransportError(TransientError):
-    pass
+    """The connection failed (refused, reset, timed out): the request may have arrived or not."""
 
 
 class NotDelivered(TransportError):
@@ -155,38 +170,46 @@ class NotDelivered(TransportError):
 
 
 class RateLimited(TransientError):
+    """429; ``retry_after`` is the server's Retry-After in seconds, or None when it gave none."""
+
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message, status=429)
         self.retry_after = retry_after
 
 
 class ServerUnavailable(TransientError):
-    pass
+    """500/502/503/504 from the API."""
 
 
 class WarmingUp(TransientError):
-    pass
+    """A GET or DELETE answered 404 with the web front end's index.html: the API is not routed
+    yet."""
 
 
 class PermanentError(ApiError):
-    pass
+    """Retrying the same request cannot help; the item fails, or the run ends."""
 
 
 class Rejected(PermanentError):
-    pass
+    """Any other error status (a 4xx such as 400, 404, 422); ``status`` and a short reason are
+    kept for the ledger."""
 
 
 class Conflict(PermanentError):
+    """409: the signal exists already. Reconcile it; never retry with a new key."""
+
     def __init__(self, message: str, public_id: str | None = None) -> None:
         super().__init__(message, status=409)
         self.public_id = public_id  # the existing signal, when the 409 body names it
 
 
 class RedirectRefused(PermanentError):
+    """A 3xx answer: redirects are never followed, and the run ends with exit 3."""
+
     # Every request to a base that redirects is redirected: a configuration problem (http vs
     # https, a missing /api), so it ends the run like a refused key.
     exit_code = ExitCode.CONFIG
 
 
 class MalformedResponse(PermanentError):
-    pass
+    """A 2xx whose body is not what the API promises."""

@@ -136,6 +136,8 @@ def render(result: RunResult, ledger: Ledger) -> str:
 
 
 def write(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename, readable by the collector's user;
+    UsageError when its directory does not exist (a typo must not create one)."""
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise UsageError(f"--metrics-file {path}: directory {directory} does not exist")

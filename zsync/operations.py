@@ -1,8 +1,9 @@
 """The library face of each sending command: one run skeleton, lease -> preflight -> run ->
 finish, shared by push, reconcile and retry-failed.
 
-The command line (``zsync/cli/send.py``) and the Python API (``zsync/api.py``) call exactly
-one of these per command; the command line renders what comes back.
+The command line (``zsync/cli/send.py``, and ``zsync/cli/target.py`` for target-zentrik) and
+the Python API (``zsync/api.py``) call exactly one of these per command; the caller renders
+what comes back.
 """
 
 from __future__ import annotations
@@ -46,11 +47,15 @@ class Context:
     client_factory: Callable[[], ZentrikClient] | None = None
 
     def make_client(self) -> ZentrikClient:
+        """A new client (each worker and each lookup gets its own); ``client_factory`` lets a
+        test or embedding program supply it. ConfigError when no key is set."""
         if self.client_factory is not None:
             return self.client_factory()
         return ZentrikClient(self.settings.api_base, self.settings.require_key())
 
     def retry_policy(self, budget: float | None = None) -> RetryPolicy:
+        """A fresh policy that stops with the run; ``budget`` (seconds) can only shorten the
+        run's wait budget, never lengthen it."""
         base = self.retry or RetryPolicy.for_run(self.settings.wait_budget)
         policy = replace(base, stop_event=self.stop_event)
         if budget is not None:

@@ -62,6 +62,8 @@ def attempted_count(result: RunResult) -> int:
 
 
 def summary_json(result: RunResult) -> dict[str, Any]:
+    """A run's summary for ``--json``: zero counts left out, ``duration_s`` in seconds, the
+    fatal error (already redacted) as text or None."""
     return {
         "command": result.command,
         "run_id": result.run_id,
@@ -82,6 +84,8 @@ def summary_json(result: RunResult) -> dict[str, Any]:
 
 
 def summary_text(result: RunResult) -> str:
+    """The summary a person reads: one line of counts, time and exit code, then a line for
+    each thing the next run will take care of."""
     c = result.counts
     parts = [f"{c[k]} {k}" for k in ORDER if c[k]]
     head = f"zsync {result.command}"
@@ -112,7 +116,8 @@ def summary_text(result: RunResult) -> str:
 
 
 def _short(code: ExitCode) -> str:
-    """The meaning up to its first colon or semicolon: the summary line stays one line."""
+    """The meaning up to its first semicolon, colon or parenthesis: the summary line
+    stays one line."""
     meaning = code.meaning
     for mark in (";", ":", " ("):
         meaning = meaning.split(mark, 1)[0]
@@ -136,6 +141,7 @@ def dropped_warnings(result: RunResult) -> list[str]:
 
 
 def status_text(info: dict[str, Any]) -> str:
+    """``zsync status`` for a person, from :func:`zsync.views.status`'s dict."""
     lines = [f"ledger {info['ledger']} (schema {info['schema']})"]
     if info.get("workspace_id") or info.get("api_base"):
         lines.append(
@@ -195,6 +201,8 @@ def _status_order(counts: dict[str, int]) -> list[str]:
 
 
 def runs_text(rows: list[dict[str, Any]]) -> str:
+    """``zsync runs`` as a table, newest first as given; an unfinished run shows its state
+    in place of its counts."""
     if not rows:
         return "no runs yet"
     lines = [f"{'run':>5}  {'started (UTC)':<24} {'command':<13} {'exit':>4} {'took':>8}  counts"]
@@ -212,6 +220,7 @@ def runs_text(rows: list[dict[str, Any]]) -> str:
 
 
 def show_text(item: dict[str, Any]) -> str:
+    """``zsync show``: an item's ledger fields that are set, then its timeline."""
     lines = [f"{item['external_id']}: {item['status']}"]
     for key in (
         "public_id",
@@ -236,6 +245,8 @@ def show_text(item: dict[str, Any]) -> str:
 
 
 def errors_text(causes: list[Any]) -> str:
+    """``zsync errors``: one entry per cause (:class:`zsync.views.Cause`), with its count, when it
+    was first and last seen, and sample external ids."""
     if not causes:
         return "no failures recorded"
     lines = []
@@ -248,6 +259,7 @@ def errors_text(causes: list[Any]) -> str:
 
 
 def check_text(report_: Any) -> str:
+    """``zsync check``: one line per check (:class:`zsync.views.CheckReport`), ok or FAIL."""
     lines = [f"{'ok ' if c.ok else 'FAIL'} {c.name:<8} {c.detail}" for c in report_.checks]
     return "\n".join(lines)
 
@@ -309,6 +321,8 @@ def log_record(
     attempt: int | None = None,
     level: str = "info",
 ) -> dict[str, Any]:
+    """One ``--log-format json`` line, with the same keys for every event; ``message`` must
+    already be redacted."""
     from zsync.ledger import now_iso
 
     return {

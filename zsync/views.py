@@ -44,6 +44,8 @@ def _duration(started: str | None, finished: str | None) -> float | None:
 
 
 def runs(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
+    """The ``limit`` newest runs, newest first, each with ``duration_s`` (seconds, None while
+    unfinished) and ``state``: finished, running, or did not finish."""
     with reading(settings.ledger_path) as ledger:
         return _runs(ledger, limit)
 
@@ -64,6 +66,8 @@ def _runs(ledger: Ledger, limit: int) -> list[dict[str, Any]]:
 
 
 def show(settings: Settings, external_id: str) -> dict[str, Any] | None:
+    """One item's ledger row with its payload parsed and its timeline (``events``); None when
+    the ledger has no such external id."""
     with reading(settings.ledger_path) as ledger:
         item = ledger.get_item(external_id)
         if item is None:
@@ -95,6 +99,8 @@ def cause_of(status: str, http_status: int | None, error: str | None) -> str:
 
 @dataclass
 class Cause:
+    """One group of failed items whose errors differ only in ids and numbers."""
+
     cause: str
     status: str
     http_status: int | None
@@ -105,6 +111,8 @@ class Cause:
 
 
 def errors(settings: Settings, samples: int = 3) -> list[Cause]:
+    """The items that need a look, grouped by :func:`cause_of`, largest group first, each with
+    up to ``samples`` external ids."""
     groups: dict[str, Cause] = {}
     with reading(settings.ledger_path) as ledger:
         for external_id, status, http_status, error, at in ledger.iter_failures():
@@ -121,7 +129,7 @@ def errors(settings: Settings, samples: int = 3) -> list[Cause]:
 
 
 def export(settings: Settings, fmt: str, statuses: tuple[str, ...] = ()) -> Iterator[str]:
-    """Ledger rows as JSONL lines or CSV lines (header first), streamed."""
+    """Ledger rows as one JSON array, JSONL lines or CSV lines (header first), streamed."""
     with reading(settings.ledger_path) as ledger:
         rows = ledger.iter_export(statuses or None)
         if fmt == "json":  # one array, still streamed
@@ -150,6 +158,8 @@ def export(settings: Settings, fmt: str, statuses: tuple[str, ...] = ()) -> Iter
 
 @dataclass
 class Check:
+    """One line of ``zsync check``: what was checked, whether it passed, and what was seen."""
+
     name: str
     ok: bool
     detail: str
@@ -157,11 +167,16 @@ class Check:
 
 @dataclass
 class CheckReport:
+    """All of ``zsync check``'s checks. ``error`` is the API or key failure whose exit code
+    the command exits with (an auth failure wins over an unavailable API); a failed ledger
+    check leaves it None and the command exits 5."""
+
     checks: list[Check]
     error: ZsyncError | None = None
 
     @property
     def ok(self) -> bool:
+        """True when every check passed."""
         return all(c.ok for c in self.checks)
 
 
@@ -245,6 +260,9 @@ def _ledger_check(settings: Settings, workspace: str | None) -> Check:
 
 
 def status(settings: Settings) -> dict[str, Any]:
+    """``zsync status`` as a dict: schema, binding, counts by status, oldest unfinished item,
+    lock, bookmarks, the five newest runs and up to 20 items that need a look (``rejected``).
+    LedgerError when the ledger is damaged."""
     with reading(settings.ledger_path) as ledger:
         ledger.raise_if_damaged()  # damage is never reported as a healthy ledger
         holder = ledger.lease_holder()
@@ -273,6 +291,9 @@ def retry_candidates(
 
 @dataclass
 class Preview:
+    """``zsync preview``'s result: the shaped bodies or problems, and the warnings met on the
+    way."""
+
     items: list[Prepared | Invalid]
     warnings: list[str]
 
