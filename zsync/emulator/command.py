@@ -1,4 +1,5 @@
-"""``zsync emulator``: the one click command outside cli.py, registered on the main group."""
+"""``zsync emulator``: the one click command outside ``zsync/cli/``, registered on the main
+group."""
 
 from __future__ import annotations
 

@@ -83,6 +83,11 @@ _OPTIONAL_NAMES = ("receipt_workspace", "echo_key_in")
 
 @dataclass
 class EmulatorConfig:
+    """One emulator's identity, contract variants and faults. Rates (``*_rate``) are
+    probabilities from 0 to 1 per request; ``*_ms`` are milliseconds, ``*_seconds`` seconds;
+    ``rate_limit`` is requests per second per key (0 = none). Fields in :data:`LIVE_FIELDS` may
+    change while it serves (:meth:`update`); the rest are fixed at start."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     api_key: str = DEV_API_KEY
@@ -155,6 +160,7 @@ class EmulatorConfig:
         self.validate()
 
     def validate(self) -> None:
+        """ValueError naming the first field out of its range or choices."""
         if not self.api_key:
             raise ValueError("api_key must not be empty")
         if not 0 <= self.port <= 65535:

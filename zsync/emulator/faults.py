@@ -19,6 +19,9 @@ from zsync.emulator.config import EmulatorConfig
 
 
 class FaultInjector:
+    """The emulator's seeded coin for every fault, and its per-key token buckets (``rate_limit``
+    requests per second, bursts of as many)."""
+
     def __init__(self, config: EmulatorConfig, clock: Callable[[], float] = time.monotonic):
         self._config = config
         self._clock = clock
@@ -29,6 +32,8 @@ class FaultInjector:
         self._bucket_rate = config.rate_limit
 
     def chance(self, probability: float) -> bool:
+        """True with ``probability``; draws from the seeded generator only when it is strictly
+        between 0 and 1."""
         if probability <= 0.0:
             return False
         if probability >= 1.0:
@@ -59,6 +64,7 @@ class FaultInjector:
             return max(1, math.ceil((1.0 - tokens) / rate))
 
     def reset(self) -> None:
+        """Reseed the generator and refill every bucket: the next run draws as a fresh emulator."""
         with self._lock:
             self._rng = random.Random(self._config.seed)
             self._buckets.clear()
@@ -82,10 +88,12 @@ class InflightGauge:
             return others
 
     def leave(self) -> None:
+        """A request admitted by :meth:`enter` has been answered."""
         with self._lock:
             self._count -= 1
 
     @property
     def count(self) -> int:
+        """Requests being answered now."""
         with self._lock:
             return self._count

@@ -40,6 +40,7 @@ class App:
     access_log: Callable[[str], None] | None = None
 
     def warming_up(self) -> bool:
+        """True for the first ``warmup_seconds`` after start, while the API is not routed yet."""
         return time.monotonic() - self.started < self.config.warmup_seconds
 
 
@@ -52,6 +53,9 @@ class _Abort(Exception):
 
 
 class HttpServer(ThreadingHTTPServer):
+    """One thread per connection, keep-alive, and a record of open connections so a stop
+    does not wait for idle clients."""
+
     request_queue_size = 128
     daemon_threads = True
     # Idle keep-alive connections would make server_close() wait forever; stop() closes them.
@@ -66,19 +70,21 @@ class HttpServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
 
     def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, which can stall on reverse DNS.
+        """Bind without HTTPServer's FQDN lookup, which can stall on reverse DNS."""
         TCPServer.server_bind(self)
         host, port = self.server_address[:2]
         self.server_name = str(host)
         self.server_port = int(port)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients that hang up (or stop() closing their socket) are routine, not errors.
+        """Stay quiet about clients that hang up (or stop() closing their socket): routine,
+        not errors."""
         if isinstance(sys.exc_info()[1], OSError):
             return
         super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
+        """Shut down every open connection, idle keep-alive ones included."""
         with self.connections_lock:
             open_sockets = list(self.connections)
         for sock in open_sockets:
@@ -87,6 +93,8 @@ class HttpServer(ThreadingHTTPServer):
 
 
 class Handler(BaseHTTPRequestHandler):
+    """One connection: every method goes through one dispatch (routing, auth, faults)."""
+
     protocol_version = "HTTP/1.1"
     server_version = "zsync-emulator"
     # Buffered writes put headers and body in one segment; with Nagle off that avoids the
@@ -96,19 +104,24 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 300
 
     def version_string(self) -> str:
+        """The Server header: ``zsync-emulator`` alone, without the Python version the standard
+        library appends."""
         return self.server_version
 
     @property
     def app(self) -> App:
+        """The emulator instance this connection's server serves."""
         return cast(HttpServer, self.server).app
 
     def setup(self) -> None:
+        """Register the connection so a stop can close it."""
         super().setup()
         server = cast(HttpServer, self.server)
         with server.connections_lock:
             server.connections.add(self.connection)
 
     def finish(self) -> None:
+        """Forget the connection; flush what is left unless it is already closed."""
         server = cast(HttpServer, self.server)
         with server.connections_lock:
             server.connections.discard(self.connection)
@@ -117,9 +130,11 @@ class Handler(BaseHTTPRequestHandler):
             super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
-        pass  # the CLI's --verbose access log is written in _dispatch instead
+        """Nothing: the emulator command's ``--verbose`` access log is written in
+        ``_dispatch`` instead."""
 
     def do_GET(self) -> None:
+        """Every method (GET, POST, PATCH, DELETE, PUT, HEAD, OPTIONS) is dispatched alike."""
         self._dispatch()
 
     do_POST = do_PATCH = do_DELETE = do_PUT = do_HEAD = do_OPTIONS = do_GET

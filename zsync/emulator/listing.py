@@ -18,6 +18,9 @@ _NO_PUBLIC_ID = 3
 def list_answer(
     page: list[dict[str, Any]], total: int, limit: int, offset: int, config: EmulatorConfig
 ) -> Answer:
+    """The 200 for one page of the list: a bare array with X-Total-Count, X-Limit and X-Offset,
+    or, when the config asks for one, a variant (externalIds hidden, a page cap) or a fault
+    (``garbage-items``, ``no-headers``, ``not-array``)."""
     items: list[Any] = page
     every = config.list_drops_external_id_every
     if config.list_hides_external_id:

@@ -53,6 +53,8 @@ ROUTES: list[tuple[re.Pattern[str], Route]] = [
 
 
 def match(path: str) -> tuple[str | None, dict[str, tuple[str, str | None]], tuple[str, ...]]:
+    """The route ``path`` falls on: its template, its methods (handler name and scope) and the
+    URL-decoded ids in it; ``(None, {}, ())`` for a path the API does not have."""
     for pattern, (template, methods) in ROUTES:
         found = pattern.fullmatch(path)
         if found:
@@ -61,6 +63,8 @@ def match(path: str) -> tuple[str | None, dict[str, tuple[str, str | None]], tup
 
 
 def int_param(values: dict[str, list[str]], name: str, default: int, *, minimum: int) -> int:
+    """The query parameter ``name`` as an integer (the last one when repeated), ``default`` when
+    absent; a 400 ``invalid_parameter`` ApiFailure when it is not an integer >= ``minimum``."""
     if name not in values:
         return default
     raw = values[name][-1].strip()

@@ -58,6 +58,7 @@ class RunningEmulator:
 
     @property
     def port(self) -> int:
+        """The port it listens on (the one the OS chose when configured with 0)."""
         return int(self._server.server_address[1])
 
     @property
@@ -69,6 +70,7 @@ class RunningEmulator:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop serving and close every connection; waits up to 5 s for the thread. Idempotent."""
         if self._stopped:
             return
         self._stopped = True
@@ -79,13 +81,17 @@ class RunningEmulator:
         self._thread.join(timeout=5)
 
     def truth(self) -> dict[str, Any]:
+        """The state's truth (:meth:`EmulatorState.truth`) at this moment."""
         return self.state.truth()
 
     def set_faults(self, **changes: Any) -> None:
+        """Change live settings mid-run, all or none; TypeError for a setting that is fixed at
+        start, ValueError for a value out of range."""
         with self.state.lock:
             self.config.update(**changes)
 
     def reset(self) -> None:
+        """An empty workspace and a reseeded fault generator, as if just started."""
         self.state.reset()
         self._app.faults.reset()
 
@@ -109,6 +115,7 @@ def start_emulator(config: EmulatorConfig | None = None, **overrides: Any) -> Ru
 
 @contextlib.contextmanager
 def running(config: EmulatorConfig | None = None, **overrides: Any) -> Iterator[RunningEmulator]:
+    """An emulator for the ``with`` block (:func:`start_emulator`), stopped when it ends."""
     emulator = start_emulator(config, **overrides)
     try:
         yield emulator
@@ -117,6 +124,7 @@ def running(config: EmulatorConfig | None = None, **overrides: Any) -> Iterator[
 
 
 def listening_line(config: EmulatorConfig, url: str) -> str:
+    """The line announcing the URL; it names the key only when it is the documented dev key."""
     shown = config.api_key if config.api_key == DEV_API_KEY else "custom key"
     return f"zsync emulator listening on {url} (key: {shown})"
 

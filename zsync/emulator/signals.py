@@ -28,6 +28,10 @@ def content_digest(fields: dict[str, Any]) -> str:
 
 @dataclass
 class Signal:
+    """One stored signal. ``t0`` (monotonic) and ``t0_wall`` mark when its current processing
+    began; it takes ``duration`` seconds, the first fifth of them queued, and then fails if
+    ``will_fail``, else is processed."""
+
     public_id: str
     job_id: str
     fields: dict[str, Any]
@@ -44,12 +48,15 @@ class Signal:
     sort_key: float = 0.0
 
     def status(self, now: float) -> str:
+        """queued, processing, processed or failed at monotonic time ``now``."""
         elapsed = now - self.t0
         if elapsed >= self.duration:
             return "failed" if self.will_fail else "processed"
         return "queued" if elapsed < self.duration * QUEUED_SHARE else "processing"
 
     def to_json(self, now: float, config: EmulatorConfig) -> dict[str, Any]:
+        """The full signal as GET and list show it at ``now``, with the failure reason where the
+        configured variant puts it and the body's other fields echoed."""
         status = self.status(now)
         updated = self.changed_wall
         elapsed = now - self.t0
@@ -85,6 +92,7 @@ class Signal:
         return external.get("signalType") if isinstance(external, dict) else None
 
     def receipt(self, now: float, config: EmulatorConfig) -> dict[str, Any]:
+        """The create answer: publicId, jobId (unless configured away), workspaceId and status."""
         receipt: dict[str, Any] = {
             "publicId": self.public_id,
             "jobId": self.job_id,

@@ -32,11 +32,14 @@ FAULT_NAMES = (
 
 
 def encode(value: object) -> bytes:
+    """Compact UTF-8 JSON, as the API writes its bodies."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 @dataclass
 class Answer:
+    """One HTTP answer from the state to the handler: status, JSON body, extra headers."""
+
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
@@ -56,6 +59,10 @@ def _not_found(public_id: str) -> ApiFailure:
 
 
 class EmulatorState:
+    """The workspace's signals and the counters tests read as truth, behind one lock;
+    ``clock`` (monotonic) times processing and key lifetimes, ``wall`` gives the timestamps
+    signals show."""
+
     def __init__(
         self,
         config: EmulatorConfig,
@@ -88,12 +95,14 @@ class EmulatorState:
         self._order_rng = random.Random(self.config.seed)
 
     def reset(self) -> None:
+        """Forget every signal, key and counter: an empty workspace."""
         with self.lock:
             self._clear()
 
     # -- counters -------------------------------------------------------------------------
 
     def count_request(self, key: str) -> None:
+        """Count one request under ``key`` (method, route template, outcome)."""
         with self.lock:
             self._requests[key] += 1
 
@@ -104,10 +113,12 @@ class EmulatorState:
             self._fault_counts["late_commit"] += 1
 
     def late_done(self) -> None:
+        """A late commit has landed (or failed): truth stops waiting for it."""
         with self.lock:
             self._late_pending -= 1
 
     def count_fault(self, name: str) -> None:
+        """Count one injected fault (one of :data:`FAULT_NAMES`)."""
         with self.lock:
             self._fault_counts[name] += 1
 
@@ -126,6 +137,11 @@ class EmulatorState:
         signal.will_fail = self._faults.chance(self.config.fail_rate)
 
     def create(self, raw: bytes, idempotency_key: str | None, handle_seconds: float) -> Answer:
+        """POST /signals. A known Idempotency-Key replays its stored answer (409 while its first
+        request is still handled, or when the body differs); a repeated (sourceKey, externalId)
+        is answered as ``duplicate_answer`` says; otherwise a new signal, 201. The request is
+        held ``handle_seconds`` (seconds) after its key is reserved. A failed create frees its
+        key."""
         if self.config.idempotency == "ignore":
             idempotency_key = None
         if idempotency_key is not None:
@@ -231,6 +247,8 @@ class EmulatorState:
             return Answer(201, encode(receipt), created=True)
 
     def get(self, public_id: str) -> dict[str, Any]:
+        """GET /signals/{id}: the signal as the server renders it now; 404 ApiFailure when there is
+        none (a deleted one included)."""
         with self.lock:
             signal = self._signals.get(public_id)
             if signal is None:
@@ -285,6 +303,8 @@ class EmulatorState:
         return signals
 
     def patch(self, public_id: str, raw: bytes) -> dict[str, Any]:
+        """PATCH /signals/{id}: merge the changes and return the signal; 404 when there is none,
+        409 when the new identity belongs to another signal, 400/422 for a bad body."""
         changes = parse_object(raw)
         check_patch(changes)
         with self.lock:
@@ -308,6 +328,8 @@ class EmulatorState:
             return signal.to_json(self._clock(), self.config)
 
     def delete(self, public_id: str) -> None:
+        """DELETE /signals/{id}; 404 when there is none. With ``dedupe_keeps_deleted`` its identity
+        still answers with it."""
         with self.lock:
             signal = self._signals.pop(public_id, None)
             if signal is None:
@@ -320,6 +342,8 @@ class EmulatorState:
             self._deleted += 1
 
     def process(self, public_id: str) -> dict[str, Any]:
+        """POST /signals/{id}/process: queue the signal again under a new job; 404 when there is
+        none."""
         with self.lock:
             signal = self._signals.get(public_id)
             if signal is None:
@@ -332,6 +356,8 @@ class EmulatorState:
     # -- truth ----------------------------------------------------------------------------
 
     def truth(self) -> dict[str, Any]:
+        """What tests check against: every live signal, creates and live signals per externalId
+        and per identity, deletes, keys held, requests and faults counted, late commits pending."""
         with self.lock:
             now = self._clock()
             signals = [s.to_json(now, self.config) for s in self._signals.values()]

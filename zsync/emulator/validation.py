@@ -36,6 +36,7 @@ class ApiFailure(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
+        """``{"error": {code, message, field?, ...extra}}``, the API's error shape."""
         error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.field is not None:
             error["field"] = self.field
@@ -44,10 +45,12 @@ class ApiFailure(Exception):
 
 
 def invalid(message: str, field: str | None) -> ApiFailure:
+    """The 422 ``validation_failed`` for a body that breaks a rule, naming the field."""
     return ApiFailure(422, "validation_failed", message, field=field)
 
 
 def parse_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object; 400 when it is not JSON, 422 when it is not an object."""
     try:
         value = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -99,6 +102,8 @@ def check_create(body: dict[str, Any]) -> None:
 
 
 def check_patch(body: dict[str, Any]) -> None:
+    """422 for a PATCH that sets a server-owned field or breaks a field's rule; every field is
+    optional."""
     for name in body:
         if name in READ_ONLY_FIELDS:
             raise invalid(f"{name} is read-only", name)
