@@ -97,6 +97,8 @@ def body_json(body: dict[str, Any]) -> bytes:
 
 
 def payload_hash(canonical: bytes) -> str:
+    """SHA-256 (64 hex digits) of a canonical body: what the ledger compares to tell a changed
+    record from an unchanged one."""
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -116,10 +118,13 @@ def derive_external_id(body: dict[str, Any]) -> str:
 
 
 def derived_id(canonical_without_id: bytes) -> str:
+    """``zsync:`` and 32 hex digits of SHA-256 over the canonical body without its externalId."""
     return "zsync:" + hashlib.sha256(canonical_without_id).hexdigest()[:32]
 
 
 def field_hashes(body: dict[str, Any]) -> str:
+    """A JSON object of each field's hash (16 hex digits of SHA-256 over its canonical value):
+    enough to recognise a sent body in the server's list when the list hides externalId."""
     return json.dumps(
         {k: hashlib.sha256(canonical_json(v)).hexdigest()[:16] for k, v in body.items()},
         sort_keys=True,

@@ -157,11 +157,14 @@ class Mapping:
 
 @dataclass(frozen=True)
 class MappingFile:
+    """A loaded mapping file: its top-level mapping and one per Singer stream."""
+
     name: str
     default: Mapping | None  # the top-level mapping, for records without a Singer stream
     streams: dict[str, Mapping]
 
     def for_stream(self, stream: str | None) -> Mapping | None:
+        """The stream's own mapping, else the top-level one (None when the file has none)."""
         if stream is not None and stream in self.streams:
             return self.streams[stream]
         return self.default

@@ -59,6 +59,7 @@ class SingerBody:
         self.template()  # a broken template is refused before anything is read
 
     def template(self) -> Template | None:
+        """The parsed name template, or None without one; UsageError when it does not parse."""
         if self.name_template is None:
             return None
         try:

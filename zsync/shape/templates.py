@@ -110,10 +110,12 @@ def lookup(data: Any, path: Path) -> Any:
 
 
 def show_path(path: Path) -> str:
+    """A placeholder path as the mapping file spells it (``a.b.c``), for messages."""
     return ".".join(path)
 
 
 def describe(value: Any) -> str:
+    """What a value is, for messages: ``a list``, ``an object``, else its type's name."""
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
@@ -126,6 +128,8 @@ class RecordError(Exception):
 
 
 def as_text(value: Any, what: str) -> str:
+    """A text, number or boolean as the text it reads as (booleans in JSON's spelling);
+    RecordError naming ``what`` for a list, an object or null."""
     if type(value) is str:
         return value
     if type(value) is bool:
@@ -136,6 +140,9 @@ def as_text(value: Any, what: str) -> str:
 
 
 def render(template: Template, data: Any, text: str, empty_is_missing: bool) -> Any:
+    """The template filled from ``data``; Absent when a placeholder's value is missing or null
+    (or empty, with ``empty_is_missing``), RecordError when it is not text, a number or a
+    boolean. ``text`` is the template as written, for the message."""
     out: list[str] = []
     for part in template:
         if isinstance(part, str):
@@ -186,10 +193,13 @@ def _collapse(s: str) -> str:
 
 
 def truncate(n: int) -> Transform:
+    """``{ truncate = n }``: a text (or each text of a list) cut to ``n`` characters."""
     return _each(lambda s: s[:n], "truncate")
 
 
 def join(sep: str) -> Transform:
+    """``{ join = sep }``: a list as one text joined by ``sep``; anything else unchanged."""
+
     def apply(value: Any) -> Any:
         if type(value) is not list:
             return value
@@ -199,6 +209,9 @@ def join(sep: str) -> Transform:
 
 
 def split(sep: str) -> Transform:
+    """``{ split = sep }``: a text as the list of its non-blank pieces, stripped; anything else
+    unchanged."""
+
     def apply(value: Any) -> Any:
         if type(value) is not str:
             return value
@@ -208,6 +221,8 @@ def split(sep: str) -> Transform:
 
 
 def default(fallback: Any) -> Transform:
+    """``{ default = value }``: ``fallback`` in place of an empty value (:func:`is_empty`)."""
+
     def apply(value: Any) -> Any:
         return fallback if is_empty(value) else value
 
@@ -232,6 +247,7 @@ TRANSFORM_NAMES = ", ".join([*SIMPLE, *(f"{{ {n} = ... }}" for n in WITH_ARG)])
 
 
 def is_empty(value: Any) -> bool:
+    """Missing, null, an empty text, list or object."""
     return value is MISSING or value is None or value == "" or value == [] or value == {}
 
 
@@ -309,6 +325,7 @@ def _parse_text(text: str) -> datetime | None:
 
 
 def format_datetime(dt: datetime) -> str:
+    """ISO 8601 with a zone; a naive value is taken as UTC, and UTC is written ``Z``."""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     text = dt.isoformat()
