@@ -6,7 +6,7 @@ budget), and resumable (a transient failure retries that page, not the whole lis
 A listing is trusted as **complete** only when proven: every pass pages by offset until the
 server answers an empty page (a short page proves nothing: a server may cap its pages below
 the limit asked); no page repeats a signal the pass already saw or comes back short in the
-middle of the list. With ``X-Total-Count`` the distinct signals read must equal a total that
+middle of the list. With ``X-Total-Count`` the distinct signals read must reach a total that
 held still; without it, two passes in a row must read the same signals. The list's order is
 undocumented, so an order that shifts between pages is met by reading again while a pass
 still finds new signals, up to ``max_passes``. Everything else is ``complete = False`` with

@@ -38,12 +38,18 @@ CLASSES = ("unknown", "gone", "status", "content", "duplicated")
 
 @dataclass
 class Drift:
+    """One class of disagreement: how many items fall in it, and the first few as examples."""
+
     count: int = 0
     examples: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
 class VerifyReport:
+    """What ``zsync verify`` found: counts on both sides, the list requests it made, whether
+    the list was proven complete, drift by class, and (with --repair) what was changed.
+    ``seconds`` is wall time; ``deleted`` counts items deleted on the server, which is not drift."""
+
     ledger: str
     server_signals: int = 0
     ledger_items: int = 0
@@ -58,10 +64,12 @@ class VerifyReport:
 
     @property
     def drift(self) -> int:
+        """Disagreements over all classes."""
         return sum(d.count for d in self.classes.values())
 
     @property
     def exit_code(self) -> ExitCode:
+        """1 for drift left unrepaired, else 4 when the list was not proven complete, else 0."""
         if self.drift and self.repaired is None:
             return ExitCode.ITEMS_FAILED
         if not self.complete:
@@ -69,6 +77,7 @@ class VerifyReport:
         return ExitCode.OK
 
     def as_json(self) -> dict[str, Any]:
+        """The report for ``--json``; ``agree`` is true only with no drift and a complete list."""
         return {
             "ledger": self.ledger,
             "agree": not self.drift and self.complete,
