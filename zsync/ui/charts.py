@@ -83,6 +83,8 @@ def _scale(domain: list[str], colours: dict[str, str]) -> dict[str, Any]:
 
 
 def order(values: list[str]) -> list[str]:
+    """The distinct values in :data:`COLOURS`' order (done first, problems after), unknown ones
+    last, alphabetically: every chart and table lists outcomes the same way."""
     known = list(COLOURS)
     return sorted(set(values), key=lambda v: (known.index(v) if v in known else len(known), v))
 
