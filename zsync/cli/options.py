@@ -35,6 +35,8 @@ def _decorate(fn: F, options: list[Callable[[Any], Any]]) -> F:
 
 
 def common_options(fn: F) -> F:
+    """--ledger, --env-file, --api-base, --allow-insecure-http and --new-ledger: the options of
+    every command that opens a ledger or talks to the API (the names in :data:`COMMON`)."""
     options = [
         click.option(
             "--ledger",
@@ -89,6 +91,8 @@ class _Concurrency(_ParamType):  # type: ignore[misc]
 
 
 def run_options(fn: F) -> F:
+    """The options of a run that sends: concurrency, rate, polling, time limit, --json and
+    --metrics-file."""
     options = [
         click.option(
             "--concurrency",
@@ -133,6 +137,8 @@ def run_options(fn: F) -> F:
 
 
 def input_options(fn: F) -> F:
+    """The options that say what to read and how it becomes bodies: inputs, format, mapping,
+    delimiter, record size, and the Singer defaults."""
     options = [
         click.option(
             "--input",
@@ -179,6 +185,7 @@ def input_options(fn: F) -> F:
 
 
 def source_options(fn: F) -> F:
+    """--source-cmd and the bookmark it is handed (--state-file, --ignore-bookmark)."""
     options = [
         click.option(
             "--source-cmd",
@@ -208,6 +215,8 @@ def settings_from(
     allow_insecure_http: bool,
     new_ledger: bool = False,
 ) -> config.Settings:
+    """The command's settings (:func:`zsync.config.load`); remembers the key for redaction and
+    shows each settings warning, even under -q."""
     settings = config.load(
         api_base=api_base,
         ledger=ledger,
@@ -269,6 +278,10 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def render_run(state: State, result: RunResult, as_json: bool, console: Console) -> None:
+    """Show a sending command's result and exit with its code. The summary for a person goes
+    to stdout (to stderr on a dry run, whose stdout holds the bodies), and is skipped under
+    -q when the exit is 0 or 75; with --json it goes to stdout as JSON (one line after a dry
+    run's bodies)."""
     console.close()
     if not state.quiet:
         for line in report.dropped_warnings(result):

@@ -57,6 +57,8 @@ class Output(Console):
         self._states_open = True
 
     def emit(self, event: Event) -> None:
+        """A bookmark event becomes a STATE line on stdout; every other event is rendered as
+        ``zsync push`` renders it."""
         if event.kind == "bookmark":
             # Bookmark.save emits this only after the records before the STATE are committed
             # to the ledger, so Meltano never stores a state ahead of them.
@@ -80,10 +82,13 @@ class Output(Console):
         self.log("stdout is closed: stopping (the ledger keeps the last saved state)")
 
     def log(self, line: str) -> None:
+        """One line on stderr, the key redacted, without tearing the progress line."""
         with self.lock:
             self._err(line)
 
     def summary(self, result: RunResult) -> None:
+        """The closing lines on stderr: dropped-field warnings, the fatal error, and ``zsync
+        push``'s summary under the target's name with the count of states written."""
         self.close()
         for line in report.dropped_warnings(result):
             self.log(line)

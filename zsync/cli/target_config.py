@@ -31,6 +31,9 @@ ENV_PREFIX = "TARGET_ZENTRIK_"
 
 @dataclass(frozen=True)
 class Setting:
+    """One setting of the target: its JSON Schema type, the text --about and Meltano show, its
+    default, and whether it is secret, required or one of fixed choices."""
+
     name: str
     kind: str  # JSON Schema type: string, integer, number, boolean
     description: str
@@ -210,6 +213,8 @@ def settings_from(values: Mapping[str, Any], environ: Mapping[str, str]) -> conf
 
 
 def plan_options(values: Mapping[str, Any], stdin: BinaryIO) -> PlanOptions:
+    """What to read and how to shape it: Singer messages from ``stdin``, with the mapping,
+    on_change and Singer defaults the settings give."""
     return PlanOptions(
         source=InputSpec(inputs=("-",), fmt="singer", stdin=stdin),
         mapping=values.get("mapping"),
@@ -221,6 +226,8 @@ def plan_options(values: Mapping[str, Any], stdin: BinaryIO) -> PlanOptions:
 
 
 def run_options(values: Mapping[str, Any]) -> RunOptions:
+    """How to send: concurrency (a fixed number, 8 unless set), rate, polling, time limit and
+    metrics file from the settings."""
     return RunOptions(
         concurrency=int(values.get("concurrency", 8)),
         rate=values.get("rate"),
@@ -261,6 +268,7 @@ def about_info() -> dict[str, Any]:
 
 
 def about_text() -> str:
+    """``--about`` for a person: name, description, version, capabilities, then each setting."""
     info = about_info()
     lines = [
         f"Name: {info['name']}",

@@ -59,6 +59,8 @@ def verify(
 
 
 def render(report: VerifyReport) -> str:
+    """``zsync verify`` for a person: the counts, then each class of drift with its examples,
+    the signals deleted on the server, and what --repair changed."""
     lines = [
         f"ledger {report.ledger}: {report.ledger_items} items; server: "
         f"{report.server_signals} signals ({report.requests} list requests, "
