@@ -1,8 +1,9 @@
 """Record -> create body: the template's fields for the record's kind, each checked.
 
-The body holds exactly the fields the Signals import template sends for the record's
-kind; anything else in the input is reported back in ``Prepared.dropped`` so the user is
-told, never silently ignored. The canonical bytes, hashes and keys of the body
+The body holds the fields the Signals import template sends for the record's kind, and
+the four that Zentrik's own client sends besides (:data:`CLIENT_FIELDS`); anything else in
+the input is reported back in ``Prepared.dropped`` so the user is told, never silently
+ignored. The canonical bytes, hashes and keys of the body
 are :mod:`zsync.shape.canonical`'s.
 
 This runs once per input record on every push, including re-runs where nothing changed,
