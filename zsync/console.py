@@ -86,9 +86,10 @@ class Console:
         click.echo(json.dumps(record, ensure_ascii=False), err=True)
 
     def emit(self, event: Event) -> None:
-        """Show one event: dry-run lines on stdout; problems on stderr (item problems
-        capped at 20 unless -v); other events only with -v (retries with -vv); progress as a
-        redrawn bar on a terminal, else a line every ``--progress-interval`` seconds."""
+        """Show one event: dry-run lines on stdout; problems on stderr (as text, item
+        problems after the first 20 only counted unless -v; with --log-format json, every
+        one); other events only with -v (retries with -vv); progress, unless -q, as a redrawn
+        bar on a terminal, else a line every ``--progress-interval`` seconds."""
         state = self.state
         if event.kind == "would-send":
             click.echo(event.message)

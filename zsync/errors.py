@@ -13,7 +13,7 @@ that turn an exception into a message and an exit code.
     │   └── IncompleteListing       4  the server's list cannot be proven complete
     ├── LedgerError                 5  ledger unusable (corrupt, newer schema, unwritable)
     │   └── LedgerLocked            5  another run holds the lease
-    ├── InputError                  1  an input file cannot be read at all
+    ├── InputError                  1  reading an input failed once the run had begun
     └── ApiError                    -  one request failed; the engine decides the item's fate
         ├── TransientError             worth retrying with the same body and key
         │   ├── TransportError           connection refused/reset, timeout
@@ -102,7 +102,8 @@ class ZsyncError(Exception):
 
 
 class UsageError(ZsyncError):
-    """A bad flag, argument or mapping file: the person has to change the command."""
+    """A bad flag or argument, a mapping file that cannot be used, an input that cannot be
+    opened: the person has to change the command."""
 
     exit_code = ExitCode.USAGE
 
@@ -122,7 +123,8 @@ class WrongWorkspace(ConfigError):
 
 
 class ApiUnavailable(ZsyncError):
-    """The API is not ready or cannot be reached before the run starts; a later run may succeed."""
+    """The API is not ready, cannot be reached, or its list cannot be read whole; a later run
+    may succeed."""
 
     exit_code = ExitCode.UNAVAILABLE
 
@@ -144,7 +146,8 @@ class LedgerLocked(LedgerError):
 
 
 class InputError(ZsyncError):
-    """An input cannot be read at all (missing, unreadable, no standard input)."""
+    """Reading an input failed once the run had begun (an I/O error, no standard input to
+    read). An input found missing or unreadable before the run is a UsageError instead."""
 
     exit_code = ExitCode.ITEMS_FAILED
 
@@ -196,7 +199,8 @@ class Rejected(PermanentError):
 
 
 class Conflict(PermanentError):
-    """409: the signal exists already. Reconcile it; never retry with a new key."""
+    """409: the request collides with what the server holds (an existing signal, or its key
+    still in use). Reconcile; never retry under a new key."""
 
     def __init__(self, message: str, public_id: str | None = None) -> None:
         super().__init__(message, status=409)

@@ -47,7 +47,7 @@ class Context:
     client_factory: Callable[[], ZentrikClient] | None = None
 
     def make_client(self) -> ZentrikClient:
-        """A new client (each worker and each lookup gets its own); ``client_factory`` lets a
+        """A new client (each worker thread and each lookup gets its own); ``client_factory`` lets a
         test or embedding program supply it. ConfigError when no key is set."""
         if self.client_factory is not None:
             return self.client_factory()

@@ -63,7 +63,7 @@ def attempted_count(result: RunResult) -> int:
 
 def summary_json(result: RunResult) -> dict[str, Any]:
     """A run's summary for ``--json``: zero counts left out, ``duration_s`` in seconds, the
-    fatal error (already redacted) as text or None."""
+    fatal error as text or None."""
     return {
         "command": result.command,
         "run_id": result.run_id,
@@ -85,7 +85,8 @@ def summary_json(result: RunResult) -> dict[str, Any]:
 
 def summary_text(result: RunResult) -> str:
     """The summary a person reads: one line of counts, time and exit code, then a line for
-    each thing the next run will take care of."""
+    each thing left over (changed records left as they are, signals still processing, the
+    API gone mid-run, unfinished items)."""
     c = result.counts
     parts = [f"{c[k]} {k}" for k in ORDER if c[k]]
     head = f"zsync {result.command}"
