@@ -84,9 +84,10 @@ _OPTIONAL_NAMES = ("receipt_workspace", "echo_key_in")
 @dataclass
 class EmulatorConfig:
     """One emulator's identity, contract variants and faults. Rates (``*_rate``) are
-    probabilities from 0 to 1 per request; ``*_ms`` are milliseconds, ``*_seconds`` seconds;
-    ``rate_limit`` is requests per second per key (0 = none). Fields in :data:`LIVE_FIELDS` may
-    change while it serves (:meth:`update`); the rest are fixed at start."""
+    probabilities from 0 to 1 per request (``fail_rate``: per processing of a signal);
+    ``*_ms`` are milliseconds, ``*_seconds`` seconds; ``rate_limit`` is requests per second
+    per key (0 = none). Fields in :data:`LIVE_FIELDS` may change while it serves
+    (:meth:`update`); the rest are fixed at start."""
 
     host: str = "127.0.0.1"
     port: int = 8080
