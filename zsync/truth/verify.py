@@ -48,7 +48,8 @@ class Drift:
 class VerifyReport:
     """What ``zsync verify`` found: counts on both sides, the list requests it made, whether
     the list was proven complete, drift by class, and (with --repair) what was changed.
-    ``seconds`` is wall time; ``deleted`` counts items deleted on the server, which is not drift."""
+    ``seconds`` is how long it took; ``deleted`` counts items deleted on the server, which
+    is not drift."""
 
     ledger: str
     server_signals: int = 0
