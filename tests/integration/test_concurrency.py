@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import TEST_KEY, run_cli
 from tests.emulator.testing import running_emulator
+from tests.waiting import wait_until
 
 RECORDS = 300
 
@@ -28,11 +31,24 @@ def _write(path: Path, n: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _limited_then_opened(emu: Any) -> None:
+    """Keep the limit at 1 request/s until creates in flight have met 429s, then open it to
+    150/s: the 429s happen however fast or loaded the machine is."""
+
+    def creates_refused() -> bool:
+        truth = emu.truth()
+        posts = sum(n for k, n in truth["requests"].items() if k.startswith("POST "))
+        return posts >= 8 and truth["faults"]["rate_limited_429"] >= 4
+
+    wait_until(creates_refused, "creates to meet 429s", timeout=60)
+    emu.set_faults(rate_limit=150)
+
+
 def test_concurrent_sends_and_polls_land_every_record_exactly_once() -> None:
     _write(Path("in.jsonl"), RECORDS)
     with running_emulator(
         latency_ms=10,
-        rate_limit=150,
+        rate_limit=1,
         error_rate=0.05,
         drop_after_commit_rate=0.05,
         process_seconds=0.3,
@@ -40,7 +56,10 @@ def test_concurrent_sends_and_polls_land_every_record_exactly_once() -> None:
     ) as emu:
         env = {"ZENTRIK_API_BASE": emu.url, "ZENTRIK_API_KEY": TEST_KEY}
         push = ["push", "--input", "in.jsonl", "--concurrency", "8", "--json"]
+        opener = threading.Thread(target=_limited_then_opened, args=(emu,), daemon=True)
+        opener.start()
         result = run_cli(push, env=env)
+        opener.join(timeout=60)
         assert result.code == 0, result.err
         summary = json.loads(result.out)
         assert summary["counts"]["processed"] == RECORDS

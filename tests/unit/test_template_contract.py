@@ -52,6 +52,8 @@ def rsps() -> Iterator[responses.RequestsMock]:
 def api(rsps: responses.RequestsMock) -> responses.RequestsMock:
     rsps.get(f"{BASE}/readyz", json=READY)
     rsps.get(f"{BASE}/external/v1/auth/context", json={"workspace": {"id": "ws-1"}})
+    # An empty workspace: the check before the first create finds nothing to adopt.
+    rsps.get(SIGNALS, json=[], headers={"X-Total-Count": "0"})
     return rsps
 
 
