@@ -306,7 +306,7 @@ def test_a_run_killed_before_its_adoption_is_in_leaves_the_anchor_where_it_was(
     def dies(*_args: object) -> None:
         raise KeyboardInterrupt  # as a SIGKILL would, before the adoption commits
 
-    monkeypatch.setattr(ledger, "adopt", dies)
+    monkeypatch.setattr(ledger.server, "adopt", dies)
     gate = TrustGate(
         ledger,
         lambda: ZentrikClient(emu.url, TEST_KEY),

@@ -116,56 +116,44 @@ class ServerTable(Table):
             return
         ts = now_iso()
         with self._ledger.transaction():
-            for external_id, signal in pairs:
-                self._conn.execute(
-                    "UPDATE items SET status = ?, public_id = ?, job_id = COALESCE(?, job_id), "
-                    "last_error = NULL, updated_at = ?, last_run_id = COALESCE(?, last_run_id) "
-                    "WHERE external_id = ?",
-                    (
-                        server_status(signal),
-                        signal.public_id,
-                        signal.job_id,
-                        ts,
-                        run_id,
-                        external_id,
-                    ),
-                )
-                self._event(external_id, run_id, ts, kind, signal.public_id)
+            self._conn.executemany(
+                "UPDATE items SET status = ?, public_id = ?, job_id = COALESCE(?, job_id), "
+                "last_error = NULL, updated_at = ?, last_run_id = COALESCE(?, last_run_id) "
+                "WHERE external_id = ?",
+                [
+                    (server_status(s), s.public_id, s.job_id, ts, run_id, external_id)
+                    for external_id, s in pairs
+                ],
+            )
+            self._events([(e, run_id, ts, kind, s.public_id) for e, s in pairs])
 
     def adopt(self, signals: Sequence[ServerSignal], run_id: int | None) -> None:
         """Signals the ledger did not know (or knew only as gone): rows from the server's copy.
         Their hash is 'adopted' until a push matches an input record to them field by field."""
-        if not signals:
+        # A signal without an externalId: no record can claim it, never adopted by guess.
+        claimable = [(s.external_id, s) for s in signals if s.external_id is not None]
+        if not claimable:
             return
         ts = now_iso()
         with self._ledger.transaction():
-            for s in signals:
-                if s.external_id is None:
-                    continue  # no record can claim it: never adopted by guess
-                self._conn.execute(
-                    "INSERT INTO items (external_id, payload_hash, status, public_id, job_id, "
-                    "field_hashes, origin, first_run_id, last_run_id, created_at, updated_at, "
-                    "adopted_at) VALUES (?, ?, ?, ?, ?, ?, 'server', ?, ?, ?, ?, ?) "
-                    "ON CONFLICT(external_id) DO UPDATE SET payload_hash = excluded.payload_hash, "
-                    "payload = NULL, idempotency_key = NULL, status = excluded.status, "
-                    "public_id = excluded.public_id, job_id = excluded.job_id, "
-                    "field_hashes = excluded.field_hashes, raw_hash = NULL, last_error = NULL, "
-                    "updated_at = excluded.updated_at, adopted_at = excluded.adopted_at",
+            self._conn.executemany(
+                "INSERT INTO items (external_id, payload_hash, status, public_id, job_id, "
+                "field_hashes, origin, first_run_id, last_run_id, created_at, updated_at, "
+                "adopted_at) VALUES (?, ?, ?, ?, ?, ?, 'server', ?, ?, ?, ?, ?) "
+                "ON CONFLICT(external_id) DO UPDATE SET payload_hash = excluded.payload_hash, "
+                "payload = NULL, idempotency_key = NULL, status = excluded.status, "
+                "public_id = excluded.public_id, job_id = excluded.job_id, "
+                "field_hashes = excluded.field_hashes, raw_hash = NULL, last_error = NULL, "
+                "updated_at = excluded.updated_at, adopted_at = excluded.adopted_at",
+                [
                     (
-                        s.external_id,
-                        ADOPTED_HASH,
-                        server_status(s),
-                        s.public_id,
-                        s.job_id,
-                        s.field_hashes,
-                        run_id,
-                        run_id,
-                        ts,
-                        ts,
-                        ts,
-                    ),
-                )
-                self._event(s.external_id, run_id, ts, "adopted", s.public_id)
+                        *(e, ADOPTED_HASH, server_status(s), s.public_id, s.job_id),
+                        *(s.field_hashes, run_id, run_id, ts, ts, ts),
+                    )
+                    for e, s in claimable
+                ],
+            )
+            self._events([(e, run_id, ts, "adopted", s.public_id) for e, s in claimable])
 
     def mark_gone(self, external_ids: Sequence[str], run_id: int | None) -> None:
         """Signals the server no longer holds: the next push of their record creates them."""
@@ -173,13 +161,12 @@ class ServerTable(Table):
             return
         ts = now_iso()
         with self._ledger.transaction():
-            for external_id in external_ids:
-                self._conn.execute(
-                    "UPDATE items SET status = ?, last_error = NULL, updated_at = ? "
-                    "WHERE external_id = ?",
-                    (Status.DELETED, ts, external_id),
-                )
-                self._event(external_id, run_id, ts, "gone", "no longer on the server")
+            self._conn.executemany(
+                "UPDATE items SET status = ?, last_error = NULL, updated_at = ? "
+                "WHERE external_id = ?",
+                [(Status.DELETED, ts, e) for e in external_ids],
+            )
+            self._events([(e, run_id, ts, "gone", "no longer on the server") for e in external_ids])
 
     def set_status(self, pairs: Sequence[tuple[str, str]], run_id: int | None) -> None:
         """(external_id, status) the server's copy corrects the ledger to."""
@@ -187,13 +174,12 @@ class ServerTable(Table):
             return
         ts = now_iso()
         with self._ledger.transaction():
-            for external_id, status in pairs:
-                self._conn.execute(
-                    "UPDATE items SET status = ?, updated_at = ?, payload = CASE WHEN ? "
-                    "THEN NULL ELSE payload END WHERE external_id = ?",
-                    (status, ts, status == Status.PROCESSED, external_id),
-                )
-                self._event(external_id, run_id, ts, "status-corrected", status)
+            self._conn.executemany(
+                "UPDATE items SET status = ?, updated_at = ?, payload = CASE WHEN ? "
+                "THEN NULL ELSE payload END WHERE external_id = ?",
+                [(status, ts, status == Status.PROCESSED, e) for e, status in pairs],
+            )
+            self._events([(e, run_id, ts, "status-corrected", status) for e, status in pairs])
 
     def learn_adopted(self, rows: Sequence[tuple[str, str, str, str | None]]) -> None:
         """(external_id, payload_hash, field_hashes, raw_hash) of adopted rows an unchanged
@@ -207,8 +193,9 @@ class ServerTable(Table):
                 [(h, f, r, e, ADOPTED_HASH) for e, h, f, r in rows],
             )
 
-    def _event(self, external_id: str, run_id: int | None, ts: str, kind: str, detail: str) -> None:
-        self._conn.execute(
+    def _events(self, rows: Sequence[tuple[str, int | None, str, str, str]]) -> None:
+        """(external_id, run_id, at, kind, detail): one event each, in this order."""
+        self._conn.executemany(
             "INSERT INTO events (external_id, run_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)",
-            (external_id, run_id, ts, kind, detail),
+            rows,
         )
