@@ -90,8 +90,8 @@ class Engine:
             retry=self.retry,
             result=result,
             emit=emit,
-            workspace=ledger.get_meta("workspace_id"),
-            replay_safe=ledger.replay_observed() is not None,
+            workspace=ledger.meta.get("workspace_id"),
+            replay_safe=ledger.server.replay_observed() is not None,
         )
         self._poll_deadline = 0.0
         self._buffer: list[Outcome] = []
@@ -137,7 +137,9 @@ class Engine:
             return
         if outcome.kind == "gone":
             # Deleted on the server, or (answered with a signal already gone) a conflict.
-            outcome = self.worker.judge_gone(outcome, self.ledger.events_for(outcome.external_id))
+            outcome = self.worker.judge_gone(
+                outcome, self.ledger.items.events_for(outcome.external_id)
+            )
             if counts["submitted"] > 0:
                 counts["submitted"] -= 1
         if outcome.kind == "poll-rejected":
@@ -146,7 +148,7 @@ class Engine:
         if outcome.kind in ("replayed", "adopted") and not self.worker.replay_safe:
             # A resend answered with the original signal: resending is safe here from now on.
             how = "409 naming the signal" if outcome.kind == "adopted" else "replayed create"
-            self.ledger.note_replay(f"{how}, {outcome.external_id}")
+            self.ledger.server.note_replay(f"{how}, {outcome.external_id}")
             self.worker.replay_safe = True
         if outcome.kind in ("created", "replayed", "adopted"):
             counts[outcome.kind] += 1
@@ -158,7 +160,7 @@ class Engine:
             counts["submitted"] += 1
             public_id = outcome.public_id
             if public_id is None:
-                item = self.ledger.get_item(outcome.external_id)
+                item = self.ledger.items.get_item(outcome.external_id)
                 public_id = str(item["public_id"]) if item and item.get("public_id") else None
             if public_id:
                 self.schedule_poll(outcome.external_id, public_id)
@@ -190,13 +192,13 @@ class Engine:
         if self._buffer and (
             force or len(self._buffer) >= _FLUSH_EVERY or now - self._last_flush >= _FLUSH_SECONDS
         ):
-            self.ledger.apply_outcomes(self._buffer, self.run_id)
-            self.ledger.heartbeat()
+            self.ledger.items.apply_outcomes(self._buffer, self.run_id)
+            self.ledger.lease.heartbeat()
             self._buffer = []
             self._last_flush = now
             self._last_beat = now
         elif now - self._last_beat >= _HEARTBEAT_SECONDS:
-            self.ledger.heartbeat()
+            self.ledger.lease.heartbeat()
             self._last_beat = now
         self._progress(now)
 

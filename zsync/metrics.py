@@ -97,7 +97,7 @@ def _concurrency_metric(result: RunResult, command: str) -> list[str]:
 
 
 def _ledger_metrics(ledger: Ledger) -> list[str]:
-    counts = ledger.counts_by_status()
+    counts = ledger.items.counts_by_status()
     lines = [
         *_metric(
             "zsync_ledger_items",
@@ -112,7 +112,7 @@ def _ledger_metrics(ledger: Ledger) -> list[str]:
             [("", sum(counts.get(s, 0) for s in UNFINISHED))],
         ),
     ]
-    last_ok = _epoch(ledger.last_success())
+    last_ok = _epoch(ledger.runs.last_success())
     if last_ok is not None:
         lines += _metric(
             "zsync_last_success_timestamp_seconds",

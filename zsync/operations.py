@@ -83,7 +83,7 @@ def preflight(ctx: Context, ledger: Ledger, *, skip_readyz: bool) -> None:
         if isinstance(context, dict) and isinstance(context.get("workspace"), dict):
             ws_id = context["workspace"].get("id")
             workspace = str(ws_id) if ws_id else None
-        was = ledger.get_meta("api_base")
+        was = ledger.meta.get("api_base")
         ledger.bind(ctx.settings.api_base, workspace)
         if was and was != ctx.settings.api_base:  # same workspace (bind refuses another)
             ctx.emit(
@@ -125,15 +125,15 @@ def _run(
                     f"ledger {path} was not usable: kept as {ledger.replaced}; a new one starts"
                 )
                 ctx.emit(Event("warning", None, message))
-            ledger.acquire_lease(command)
-            run_id = result.run_id = ledger.start_run(command, arguments)
+            ledger.lease.acquire(command)
+            run_id = result.run_id = ledger.runs.start(command, arguments)
             try:
                 preflight(ctx, ledger, skip_readyz=skip_readyz)
                 _drive(ctx, ledger, run_id, result, options, feeder(ledger, run_id, result))
             except ZsyncError as exc:
                 result.fatal = exc
             result.duration = time.monotonic() - started
-            ledger.finish_run(run_id, dict(result.counts), int(result.exit_code))
+            ledger.runs.finish(run_id, dict(result.counts), int(result.exit_code))
             if options.metrics_file is not None:
                 metrics.write(options.metrics_file, metrics.render(result, ledger))
         finally:

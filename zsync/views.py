@@ -53,8 +53,8 @@ def runs(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
 def _runs(ledger: Ledger, limit: int) -> list[dict[str, Any]]:
     """Recent runs, each with its duration and state: a run that never finished is running
     only while the lease names its process; otherwise it was killed or crashed."""
-    holder = ledger.lease_holder()
-    rows = ledger.recent_runs(limit)
+    holder = ledger.lease.holder()
+    rows = ledger.runs.recent(limit)
     for row in rows:
         row["duration_s"] = _duration(row["started_at"], row["finished_at"])
         if row["finished_at"] is None:
@@ -69,13 +69,13 @@ def show(settings: Settings, external_id: str) -> dict[str, Any] | None:
     """One item's ledger row with its payload parsed and its timeline (``events``); None when
     the ledger has no such external id."""
     with reading(settings.ledger_path) as ledger:
-        item = ledger.get_item(external_id)
+        item = ledger.items.get_item(external_id)
         if item is None:
             return None
         item.pop("field_hashes", None)
         payload = item.pop("payload", None)
         item["payload"] = json.loads(payload) if payload else None
-        item["events"] = ledger.events_for(external_id)
+        item["events"] = ledger.items.events_for(external_id)
         return item
 
 
@@ -115,7 +115,7 @@ def errors(settings: Settings, samples: int = 3) -> list[Cause]:
     up to ``samples`` external ids."""
     groups: dict[str, Cause] = {}
     with reading(settings.ledger_path) as ledger:
-        for external_id, status, http_status, error, at in ledger.iter_failures():
+        for external_id, status, http_status, error, at in ledger.items.iter_failures():
             key = cause_of(status, http_status, error)
             group = groups.get(key)
             if group is None:
@@ -131,7 +131,7 @@ def errors(settings: Settings, samples: int = 3) -> list[Cause]:
 def export(settings: Settings, fmt: str, statuses: tuple[str, ...] = ()) -> Iterator[str]:
     """Ledger rows as one JSON array, JSONL lines or CSV lines (header first), streamed."""
     with reading(settings.ledger_path) as ledger:
-        rows = ledger.iter_export(statuses or None)
+        rows = ledger.items.iter_export(statuses or None)
         if fmt == "json":  # one array, still streamed
             yield "["
             for n, row in enumerate(rows):
@@ -145,7 +145,7 @@ def export(settings: Settings, fmt: str, statuses: tuple[str, ...] = ()) -> Iter
                 yield json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n"
             return
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(Ledger.EXPORT_COLUMNS))
+        writer = csv.DictWriter(buffer, fieldnames=list(ledger.items.EXPORT_COLUMNS))
         writer.writeheader()
         for row in rows:
             writer.writerow(row)
@@ -233,10 +233,10 @@ def _ledger_check(settings: Settings, workspace: str | None) -> Check:
         return Check("ledger", False, str(exc))
     try:
         ledger.raise_if_damaged()  # SQLite's own check of every page
-        bound = ledger.get_meta("workspace_id")
+        bound = ledger.meta.get("workspace_id")
         schema = ledger.schema_version()
-        holder = ledger.lease_holder()
-        replay = ledger.replay_observed()
+        holder = ledger.lease.holder()
+        replay = ledger.server.replay_observed()
     except LedgerError as exc:
         return Check("ledger", False, str(exc))
     except sqlite3.DatabaseError:
@@ -265,18 +265,18 @@ def status(settings: Settings) -> dict[str, Any]:
     LedgerError when the ledger is damaged."""
     with reading(settings.ledger_path) as ledger:
         ledger.raise_if_damaged()  # damage is never reported as a healthy ledger
-        holder = ledger.lease_holder()
+        holder = ledger.lease.holder()
         return {
             "ledger": str(settings.ledger_path),
             "schema": ledger.schema_version(),
-            "workspace_id": ledger.get_meta("workspace_id"),
-            "api_base": ledger.get_meta("api_base"),
-            "counts": ledger.counts_by_status(),
-            "oldest_unfinished": ledger.oldest_unfinished(),
+            "workspace_id": ledger.meta.get("workspace_id"),
+            "api_base": ledger.meta.get("api_base"),
+            "counts": ledger.items.counts_by_status(),
+            "oldest_unfinished": ledger.items.oldest_unfinished(),
             "lock": None if holder is None else holder.describe(),
-            "bookmarks": ledger.bookmarks(),
+            "bookmarks": ledger.meta.bookmarks(),
             "recent_runs": _runs(ledger, 5),
-            "rejected": ledger.items_in(NEEDS_LOOK - {Status.ERROR}, limit=20),
+            "rejected": ledger.items.items_in(NEEDS_LOOK - {Status.ERROR}, limit=20),
         }
 
 
@@ -286,7 +286,7 @@ def retry_candidates(
     """What retry-failed would do, item by item; nothing is changed."""
     statuses = [Status.FAILED, Status.ERROR] + ([Status.REJECTED] if include_rejected else [])
     with reading(settings.ledger_path) as ledger:
-        return ledger.items_in(statuses, limit=limit)
+        return ledger.items.items_in(statuses, limit=limit)
 
 
 @dataclass

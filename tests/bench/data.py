@@ -120,7 +120,7 @@ def fill_ledgers(source: Path, targets: list[tuple[Path, int]]) -> None:
     ledgers = []
     for path, limit in targets:
         ledger = Ledger.open(path)
-        run_id = ledger.start_run("bench-fill", {"source": source.name})
+        run_id = ledger.runs.start("bench-fill", {"source": source.name})
         ledgers.append([ledger, limit, run_id, 0])
     intents: list[Intent] = []
 
@@ -130,8 +130,8 @@ def fill_ledgers(source: Path, targets: list[tuple[Path, int]]) -> None:
             mine = intents[: max(0, limit - written)]
             if not mine:
                 continue
-            ledger.record_intents(mine, run_id)
-            ledger.apply_outcomes([processed(i.external_id) for i in mine], run_id)
+            ledger.items.record_intents(mine, run_id)
+            ledger.items.apply_outcomes([processed(i.external_id) for i in mine], run_id)
             entry[3] = written + len(mine)
 
     cut = skip.cut(PlanOptions(source=InputSpec((str(source),))), str(source))
@@ -159,7 +159,7 @@ def fill_ledgers(source: Path, targets: list[tuple[Path, int]]) -> None:
                 intents = []
         flush()
         for ledger, _limit, run_id, written in ledgers:
-            ledger.finish_run(run_id, {"processed": written}, 0)
+            ledger.runs.finish(run_id, {"processed": written}, 0)
     finally:
         for ledger, *_rest in ledgers:
             ledger.close()

@@ -67,7 +67,7 @@ def fill(path: Path, ledger_path: Path, mapping: Path | None) -> int:
     mappings = plan.check(options)
     ledger = Ledger.open(ledger_path)
     try:
-        run_id = ledger.start_run("bench-fill", {"source": path.name})
+        run_id = ledger.runs.start("bench-fill", {"source": path.name})
         shaper = shape.Shaper(mappings, derive_external_id=False, warn=print)
         stream = planned_stream(
             ledger, options, shaper, RunResult("push"), Seen(), bookmark=None, warn=print
@@ -90,7 +90,7 @@ def fill(path: Path, ledger_path: Path, mapping: Path | None) -> int:
             if len(intents) >= 5000:
                 written += _flush(ledger, intents, run_id)
         written += _flush(ledger, intents, run_id)
-        ledger.finish_run(run_id, {"processed": written}, 0)
+        ledger.runs.finish(run_id, {"processed": written}, 0)
         return written
     finally:
         ledger.close()
@@ -98,8 +98,8 @@ def fill(path: Path, ledger_path: Path, mapping: Path | None) -> int:
 
 def _flush(ledger: Ledger, intents: list[Intent], run_id: int) -> int:
     n = len(intents)
-    ledger.record_intents(intents, run_id)
-    ledger.apply_outcomes([data.processed(i.external_id) for i in intents], run_id)
+    ledger.items.record_intents(intents, run_id)
+    ledger.items.apply_outcomes([data.processed(i.external_id) for i in intents], run_id)
     intents.clear()
     return n
 

@@ -301,12 +301,12 @@ def test_a_run_killed_before_its_adoption_is_in_leaves_the_anchor_where_it_was(
     _push(env)
     shutil.copy("backup.db", "zsync.db")
     ledger = Ledger.open(Path("zsync.db"))
-    before = ledger.trust_anchor()
+    before = ledger.trust.anchor()
 
     def dies(*_args: object) -> None:
         raise KeyboardInterrupt  # as a SIGKILL would, before the adoption commits
 
-    monkeypatch.setattr(ledger, "adopt", dies)
+    monkeypatch.setattr(ledger.server, "adopt", dies)
     gate = TrustGate(
         ledger,
         lambda: ZentrikClient(emu.url, TEST_KEY),
@@ -317,7 +317,7 @@ def test_a_run_killed_before_its_adoption_is_in_leaves_the_anchor_where_it_was(
     )
     with pytest.raises(KeyboardInterrupt):
         gate.check()
-    assert ledger.trust_anchor() == before
+    assert ledger.trust.anchor() == before
     ledger.close()
     again = _push(env)
     assert again["counts"]["adopted"] == 100 and _twice(emu) == 0

@@ -82,7 +82,7 @@ def test_metrics_are_exact_and_parse_as_prometheus_text(
     families = {f.name: f for f in text_string_to_metric_families(Path("z.prom").read_text())}
     [last_ok] = families["zsync_last_success_timestamp_seconds"].samples
     ledger = Ledger.open_readonly(Path("zsync.db"))
-    finished = ledger.last_success()
+    finished = ledger.runs.last_success()
     assert finished is not None
     expected = datetime.fromisoformat(finished.replace("Z", "+00:00")).timestamp()
     # to the millisecond the ledger keeps, not to six significant digits (±83 minutes)
@@ -293,7 +293,7 @@ def test_status_calls_a_killed_run_what_it_is() -> None:
     from zsync.ledger import Ledger
 
     ledger = Ledger.open(Path("zsync.db"))
-    run_id = ledger.start_run("push", {})
+    run_id = ledger.runs.start("push", {})
     ledger.conn.execute("UPDATE runs SET pid = 999999999 WHERE id = ?", (run_id,))
     ledger.close()
     status = run_cli(["status"], env={})

@@ -10,13 +10,19 @@ from typing import Any
 
 from zsync import read
 from zsync.ledger import Ledger
+from zsync.ledger.items import ItemsTable
+from zsync.ledger.meta import MetaTable
 from zsync.model import Event, Intent, RunResult, SendJob, UpdateJob
 from zsync.plan import PlanOptions, push_feeder
 from zsync.read import InputSpec
 
 
-class LoggingLedger(Ledger):
-    log: list[str]
+class LoggingItems(ItemsTable):
+    """The items table, noting each write in the ledger's log."""
+
+    def __init__(self, ledger: LoggingLedger) -> None:
+        super().__init__(ledger)
+        self.log = ledger.log
 
     def record_intents(self, intents: Sequence[Intent], run_id: int) -> None:
         self.log.append("intents " + ",".join(i.external_id for i in intents))
@@ -26,16 +32,32 @@ class LoggingLedger(Ledger):
         self.log.append("invalid " + ",".join(origin for _e, origin, _m in rows))
         super().record_invalid(rows, run_id)
 
-    def set_meta(self, key: str, value: str) -> None:
+
+class LoggingMeta(MetaTable):
+    """The meta table, noting each bookmark written in the ledger's log."""
+
+    def __init__(self, ledger: LoggingLedger) -> None:
+        super().__init__(ledger)
+        self.log = ledger.log
+
+    def set(self, key: str, value: str) -> None:
         if key.startswith("bookmark:"):
             self.log.append(f"bookmark {value}")
-        super().set_meta(key, value)
+        super().set(key, value)
+
+
+class LoggingLedger(Ledger):
+    """A ledger whose items and meta tables log their writes, in order, in ``log``."""
+
+    log: list[str]
 
 
 def ledger(path: str = "zsync.db") -> LoggingLedger:
     opened = LoggingLedger.open(Path(path))
     assert isinstance(opened, LoggingLedger)
     opened.log = []
+    opened.items = LoggingItems(opened)
+    opened.meta = LoggingMeta(opened)
     return opened
 
 
@@ -59,7 +81,7 @@ def singer(*messages: dict[str, Any]) -> PlanOptions:
 
 
 def feed(db: Ledger, options: PlanOptions, events: list[Event] | None = None) -> list[list[Any]]:
-    run_id = db.start_run("push", {})
+    run_id = db.runs.start("push", {})
     sink = events if events is not None else []
     return [
         list(b)
@@ -86,7 +108,7 @@ def test_each_bookmark_is_saved_after_the_records_before_it_and_before_those_aft
     # the last (empty) batch: unfinished items of earlier runs, of which there are none
     assert [[j.external_id for j in b] for b in batches] == [["e1"], ["e3", "e4"], [], ["e6"], []]
     assert all(isinstance(j, SendJob) for b in batches for j in b)
-    assert db.get_meta("bookmark:" + (read.source_id(options.source) or "")) == '{"n":5}'
+    assert db.meta.get("bookmark:" + (read.source_id(options.source) or "")) == '{"n":5}'
 
 
 def test_a_run_that_stops_early_keeps_the_bookmark_of_what_it_recorded() -> None:
@@ -109,7 +131,7 @@ def test_an_update_not_yet_applied_holds_the_bookmark_for_the_rest_of_the_run() 
     assert [type(j) for b in batches for j in b] == [SendJob, UpdateJob]
     assert db.log == ["intents e3"]  # no bookmark: the update is recorded only when it lands
     assert [e.kind for e in events].count("warning") == 1
-    assert db.get_meta("bookmark:" + (read.source_id(singer().source) or "")) == '{"n":1}'
+    assert db.meta.get("bookmark:" + (read.source_id(singer().source) or "")) == '{"n":1}'
 
 
 def test_on_change_skip_does_not_hold_the_bookmark() -> None:
@@ -119,7 +141,7 @@ def test_on_change_skip_does_not_hold_the_bookmark() -> None:
     options = singer(rec(1, "changed"), state(2))
     options.on_change = "skip"
     feed(db, options)
-    assert db.get_meta("bookmark:" + (read.source_id(options.source) or "")) == '{"n":2}'
+    assert db.meta.get("bookmark:" + (read.source_id(options.source) or "")) == '{"n":2}'
 
 
 def test_a_dry_run_saves_no_bookmark_and_writes_no_state_file() -> None:

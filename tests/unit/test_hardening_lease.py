@@ -46,7 +46,7 @@ def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; from zsync.ledger import Ledger;"
-            "l = Ledger.open(Path(sys.argv[1])); l.acquire_lease('push');"
+            "l = Ledger.open(Path(sys.argv[1])); l.lease.acquire('push');"
             "print('held', flush=True); time.sleep(60)",
             str(tmp_path / "l.db"),
         ],
@@ -68,8 +68,8 @@ def test_a_live_holder_keeps_the_lease_however_old_its_heartbeat(
     ledger = Ledger.open(path)
     ledger.conn.execute("UPDATE lease SET heartbeat_at = heartbeat_at - 1200")
     with pytest.raises(LedgerLocked, match=rf"pid {holder.pid} on"):
-        ledger.acquire_lease("push")
-    found = ledger.lease_holder()
+        ledger.lease.acquire("push")
+    found = ledger.lease.holder()
     assert found is not None and found.pid == holder.pid  # status shows it as running
     ledger.close()
 
@@ -80,7 +80,7 @@ def test_a_dead_holder_on_this_host_is_taken_over_at_once(tmp_path: Path) -> Non
     path = tmp_path / "l.db"
     _hold(path, dead.pid, socket.gethostname(), age=0)  # a heartbeat from just now
     ledger = Ledger.open(path)
-    ledger.acquire_lease("push")
+    ledger.lease.acquire("push")
     ledger.close()
 
 
@@ -97,7 +97,7 @@ def test_a_killed_holder_not_yet_reaped_is_taken_over_at_once(
         assert time.monotonic() < deadline, "the killed holder's lock was never released"
         time.sleep(0.01)
     ledger = Ledger.open(path)
-    ledger.acquire_lease("push")
+    ledger.lease.acquire("push")
     ledger.close()
 
 
@@ -109,7 +109,7 @@ def test_a_reused_pid_is_not_the_holder(tmp_path: Path, sleeper: subprocess.Pope
     # The holder died and its pid now belongs to another process (another start time).
     _hold(path, sleeper.pid, socket.gethostname(), age=0, started=start - 1)
     ledger = Ledger.open(path)
-    ledger.acquire_lease("push")
+    ledger.lease.acquire("push")
     ledger.close()
 
 
@@ -118,11 +118,11 @@ def test_another_hosts_holder_expires_only_past_the_stated_margin(tmp_path: Path
     _hold(path, 1, OTHER_HOST, age=lease.LEASE_EXPIRY_SECONDS - 30)
     ledger = Ledger.open(path)
     with pytest.raises(LedgerLocked, match=OTHER_HOST):
-        ledger.acquire_lease("push")
+        ledger.lease.acquire("push")
     ledger.close()
     _hold(path, 1, OTHER_HOST, age=lease.LEASE_EXPIRY_SECONDS + 30)
     ledger = Ledger.open(path)
-    ledger.acquire_lease("push")
+    ledger.lease.acquire("push")
     ledger.close()
 
 
@@ -134,7 +134,7 @@ def test_the_heartbeat_beats_on_its_own_thread(
     monkeypatch.setattr(lease, "HEARTBEAT_SECONDS", 0.02)
     path = tmp_path / "l.db"
     ledger = Ledger.open(path)
-    ledger.acquire_lease("push")
+    ledger.lease.acquire("push")
     ledger.conn.execute("UPDATE lease SET heartbeat_at = 1.0")
     deadline = time.monotonic() + 30
     while ledger.conn.execute("SELECT heartbeat_at FROM lease").fetchone()[0] == 1.0:
@@ -142,7 +142,7 @@ def test_the_heartbeat_beats_on_its_own_thread(
         time.sleep(0.02)
     ledger.close()
     reopened = Ledger.open(path)
-    assert reopened.lease_holder() is None  # released on close, beats stopped
+    assert reopened.lease.holder() is None  # released on close, beats stopped
     reopened.close()
 
 
@@ -153,5 +153,5 @@ def test_a_ledger_reached_through_a_symlink_shares_the_lock(
     link.symlink_to(tmp_path / "l.db")
     ledger = Ledger.open(link)
     with pytest.raises(LedgerLocked, match=rf"pid {holder.pid} on"):
-        ledger.acquire_lease("push")
+        ledger.lease.acquire("push")
     ledger.close()

@@ -23,7 +23,7 @@ def _intent(ext: str, payload: str = '{"text":"x"}') -> Intent:
 def test_new_ledger_and_its_wal_files_are_private(tmp_path: Path) -> None:
     path = tmp_path / "zsync.db"
     ledger = Ledger.open(path)
-    ledger.record_intents([_intent("a")], run_id=1)
+    ledger.items.record_intents([_intent("a")], run_id=1)
     for candidate in (path, Path(str(path) + "-wal"), Path(str(path) + "-shm")):
         if candidate.exists():
             assert stat.S_IMODE(candidate.stat().st_mode) == 0o600, candidate
@@ -32,9 +32,9 @@ def test_new_ledger_and_its_wal_files_are_private(tmp_path: Path) -> None:
 
 def test_intent_then_outcomes_walk_the_lifecycle(tmp_path: Path) -> None:
     ledger = Ledger.open(tmp_path / "l.db")
-    ledger.record_intents([_intent("a"), _intent("b")], run_id=1)
-    assert ledger.counts_by_status() == {"pending": 2}
-    ledger.apply_outcomes(
+    ledger.items.record_intents([_intent("a"), _intent("b")], run_id=1)
+    assert ledger.items.counts_by_status() == {"pending": 2}
+    ledger.items.apply_outcomes(
         [
             Outcome(
                 "a",
@@ -56,24 +56,24 @@ def test_intent_then_outcomes_walk_the_lifecycle(tmp_path: Path) -> None:
         ],
         run_id=1,
     )
-    ledger.apply_outcomes([Outcome("a", "processed", status="processed")], run_id=1)
-    item = ledger.get_item("a")
+    ledger.items.apply_outcomes([Outcome("a", "processed", status="processed")], run_id=1)
+    item = ledger.items.get_item("a")
     assert item is not None
     assert (item["status"], item["public_id"], item["job_id"]) == ("processed", "SIGNAL-1", "job-1")
     assert item["payload"] is None  # processed: the resend copy is no longer kept
-    rejected = ledger.get_item("b")
+    rejected = ledger.items.get_item("b")
     assert rejected is not None and rejected["last_error"].startswith("422")
-    assert [e["kind"] for e in ledger.events_for("a")] == ["created", "processed"]
+    assert [e["kind"] for e in ledger.items.events_for("a")] == ["created", "processed"]
     ledger.close()
 
 
 def test_reopening_keeps_everything(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     ledger = Ledger.open(path)
-    ledger.record_intents([_intent("a")], run_id=1)
+    ledger.items.record_intents([_intent("a")], run_id=1)
     ledger.close()
     again = Ledger.open(path)
-    assert again.lookup(["a", "zzz"]).keys() == {"a"}
+    assert again.items.lookup(["a", "zzz"]).keys() == {"a"}
     again.close()
 
 
@@ -84,7 +84,7 @@ def test_second_holder_is_refused_with_the_holder_named(tmp_path: Path) -> None:
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; from zsync.ledger import Ledger;"
-            "l = Ledger.open(Path(sys.argv[1])); l.acquire_lease('push');"
+            "l = Ledger.open(Path(sys.argv[1])); l.lease.acquire('push');"
             "print('held', flush=True);"
             "time.sleep(30)",
             str(path),
@@ -96,15 +96,15 @@ def test_second_holder_is_refused_with_the_holder_named(tmp_path: Path) -> None:
         assert child.stdout is not None and child.stdout.readline().strip() == "held"
         ledger = Ledger.open(path)
         with pytest.raises(LedgerLocked, match=rf"pid {child.pid} on .*push"):
-            ledger.acquire_lease("push")
+            ledger.lease.acquire("push")
     finally:
         child.kill()
         child.wait()
         assert child.stdout is not None
         child.stdout.close()
     # The holder died without releasing: the next run takes the lease over.
-    ledger.acquire_lease("push")
-    holder = ledger.lease_holder()
+    ledger.lease.acquire("push")
+    holder = ledger.lease.holder()
     assert holder is None or holder.pid == os.getpid()
     ledger.close()
 

@@ -93,7 +93,7 @@ def _csv(path: Path, ids: list[str]) -> None:
 def _ledger_knowing(tmp_path: Path, options: PlanOptions, path: str, every: int) -> Ledger:
     """A ledger holding every ``every``-th record of each chunk of ``path`` as processed."""
     ledger = Ledger.open(tmp_path / "l.db")
-    run_id = ledger.start_run("test", {})
+    run_id = ledger.runs.start("test", {})
     records = skip.cut(options, path)
     assert records is not None
     intents = []
@@ -106,12 +106,12 @@ def _ledger_knowing(tmp_path: Path, options: PlanOptions, path: str, every: int)
         Intent(f"id-{k}", "h", "", f"key-{k}", r.origin, raw_hash=hashes[bytes(r.raw)])
         for k, r in enumerate(intents)
     ]
-    ledger.record_intents(rows, run_id)
+    ledger.items.record_intents(rows, run_id)
     done = [
         Outcome(i.external_id, "processed", Status.PROCESSED, 200, f"S-{i.external_id}")
         for i in rows
     ]
-    ledger.apply_outcomes(done, run_id)
+    ledger.items.apply_outcomes(done, run_id)
     return ledger
 
 

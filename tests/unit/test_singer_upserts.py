@@ -14,7 +14,7 @@ from zsync.plan import push_feeder, upsert
 
 
 def bookmark(db: Any) -> str | None:
-    return db.get_meta("bookmark:" + (read.source_id(singer().source) or ""))
+    return db.meta.get("bookmark:" + (read.source_id(singer().source) or ""))
 
 
 def jobs(batches: list[list[Any]]) -> list[tuple[str, str]]:

@@ -36,7 +36,7 @@ def _plan(ledger: Ledger, prepared: Prepared) -> tuple[Any, list[Intent], list[A
     result = RunResult("push")
     intents: list[Intent] = []
     learned: list[Any] = []
-    row = ledger.lookup([prepared.external_id]).get(prepared.external_id)
+    row = ledger.items.lookup([prepared.external_id]).get(prepared.external_id)
     job = plan_one(
         ledger, PlanOptions(), prepared, row, result, lambda e: None, [None], intents, learned
     )
@@ -55,15 +55,17 @@ def test_recreating_a_gone_signal_uses_a_new_key_each_time(tmp_path: Path) -> No
     p = _prepared()
     first, intents, _, _ = _plan(ledger, p)
     assert isinstance(first, SendJob)
-    ledger.record_intents(intents, 1)
+    ledger.items.record_intents(intents, 1)
     keys = {first.idempotency_key}
     for n in range(2):
-        ledger.apply_outcomes([Outcome("p-1", "created", Status.SUBMITTED, public_id=f"S-{n}")], 1)
-        ledger.mark_gone(["p-1"], 1)
+        ledger.items.apply_outcomes(
+            [Outcome("p-1", "created", Status.SUBMITTED, public_id=f"S-{n}")], 1
+        )
+        ledger.server.mark_gone(["p-1"], 1)
         again, intents, _, _ = _plan(ledger, p)
         assert isinstance(again, SendJob) and again.payload == first.payload
         keys.add(again.idempotency_key)
-        ledger.record_intents(intents, 1)
+        ledger.items.record_intents(intents, 1)
     assert len(keys) == 3
 
 
@@ -72,13 +74,13 @@ def test_an_adopted_row_meets_its_record_field_by_field(tmp_path: Path) -> None:
     p = _prepared()
     server_copy = {**p.body, "createdBy": "ui"}  # a field only the server has
     signal = ServerSignal("SIGNAL-9", "p-1", None, "processed", field_hashes(server_copy))
-    ledger.adopt([signal], None)
+    ledger.server.adopt([signal], None)
     job, intents, learned, result = _plan(ledger, p)
     assert job is None and not intents and result.counts["unchanged"] == 1
-    ledger.learn_adopted(learned)
-    row = ledger.lookup(["p-1"])["p-1"]
+    ledger.server.learn_adopted(learned)
+    row = ledger.items.lookup(["p-1"])["p-1"]
     assert row.payload_hash == p.payload_hash  # from now on an ordinary row
 
-    ledger.adopt([signal], None)
+    ledger.server.adopt([signal], None)
     job, _, _, _ = _plan(ledger, _prepared(text="changed"))
     assert job is not None and job.fields == {"text": "changed"}  # not createdBy: None

@@ -1,13 +1,26 @@
 """The SQLite ledger: an intent log plus a cache of what the server holds.
 
+:class:`Ledger` is a thin handle: it opens, checks and migrates the file (``open``,
+``open_readonly``), runs transactions (``transaction``), checks pages (``raise_if_damaged``),
+binds the ledger to one workspace (``bind``) and closes. The statements live in small table
+objects it carries, in the manner of sqlite-utils' ``db["items"]``:
+
+- ``ledger.items``: one row per record and its events (the planner's lookups, the writer's
+  ``record_intents``/``apply_outcomes``, the views' reads);
+- ``ledger.runs``: one row per run; ``ledger.lease``: one run at a time (a lock beside the
+  ledger, the row naming its holder, the heartbeat thread);
+- ``ledger.server``: what the server is found to hold (adopted rows, settled in-doubt sends,
+  signals gone, corrected statuses, replays);
+- ``ledger.trust``: the anchor by which the ledger vouches for itself, unfinished repairs;
+- ``ledger.meta``: named values (the workspace binding, source bookmarks).
+
 One connection, used only by the thread that opened it (the engine's writer). Writes are
 batched into ``BEGIN IMMEDIATE`` transactions; WAL lets ``zsync status`` read while a push
-writes. ``store`` opens, checks and migrates the file and holds meta and the workspace
-binding; ``migrate`` knows the migrations and applies them; ``schema`` says whether a file
-is a sound ledger (its page check runs on a thread of its own while the caller reads its
-input); ``lease`` (with its heartbeat thread), ``runs`` and ``items`` hold the SQL of their
-tables; ``trust`` keeps the anchor by which the ledger vouches for itself. Every SQL
-statement zsync runs is in this package.
+writes. Views read rows as dicts (sqlite-utils' ``db.query``); the planner's hot lookups read
+plain tuples. ``migrate`` applies ``migrations/`` with sqlite-utils' ``Migrations`` (each file
+and its record in one transaction); ``schema`` says whether a file is a sound ledger (its page
+check runs on a thread of its own while the caller reads its input). Every SQL statement
+zsync runs on a ledger is in this package.
 """
 
 from __future__ import annotations
@@ -16,19 +29,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from zsync.ledger.items import ItemsTable
-from zsync.ledger.lease import (
-    HEARTBEAT_SECONDS,
-    LEASE_EXPIRY_SECONDS,
-    LeaseHolder,
-    LeaseTable,
-)
+from zsync.ledger.lease import HEARTBEAT_SECONDS, LEASE_EXPIRY_SECONDS, LeaseHolder
 from zsync.ledger.migrate import build_migrations, migrations_dir
-from zsync.ledger.runs import RunsTable
 from zsync.ledger.schema import Meanwhile
-from zsync.ledger.server import ServerTable
-from zsync.ledger.store import ledger_errors, now_iso
-from zsync.ledger.trust import Anchor, TrustTable
+from zsync.ledger.store import Ledger, ledger_errors
+from zsync.ledger.table import now_iso
+from zsync.ledger.trust import Anchor
 
 __all__ = [
     "HEARTBEAT_SECONDS",
@@ -43,11 +49,6 @@ __all__ = [
     "now_iso",
     "reading",
 ]
-
-
-class Ledger(LeaseTable, RunsTable, ItemsTable, ServerTable, TrustTable):
-    """One ledger file: open with :meth:`open` (read-write, migrated) or
-    :meth:`open_readonly`; the tables' methods come from their modules."""
 
 
 @contextmanager

@@ -26,9 +26,13 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zsync.errors import LedgerLocked
-from zsync.ledger.store import Store, now_iso
+from zsync.ledger.table import Table, now_iso
+
+if TYPE_CHECKING:
+    from zsync.ledger.store import Ledger
 
 HEARTBEAT_SECONDS = 10.0
 # A row from another host, where the lock may not reach, is honoured until it has missed
@@ -41,6 +45,8 @@ _COLUMNS = _OLD_COLUMNS + ", started"
 
 @dataclass(frozen=True, slots=True)
 class LeaseHolder:
+    """Who holds the lease, as its row says."""
+
     pid: int
     host: str
     command: str
@@ -49,6 +55,7 @@ class LeaseHolder:
     started: int | None = None
 
     def describe(self) -> str:
+        """The holder in a few words, for messages."""
         return f"pid {self.pid} on {self.host} ({self.command}, since {self.acquired_at})"
 
 
@@ -139,7 +146,7 @@ def _take_lock(path: Path, owner: LeaseTable) -> int | None:
         previous = mine[1]()
         if previous is not None:  # it no longer holds what it left behind
             previous._lock_fd = None
-            previous._lease_held = False
+            previous._held = False
         _HELD[key] = (mine[0], weakref.ref(owner))
         return mine[0]
     except BaseException:
@@ -190,9 +197,11 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name="zsync-heartbeat", daemon=True)
 
     def start(self) -> None:
+        """Start beating."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop beating, and wait for the thread (unless called from it)."""
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
@@ -215,34 +224,42 @@ class Heartbeat:
             conn.close()
 
 
-class LeaseTable(Store):
-    _heartbeat: Heartbeat | None = None
-    _lock_fd: int | None = None
+class LeaseTable(Table):
+    """``ledger.lease``: the run lease (the lock beside the ledger and the row that names its
+    holder) and the heartbeat thread that keeps the row fresh while this handle holds it."""
 
-    def acquire_lease(self, command: str) -> None:
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__(ledger)
+        self._path = ledger.path
+        self._held = False
+        self._heartbeat: Heartbeat | None = None
+        self._lock_fd: int | None = None
+
+    def acquire(self, command: str) -> None:
+        """Take the lease for ``command``, or raise LedgerLocked naming who holds it."""
         host = socket.gethostname()
         pid = os.getpid()
+        path = self._path
         try:
-            fd = _take_lock(lock_path(self.path), self)
+            fd = _take_lock(lock_path(path), self)
         except OSError as exc:
             raise LedgerLocked(
-                f"ledger {self.path}: cannot lock {lock_path(self.path)}: {exc.strerror or exc}"
+                f"ledger {path}: cannot lock {lock_path(path)}: {exc.strerror or exc}"
             ) from None
         if fd is None:
             holder = self._holder_row()
             who = holder.describe() if holder is not None else "another run"
-            raise LedgerLocked(f"ledger {self.path} is in use by {who}; wait for it to finish")
+            raise LedgerLocked(f"ledger {path} is in use by {who}; wait for it to finish")
         try:
-            with self.transaction():
+            with self._ledger.transaction():
                 holder = self._holder_row()
                 # The lock cannot answer for a row from another host: a network mount may
                 # keep locks per machine. On this host the lock is the whole answer.
                 if holder is not None and holder.host != host and holder_alive(holder, host):
                     raise LedgerLocked(
-                        f"ledger {self.path} is in use by {holder.describe()}; "
-                        "wait for it to finish"
+                        f"ledger {path} is in use by {holder.describe()}; wait for it to finish"
                     )
-                self.conn.execute(
+                self._conn.execute(
                     "INSERT OR REPLACE INTO lease (id, run_id, pid, host, command, acquired_at, "
                     "heartbeat_at, started) VALUES (1, NULL, ?, ?, ?, ?, ?, ?)",
                     (pid, host, command, now_iso(), time.time(), process_start(pid)),
@@ -251,54 +268,50 @@ class LeaseTable(Store):
             _drop_lock(fd)
             raise
         self._lock_fd = fd
-        self._lease_held = True
-        self._heartbeat = Heartbeat(self.path, pid)
+        self._held = True
+        self._heartbeat = Heartbeat(path, pid)
         self._heartbeat.start()
 
     def heartbeat(self) -> None:
-        if self._lease_held:
-            self.conn.execute(
+        """Refresh the row's heartbeat from the writer (besides the heartbeat thread's)."""
+        if self._held:
+            self._conn.execute(
                 "UPDATE lease SET heartbeat_at = ? WHERE id = 1 AND pid = ?",
                 (time.time(), os.getpid()),
             )
 
-    def release_lease(self) -> None:
+    def release(self) -> None:
+        """Stop the heartbeat, delete this run's row, let go of the lock (each if held)."""
         if self._heartbeat is not None:
             self._heartbeat.stop()
             self._heartbeat = None
         try:
-            if self._lease_held:
-                self.conn.execute("DELETE FROM lease WHERE id = 1 AND pid = ?", (os.getpid(),))
-                self._lease_held = False
+            if self._held:
+                self._conn.execute("DELETE FROM lease WHERE id = 1 AND pid = ?", (os.getpid(),))
+                self._held = False
         finally:
             if self._lock_fd is not None:  # after the row: the next holder writes its own
                 _drop_lock(self._lock_fd)
                 self._lock_fd = None
 
-    def lease_holder(self) -> LeaseHolder | None:
+    def holder(self) -> LeaseHolder | None:
         """Who holds the lease: the row, while its lock is held (or, where the lock cannot
         tell, while the row's holder can still be running)."""
         holder = self._holder_row()
         if holder is None:
             return None
         host = socket.gethostname()
-        held = lock_held(self.path)
+        held = lock_held(self._path)
         if held or ((holder.host != host or held is None) and holder_alive(holder, host)):
             return holder
         return None
 
     def _holder_row(self) -> LeaseHolder | None:
         try:
-            row = self.conn.execute(f"SELECT {_COLUMNS} FROM lease WHERE id = 1").fetchone()
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM lease WHERE id = 1").fetchone()
         except sqlite3.OperationalError as exc:
             if "no such column" not in str(exc):
                 raise
             # A ledger of an older zsync opened read-only (not migrated): no start time.
-            row = self.conn.execute(f"SELECT {_OLD_COLUMNS} FROM lease WHERE id = 1").fetchone()
+            row = self._conn.execute(f"SELECT {_OLD_COLUMNS} FROM lease WHERE id = 1").fetchone()
         return None if row is None else LeaseHolder(*row)
-
-    def close(self) -> None:
-        try:
-            self.release_lease()
-        finally:
-            super().close()

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zsync.errors import LedgerError
-from zsync.ledger.schema import statements
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
 
 
 def migrations_dir() -> Path:
+    """Where this zsync's migrations are: in the wheel, or beside the package in a checkout."""
     package = Path(__file__).resolve().parent.parent  # zsync/
     # In a wheel they are zsync/migrations; in a checkout, migrations/ beside zsync/.
     for candidate in (package / "migrations", package.parent / "migrations"):
@@ -36,6 +36,9 @@ def migration_names(directory: Path | None = None) -> list[str]:
 
 
 def build_migrations(directory: Path | None = None) -> tuple[Migrations, list[str]]:
+    """sqlite-utils' migration set "zsync", one migration per SQL file, and their names.
+    Each migration and its record run in one transaction: a file that fails is rolled back
+    whole and stays pending."""
     # sqlite-utils is imported only when there is something to migrate: opening a ledger
     # that is up to date does not pay for it.
     from sqlite_utils.migrations import Migrations
@@ -46,10 +49,9 @@ def build_migrations(directory: Path | None = None) -> tuple[Migrations, list[st
         sql = path.read_text(encoding="utf-8")
 
         def apply(db: sqlite_utils.Database, sql: str = sql) -> None:
-            # executescript() would COMMIT behind our back; one statement at a time keeps
-            # the migration and its record in one transaction.
-            for statement in statements(sql):
-                db.execute(statement)
+            # sqlite-utils runs a script inside the open transaction (sqlite3's own
+            # executescript would COMMIT first): the migration and its record stay together.
+            db.executescript(sql)
 
         migrations(name=path.stem)(apply)
         names.append(path.stem)

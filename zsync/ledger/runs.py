@@ -7,13 +7,16 @@ import os
 import socket
 from typing import Any
 
-from zsync.ledger.store import Store, now_iso
+from zsync.ledger.table import Table, now_iso
 
 
-class RunsTable(Store):
-    def start_run(self, command: str, arguments: dict[str, Any]) -> int:
-        with self.transaction():
-            cur = self.conn.execute(
+class RunsTable(Table):
+    """``ledger.runs``: one row per run, its arguments, counts and exit code."""
+
+    def start(self, command: str, arguments: dict[str, Any]) -> int:
+        """Record a run beginning (and name it in the lease row); its id."""
+        with self._ledger.transaction():
+            cur = self._conn.execute(
                 "INSERT INTO runs (command, arguments, host, pid, started_at) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (
@@ -25,37 +28,32 @@ class RunsTable(Store):
                 ),
             )
             run_id = int(cur.lastrowid or 0)
-            self.conn.execute("UPDATE lease SET run_id = ? WHERE id = 1", (run_id,))
+            self._conn.execute("UPDATE lease SET run_id = ? WHERE id = 1", (run_id,))
         return run_id
 
-    def finish_run(self, run_id: int, counts: dict[str, int], exit_code: int) -> None:
-        with self.transaction():
-            self.conn.execute(
+    def finish(self, run_id: int, counts: dict[str, int], exit_code: int) -> None:
+        """Record how run ``run_id`` ended."""
+        with self._ledger.transaction():
+            self._conn.execute(
                 "UPDATE runs SET finished_at = ?, counts = ?, exit_code = ? WHERE id = ?",
                 (now_iso(), json.dumps(counts, sort_keys=True), exit_code, run_id),
             )
 
-    def recent_runs(self, limit: int = 5) -> list[dict[str, Any]]:
-        rows = self.conn.execute(
-            "SELECT id, command, started_at, finished_at, counts, exit_code, host, pid, "
-            "arguments FROM runs ORDER BY id DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [
-            {
-                "id": r[0],
-                "command": r[1],
-                "started_at": r[2],
-                "finished_at": r[3],
-                "counts": json.loads(r[4]) if r[4] else None,
-                "exit_code": r[5],
-                "host": r[6],
-                "pid": r[7],
-                "arguments": json.loads(r[8]) if r[8] else {},
-            }
-            for r in rows
-        ]
+    def recent(self, limit: int = 5) -> list[dict[str, Any]]:
+        """The newest ``limit`` runs, newest first, counts and arguments decoded."""
+        rows = list(
+            self._ledger.db.query(
+                "SELECT id, command, started_at, finished_at, counts, exit_code, host, pid, "
+                "arguments FROM runs ORDER BY id DESC LIMIT ?",
+                [limit],
+            )
+        )
+        for row in rows:
+            row["counts"] = json.loads(row["counts"]) if row["counts"] else None
+            row["arguments"] = json.loads(row["arguments"]) if row["arguments"] else {}
+        return rows
 
     def last_success(self) -> str | None:
-        row = self.conn.execute("SELECT MAX(finished_at) FROM runs WHERE exit_code = 0").fetchone()
+        """When the last run that exited 0 finished; None if none has."""
+        row = self._conn.execute("SELECT MAX(finished_at) FROM runs WHERE exit_code = 0").fetchone()
         return None if row is None or row[0] is None else str(row[0])

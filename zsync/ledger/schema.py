@@ -47,28 +47,13 @@ def refuse_orphan_wal(path: Path) -> None:
         )
 
 
-def statements(sql: str) -> list[str]:
-    out: list[str] = []
-    buf = ""
-    for line in sql.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            if buf.strip():
-                out.append(buf)
-            buf = ""
-    if buf.strip() and not buf.strip().startswith("--"):
-        out.append(buf)
-    return out
-
-
 @functools.cache
 def expected_schema(directory: Path, names: tuple[str, ...]) -> dict[str, frozenset[str]]:
     """table -> columns, as the migrations ``names`` (from ``directory``) build them."""
     conn = sqlite3.connect(":memory:")
     try:
         for name in names:
-            for statement in statements((directory / f"{name}.sql").read_text("utf-8")):
-                conn.execute(statement)
+            conn.executescript((directory / f"{name}.sql").read_text("utf-8"))
         tables = [
             str(row[0])
             for row in conn.execute(

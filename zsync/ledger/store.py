@@ -1,4 +1,6 @@
-"""The ledger's connection: open, check, migrate, transactions, meta and the workspace binding.
+"""The ledger handle: open, check, migrate, transactions and the workspace binding; the
+statements of each table are in the table objects it carries (``items``, ``runs``, ``lease``,
+``server``, ``trust``, ``meta``).
 
 One connection, used only by the thread that opened it (the engine's writer). Writes are
 batched into ``BEGIN IMMEDIATE`` transactions; WAL lets ``zsync status`` read while a push
@@ -19,6 +21,10 @@ from typing import TYPE_CHECKING, Self
 from zsync import __version__
 from zsync.errors import ConfigError, LedgerError
 from zsync.ledger import migrate
+from zsync.ledger.items import ItemsTable
+from zsync.ledger.lease import LeaseTable
+from zsync.ledger.meta import MetaTable
+from zsync.ledger.runs import RunsTable
 from zsync.ledger.schema import (
     FULL_CHECK_BYTES,
     LedgerUnusable,
@@ -29,27 +35,34 @@ from zsync.ledger.schema import (
     refuse_orphan_wal,
     schema_problems,
 )
+from zsync.ledger.server import ServerTable
+from zsync.ledger.trust import TrustTable
 from zsync.model import Status
 
 if TYPE_CHECKING:
     import sqlite_utils
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+class Ledger:
+    """One ledger file: open with :meth:`open` (read-write, checked, migrated) or
+    :meth:`open_readonly`. The handle holds the connection and its transactions; each table's
+    statements are in its table object: ``items`` (and their events), ``runs``, ``lease``,
+    ``server`` (what the server is found to hold), ``trust`` (the anchor, repairs) and
+    ``meta`` (named values, bookmarks)."""
 
-
-class Store:
-    """The connection: open, check, migrate, transactions, meta and the workspace binding."""
-
-    # Where Store.open kept an unusable file it replaced (--new-ledger), for the run to say.
+    # Where Ledger.open kept an unusable file it replaced (--new-ledger), for the run to say.
     replaced: Path | None = None
 
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self.conn = conn
         self._db: sqlite_utils.Database | None = None
-        self._lease_held = False
+        self.meta = MetaTable(self)
+        self.items = ItemsTable(self)
+        self.runs = RunsTable(self)
+        self.lease = LeaseTable(self)
+        self.server = ServerTable(self)
+        self.trust = TrustTable(self)
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -211,6 +224,7 @@ class Store:
             raise LedgerUnusable(self.path, f"is corrupt: {found[0]}{more}")
 
     def applied_migrations(self) -> list[str]:
+        """The names of the migrations this ledger has applied, oldest first."""
         return [
             str(row[0])
             for row in self.conn.execute(
@@ -261,11 +275,7 @@ class Store:
                     migrate.build_migrations(directory)[0].apply(self.db)
                 except sqlite3.DatabaseError as exc:
                     raise LedgerError(f"ledger {self.path}: migration failed: {exc}") from None
-            self.conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('zsync_version', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (__version__,),
-            )
+            self.meta.set("zsync_version", __version__)
             self.conn.execute("COMMIT")
         except BaseException:
             if self.conn.in_transaction:
@@ -273,10 +283,16 @@ class Store:
             raise
 
     def close(self) -> None:
-        self.conn.close()
+        """Let go of the lease (if this handle holds it), then of the connection."""
+        try:
+            self.lease.release()
+        finally:
+            self.conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed when the block ends, rolled back
+        when it raises."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
@@ -288,6 +304,7 @@ class Store:
             self.conn.execute("COMMIT")
 
     def schema_version(self) -> str:
+        """The newest migration this ledger has applied ("none" when it has none)."""
         try:
             row = self.conn.execute(
                 "SELECT name FROM _sqlite_migrations WHERE migration_set = 'zsync' "
@@ -299,30 +316,12 @@ class Store:
             raise LedgerError(f"{self.path} is not a zsync ledger (no schema table)") from None
         return str(row[0]) if row else "none"
 
-    # -- meta and workspace binding ------------------------------------------------
-
-    def get_meta(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def bookmarks(self) -> dict[str, str]:
-        """Saved source bookmarks, by source (the meta key without its "bookmark:" prefix)."""
-        rows = self.conn.execute(
-            "SELECT substr(key, 10), value FROM meta WHERE key LIKE 'bookmark:%' ORDER BY key"
-        )
-        return {str(k): str(v) for k, v in rows}
-
-    def set_meta(self, key: str, value: str) -> None:
-        self.conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
+    # -- the workspace binding ------------------------------------------------------
 
     def bind(self, api_base: str, workspace_id: str | None) -> None:
         """Tie this ledger to one workspace; refuse to sync it into another."""
-        bound_ws = self.get_meta("workspace_id")
-        bound_base = self.get_meta("api_base")
+        bound_ws = self.meta.get("workspace_id")
+        bound_base = self.meta.get("api_base")
         if workspace_id and bound_ws and bound_ws != workspace_id:
             raise ConfigError(
                 f"ledger {self.path} belongs to workspace {bound_ws}, but the key opens "
@@ -335,17 +334,9 @@ class Store:
             )
         with self.transaction():
             if workspace_id and not bound_ws:
-                self.set_meta("workspace_id", workspace_id)
+                self.meta.set("workspace_id", workspace_id)
             if not bound_base or workspace_id:
-                self.set_meta("api_base", api_base)
-
-    # -- the run lease -------------------------------------------------------------
-
-    # -- runs ------------------------------------------------------------------------
-
-    # -- items: reads ------------------------------------------------------------------
-
-    # -- items: writes (each call is one transaction) ------------------------------------
+                self.meta.set("api_base", api_base)
 
 
 def _check_path(path: Path) -> None:
@@ -355,7 +346,7 @@ def _check_path(path: Path) -> None:
         raise LedgerError(f"ledger {path}: directory {path.parent} does not exist")
 
 
-def _create(cls: type[Store], path: Path) -> None:
+def _create(cls: type[Ledger], path: Path) -> None:
     """A new ledger appears whole or not at all: built (migrated) under a temporary name in
     the same directory, then linked into place. An empty or half-made file is never left
     where a later run would find it; of two runs creating it at once, one link wins and the

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from zsync.ledger.store import Store, now_iso
+from zsync.ledger.table import Table, now_iso
 from zsync.model import ACCEPTED, Status
 
 _ANCHOR_KEY = "trust_anchor"
@@ -32,10 +32,13 @@ class Anchor:
     run: int = 0
 
 
-class TrustTable(Store):
-    def trust_anchor(self) -> Anchor | None:
+class TrustTable(Table):
+    """``ledger.trust``: the anchor, the mark of an unfinished repair, and the failure
+    reasons of rows the server's list settled."""
+
+    def anchor(self) -> Anchor | None:
         """The stored anchor; None when there is none (a new ledger, or one older than it)."""
-        raw = self.get_meta(_ANCHOR_KEY)
+        raw = self._ledger.meta.get(_ANCHOR_KEY)
         if raw is None:
             return None
         try:
@@ -49,20 +52,21 @@ class TrustTable(Store):
         except (ValueError, KeyError, TypeError):
             return None  # unreadable: as if there were none, so the list is read once
 
-    def set_trust_anchor(self, anchor: Anchor) -> None:
+    def set_anchor(self, anchor: Anchor) -> None:
+        """Store ``anchor`` in its own transaction."""
         value = {
             "count": anchor.count,
             "public_id": anchor.public_id,
             "own": anchor.own,
             "run": anchor.run,
         }
-        with self.transaction():
-            self.set_meta(_ANCHOR_KEY, json.dumps(value, sort_keys=True))
+        with self._ledger.transaction():
+            self._ledger.meta.set(_ANCHOR_KEY, json.dumps(value, sort_keys=True))
 
     def own_signal_count(self) -> int:
         """Signals on the server that this ledger made itself (accepted, not adopted): what
         the workspace's count can have grown by through zsync alone since the anchor."""
-        row = self.conn.execute(
+        row = self._conn.execute(
             f"SELECT COUNT(*) FROM items WHERE status IN ({_MARKS}) AND adopted_at IS NULL",
             [str(s) for s in ACCEPTED],
         ).fetchone()
@@ -75,7 +79,7 @@ class TrustTable(Store):
         for start in range(0, len(signals), 400):
             chunk = signals[start : start + 400]
             marks = ",".join("(?, ?)" for _ in chunk)
-            rows = self.conn.execute(
+            rows = self._conn.execute(
                 "SELECT external_id, first_run_id FROM items WHERE adopted_at IS NULL AND "
                 f"(external_id, public_id) IN (VALUES {marks})",
                 [value for pair in chunk for value in pair],
@@ -85,22 +89,22 @@ class TrustTable(Store):
 
     def repair_unfinished(self) -> str | None:
         """When a ``verify --repair`` began that has not finished (killed, or failed)."""
-        return self.get_meta(_REPAIR_KEY)
+        return self._ledger.meta.get(_REPAIR_KEY)
 
     def mark_repair(self, *, finished: bool) -> None:
         """Mark a repair begun (committed before it reads anything) or finished."""
-        with self.transaction():
+        with self._ledger.transaction():
             if finished:
-                self.conn.execute("DELETE FROM meta WHERE key = ?", (_REPAIR_KEY,))
+                self._ledger.meta.delete(_REPAIR_KEY)
             else:
-                self.set_meta(_REPAIR_KEY, now_iso())
+                self._ledger.meta.set(_REPAIR_KEY, now_iso())
 
     # -- failure reasons of rows the server's list settled ------------------------------
 
     def failed_without_reason(self, limit: int) -> list[tuple[str, str]]:
         """(external_id, public_id) of failed items that do not say why: adopted from the
         server's list or corrected to failed by it (the list carries no reason)."""
-        rows = self.conn.execute(
+        rows = self._conn.execute(
             "SELECT external_id, public_id FROM items WHERE status = ? AND public_id IS NOT "
             "NULL AND COALESCE(last_error, '') = '' ORDER BY external_id LIMIT ?",
             (str(Status.FAILED), limit),
@@ -111,8 +115,8 @@ class TrustTable(Store):
         """(external_id, reason) as the server's processing error says it (redacted)."""
         if not pairs:
             return
-        with self.transaction():
-            self.conn.executemany(
+        with self._ledger.transaction():
+            self._conn.executemany(
                 "UPDATE items SET last_error = ?, last_http_status = 200 "
                 "WHERE external_id = ? AND status = ?",
                 [(reason, ext, str(Status.FAILED)) for ext, reason in pairs],

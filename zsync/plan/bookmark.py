@@ -26,7 +26,7 @@ class Bookmark:
         self.options = options
         self.emit = emit
         self.writes = ledger is not None and not options.dry_run and self.key is not None
-        stored = ledger.get_meta(self.key) if ledger is not None and self.key else None
+        stored = ledger.meta.get(self.key) if ledger is not None and self.key else None
         self.saved = None if options.ignore_bookmark else stored
         self.held = False
         if options.state_file and not options.dry_run:
@@ -51,7 +51,7 @@ class Bookmark:
         assert self.ledger is not None and self.key is not None
         text = canonical_json(state.value).decode()
         with self.ledger.transaction():
-            self.ledger.set_meta(self.key, text)
+            self.ledger.meta.set(self.key, text)
         self.saved = text
         self.emit(
             Event("bookmark", None, f"saved after {state.origin}: {text}", {"value": state.value})

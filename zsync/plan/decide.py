@@ -158,7 +158,7 @@ def _match_adopted(
     """A row adopted from the server meets its input record: unchanged when every field the
     record sends equals the server's copy (the row then learns the record's hashes), else
     changed (only the differing fields are PATCHed; fields only the server has stay)."""
-    item = ledger.get_item(prepared.external_id) if ledger is not None else None
+    item = ledger.items.get_item(prepared.external_id) if ledger is not None else None
     theirs: dict[str, str] = json.loads(item["field_hashes"] or "{}") if item else {}
     ours: dict[str, str] = json.loads(field_hashes(prepared.body))
     if all(theirs.get(k) == h for k, h in ours.items()):
@@ -177,12 +177,12 @@ def _deleted_times(ledger: Ledger | None, external_id: str) -> int:
     """How often this record's signal was found deleted: each re-creation gets its own key."""
     if ledger is None:
         return 0
-    return sum(e["kind"] in ("deleted", "gone") for e in ledger.events_for(external_id))
+    return sum(e["kind"] in ("deleted", "gone") for e in ledger.items.events_for(external_id))
 
 
 def _changed_fields(ledger: Ledger | None, prepared: Prepared) -> dict[str, Any]:
     """The fields whose value differs from the body the server last accepted."""
-    item = ledger.get_item(prepared.external_id) if ledger is not None else None
+    item = ledger.items.get_item(prepared.external_id) if ledger is not None else None
     old_raw = item.get("field_hashes") if item else None
     if not old_raw:
         return dict(prepared.body)  # no record of the old fields: send them all
@@ -198,7 +198,7 @@ def _changed_fields(ledger: Ledger | None, prepared: Prepared) -> dict[str, Any]
 def _unsettled_stored(ledger: Ledger | None, external_id: str) -> SendJob | None:
     if ledger is None:
         return None
-    item = ledger.get_item(external_id)
+    item = ledger.items.get_item(external_id)
     if item is None or item["status"] not in UNSETTLED:
         return None
     if not item.get("payload") or not item.get("idempotency_key"):

@@ -20,7 +20,7 @@ def ledger_feeder(
     """Resends of unsettled (and conflicting) items with their stored body and key, polls
     of submitted ones (due at once), re-queues of failed ones; read in pages."""
     batch: list[Job] = []
-    for item in ledger.iter_items(statuses):
+    for item in ledger.items.iter_items(statuses):
         job: Job | None = None
         if (
             item.status in UNSETTLED
@@ -51,7 +51,7 @@ def earlier_runs(
     from its bookmark does not emit them again), and signals still processing are polled."""
     statuses = (Status.PENDING, Status.ERROR) + ((Status.SUBMITTED,) if poll else ())
     batch: list[Job] = []
-    for item in ledger.iter_items(statuses, before_run=run_id):
+    for item in ledger.items.iter_items(statuses, before_run=run_id):
         if item.status == Status.SUBMITTED and item.public_id:
             result.counts["followed-up"] += 1
             result.counts["submitted"] += 1  # until a poll finds it settled

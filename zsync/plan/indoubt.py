@@ -41,9 +41,9 @@ from zsync.shape.canonical import field_hashes
 
 def in_doubt(ledger: Ledger, *, conflicts: bool) -> list[StoredItem]:
     """The items to look up: sends in doubt (unless resends are known safe), conflicts."""
-    if ledger.replay_observed() is not None:
-        return list(ledger.iter_items([Status.CONFLICT])) if conflicts else []
-    return list(ledger.iter_in_doubt(conflicts))
+    if ledger.server.replay_observed() is not None:
+        return list(ledger.items.iter_items([Status.CONFLICT])) if conflicts else []
+    return list(ledger.server.iter_in_doubt(conflicts))
 
 
 def settle(
@@ -82,7 +82,7 @@ def settle(
     found = [(item, find(item)) for item in items]
     adopted = [(item.external_id, s) for item, s in found if s is not None]
     missing = [item for item, s in found if s is None]
-    ledger.settle_found(adopted, run_id, "found")
+    ledger.server.settle_found(adopted, run_id, "found")
     jobs: list[Job] = []
     for item, signal in found:
         if signal is None:
@@ -113,7 +113,7 @@ def _finder(ledger: Ledger, index: ServerIndex) -> Callable[[StoredItem], Server
     one, the one no item claims whose every field equals the body the item sent."""
     anonymous = [s for s in index.by_public_id.values() if s.external_id is None]
     if anonymous:
-        claimed = ledger.known_public_ids([s.public_id for s in anonymous])
+        claimed = ledger.server.known_public_ids([s.public_id for s in anonymous])
         anonymous = [s for s in anonymous if s.public_id not in claimed]
     taken: set[str] = set()
 
@@ -159,7 +159,7 @@ def past_horizon(
     ``pending``: the run exits 75) with one line saying so."""
     doubtful = [i for i in items if i.status != Status.CONFLICT]  # a 409 was an answer
     now = time.time()
-    since = ledger.doubt_since([i.external_id for i in doubtful]) if horizon > 0 else {}
+    since = ledger.server.doubt_since([i.external_id for i in doubtful]) if horizon > 0 else {}
     ends: dict[str, float] = {}
     for item in doubtful:
         ext = item.external_id
@@ -214,7 +214,7 @@ def _say_why(ledger: Ledger, conflicts: Sequence[StoredItem], emit: Emit) -> Non
     """A conflict stays only while the server holds no signal for it: say so, and what the
     409 said."""
     for item in conflicts:
-        row = ledger.get_item(item.external_id)
+        row = ledger.items.get_item(item.external_id)
         said = str(row.get("last_error") or "no reason given") if row else "no reason given"
         emit(
             Event(

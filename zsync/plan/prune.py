@@ -36,14 +36,14 @@ def prune(
     sources = sorted(seen.sources)
     gone = [
         item
-        for item in ledger.iter_items(accepted, sources=sources)
+        for item in ledger.items.iter_items(accepted, sources=sources)
         if item.public_id and hash(item.external_id) not in seen.ids
     ]
     # Rows adopted from the server that no input record ever matched may be another tool's
     # signals (verify --repair adopts the whole workspace): never pruned.
-    adopted = ledger.lookup([item.external_id for item in gone])
+    adopted = ledger.items.lookup([item.external_id for item in gone])
     gone = [i for i in gone if adopted[i.external_id].payload_hash != ADOPTED_HASH]
-    counts = ledger.counts_by_status(sources=sources)
+    counts = ledger.items.counts_by_status(sources=sources)
     total = sum(counts.get(s, 0) for s in accepted)
     if gone and not options.force and len(gone) > options.prune_max * total:
         _refuse(
@@ -53,7 +53,7 @@ def prune(
             f"--prune-max {options.prune_max:.0%}; check the input is complete, or pass --force",
         )
         return
-    if ledger.has_unsourced():
+    if ledger.items.has_unsourced():
         emit(
             Event(
                 "warning",

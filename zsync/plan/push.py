@@ -195,19 +195,21 @@ class _Planner:
         self.budget = [self.options.limit]
         self.writes = self.ledger is not None and not self.options.dry_run
         # Rows from before the ledger kept sources learn theirs as their records pass by.
-        self.learning = self.writes and self.ledger is not None and self.ledger.has_unsourced()
+        self.learning = (
+            self.writes and self.ledger is not None and self.ledger.items.has_unsourced()
+        )
 
     def plan(self, batch: _Batch) -> list[Job]:
         ledger, options, result = self.ledger, self.options, self.result
         _report_invalid(ledger, options, batch.invalid, result, self.emit, self.run_id)
         ids = [p.external_id for p in batch.prepared]
-        known = ledger.lookup(ids) if ledger is not None else {}
+        known = ledger.items.lookup(ids) if ledger is not None else {}
         if self.vouch is not None and self.writes and ledger is not None:
             fresh = [i for i in ids if i not in known or known[i].status == Status.DELETED]
             if fresh:
                 vouch, self.vouch = self.vouch, None
                 vouch()
-                known = ledger.lookup(ids)
+                known = ledger.items.lookup(ids)
         jobs: list[Job] = []
         intents: list[Intent] = []
         adopted: list[tuple[str, str, str, str | None]] = []  # rows adopted from the server
@@ -227,11 +229,11 @@ class _Planner:
                     upserts.created.add(hash(prepared.external_id))
         if self.writes and ledger is not None:
             if intents:
-                ledger.record_intents(intents, self.run_id)
-            ledger.set_raw_hashes(raw_hashes_to_learn(batch.prepared, known))
-            ledger.learn_adopted(adopted)
+                ledger.items.record_intents(intents, self.run_id)
+            ledger.items.set_raw_hashes(raw_hashes_to_learn(batch.prepared, known))
+            ledger.server.learn_adopted(adopted)
             if self.learning:
-                ledger.set_sources(sources_to_learn(batch.prepared, known))
+                ledger.items.set_sources(sources_to_learn(batch.prepared, known))
         self.learn_sources(batch)
         # Records this batch did not record (an update is recorded only when it succeeds):
         # a bookmark after them would skip them for good.
@@ -247,7 +249,7 @@ class _Planner:
     def learn_sources(self, batch: _Batch) -> None:
         if self.learning and self.ledger is not None:
             pairs = [(k.external_id, k.source) for k in batch.unchanged if k.learn_source]
-            self.ledger.set_sources(pairs)
+            self.ledger.items.set_sources(pairs)
 
 
 def _report_invalid(
@@ -264,4 +266,4 @@ def _report_invalid(
         result.note_problem(bad.message)
         emit(Event(kind, bad.external_id, bad.message, {"run_id": run_id}))
     if ledger is not None and not options.dry_run and invalid:
-        ledger.record_invalid([(b.external_id, b.origin, b.message) for b in invalid], run_id)
+        ledger.items.record_invalid([(b.external_id, b.origin, b.message) for b in invalid], run_id)

@@ -263,7 +263,7 @@ def _matched(file: _File, records: Cut) -> Iterator[KnownRun | Hashed | Item]:
         chunk, hashes, unsure = records.take()
         if not chunk:
             break
-        known = file.ledger.lookup_raw(hashes)
+        known = file.ledger.items.lookup_raw(hashes)
         run: list[Known] = []
         for record, raw_hash in zip(chunk, hashes, strict=True):
             hit = known.get(raw_hash)

@@ -89,13 +89,13 @@ class Upserts:
         for start in range(0, len(held), BATCH):
             chunk = held[start : start + BATCH]
             while ledger is not None and time.monotonic() < deadline:
-                rows = ledger.lookup([p.external_id for p in chunk])
+                rows = ledger.items.lookup([p.external_id for p in chunk])
                 if not any(self.in_flight(p.external_id, rows.get(p.external_id)) for p in chunk):
                     break
                 yield []
                 time.sleep(0.02)  # an answer may be a retry away: no busy loop meanwhile
             ready: list[Prepared] = []
-            rows = ledger.lookup([p.external_id for p in chunk]) if ledger is not None else {}
+            rows = ledger.items.lookup([p.external_id for p in chunk]) if ledger is not None else {}
             for prepared in chunk:
                 if self.in_flight(prepared.external_id, rows.get(prepared.external_id)):
                     result.counts["deferred"] += 1

@@ -19,7 +19,7 @@ def recover_failure_reasons(
     ledger: Ledger, client: ZentrikClient, retry: RetryPolicy, limit: int = LIMIT
 ) -> int:
     """Read the failed signals whose rows do not say why; the requests made."""
-    wanted = ledger.failed_without_reason(limit)
+    wanted = ledger.trust.failed_without_reason(limit)
     found: list[tuple[str, str]] = []
     for external_id, public_id in wanted:
 
@@ -32,5 +32,5 @@ def recover_failure_reasons(
             continue  # gone, or no answer: the row stays without a reason for now
         if state.error:
             found.append((external_id, state.error))
-    ledger.set_failure_reasons(found)
+    ledger.trust.set_failure_reasons(found)
     return len(wanted)

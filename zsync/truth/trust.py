@@ -83,11 +83,11 @@ class TrustGate:
                     )
                 )
                 return
-            self.ledger.adopt(found, self.run_id)
+            self.ledger.server.adopt(found, self.run_id)
             # Only once what it lacked is adopted does the anchor move past it (a kill
             # between the two leaves the old anchor: the next run reads the same again).
             if self._anchor is not None:
-                self.ledger.set_trust_anchor(self._anchor)
+                self.ledger.trust.set_anchor(self._anchor)
             for signal in found:
                 self.result.counts["adopted"] += 1
                 what = f"{signal.public_id} (already on the server: adopted, not created again)"
@@ -98,18 +98,18 @@ class TrustGate:
     # -- the decision ------------------------------------------------------------------
 
     def _decide(self, client: ZentrikClient) -> list[ServerSignal]:
-        unfinished = self.ledger.repair_unfinished()
+        unfinished = self.ledger.trust.repair_unfinished()
         if unfinished is not None:
             return self._full(client, f"a `verify --repair` begun {unfinished} did not finish")
-        anchor = self.ledger.trust_anchor()
+        anchor = self.ledger.trust.anchor()
         if anchor is None:
-            if self.ledger.has_items():
+            if self.ledger.items.has_items():
                 return self._full(client, "it has not been checked against this workspace yet")
             anchor = Anchor(0, "", 0, self.run_id)
-        own = self.ledger.own_signal_count()
+        own = self.ledger.trust.own_signal_count()
         if self._at_expected_end(client, anchor, own):
             return []
-        if not self.ledger.has_items():  # the list is not empty: nothing to read on from
+        if not self.ledger.items.has_items():  # the list is not empty: nothing to read on from
             held = f"{self._total:,} signals" if self._total is not None else "signals"
             return self._full(client, f"it is new or empty, but the workspace already holds {held}")
         found = self._from_anchor(client, anchor, own)
@@ -158,7 +158,7 @@ class TrustGate:
             return True
         if signal.external_id is None:
             return False
-        made = self.ledger.made_in_runs([(signal.external_id, signal.public_id)])
+        made = self.ledger.trust.made_in_runs([(signal.external_id, signal.public_id)])
         return made.get(signal.external_id, -1) >= anchor.run
 
     def _from_anchor(
@@ -187,7 +187,7 @@ class TrustGate:
             return "the server's list holds items that are not signals"
         if len({s.public_id for s in signals}) < len(signals):
             return "the server's list shifts between pages"
-        made = self.ledger.made_in_runs(
+        made = self.ledger.trust.made_in_runs(
             [(s.external_id, s.public_id) for s in signals if s.external_id]
         )
         if len(made) != own - anchor.own or any(run < anchor.run for run in made.values()):
@@ -207,7 +207,7 @@ class TrustGate:
         for s in signals:
             if s.external_id is not None:
                 first.setdefault(s.external_id, s)
-        known = self.ledger.lookup(list(first))
+        known = self.ledger.items.lookup(list(first))
         return [
             s
             for ext, s in first.items()
@@ -238,17 +238,17 @@ class TrustGate:
                 )
             self._index = index
         index = self._index
-        if self.ledger.repair_unfinished() is not None:
+        if self.ledger.trust.repair_unfinished() is not None:
             report = VerifyReport(str(self.ledger.path))
             repair(self.ledger, compare(self.ledger, index, report, 0), index, self.run_id)
-            self.ledger.mark_repair(finished=True)
+            self.ledger.trust.mark_repair(finished=True)
             self.emit(Event("notice", message="the unfinished `verify --repair` is finished"))
         found = self._unknown([s for group in index.by_external_id.values() for s in group])
         self._anchor_after(client, index)
         return found
 
     def _anchor_after(self, client: ZentrikClient, index: ServerIndex) -> None:
-        own = self.ledger.own_signal_count()
+        own = self.ledger.trust.own_signal_count()
         self._anchor, made = anchor_of_listing(client, self.retry, index, own, self.run_id)
         self.requests += made
 

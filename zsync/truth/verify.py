@@ -153,7 +153,7 @@ def compare(ledger: Ledger | None, index: ServerIndex, report: VerifyReport, kee
         if len(drift.examples) < keep:
             drift.examples.append(example)
 
-    for row in ledger.iter_truth_rows() if ledger is not None else ():
+    for row in ledger.server.iter_truth_rows() if ledger is not None else ():
         report.ledger_items += 1
         if row["status"] == Status.DELETED and str(row["payload_hash"]).startswith(
             GONE_HASH_PREFIX
@@ -251,11 +251,11 @@ def _differing(ledger_hashes: str | None, server_hashes: str) -> list[str]:
 
 def repair(ledger: Ledger, fixes: _Fixes, index: ServerIndex, run_id: int) -> dict[str, int]:
     """Adopt the server's truth. Gone signals are marked only from a complete listing."""
-    ledger.adopt(fixes.adopt, run_id)
-    ledger.settle_found(fixes.found, run_id, "adopted")
-    ledger.set_status(fixes.statuses, run_id)
+    ledger.server.adopt(fixes.adopt, run_id)
+    ledger.server.settle_found(fixes.found, run_id, "adopted")
+    ledger.server.set_status(fixes.statuses, run_id)
     gone = fixes.gone if index.complete else []
-    ledger.mark_gone(gone, run_id)
+    ledger.server.mark_gone(gone, run_id)
     return {
         "adopted": len(fixes.adopt),
         "settled": len(fixes.found),
@@ -302,11 +302,11 @@ def _repair_run(
 ) -> None:
     ledger = Ledger.open(path)
     try:
-        ledger.acquire_lease("verify --repair")
-        run_id = ledger.start_run("verify", {"repair": True})
+        ledger.lease.acquire("verify --repair")
+        run_id = ledger.runs.start("verify", {"repair": True})
         exit_code = ExitCode.INTERNAL
         # Until it has finished, the ledger cannot vouch for itself: a push finishes it first.
-        ledger.mark_repair(finished=False)
+        ledger.trust.mark_repair(finished=False)
         try:
             context = retry.call(client.auth_context)
             workspace = context.get("workspace", {}).get("id") if context else None
@@ -315,14 +315,14 @@ def _repair_run(
             index = complete_index(client, retry, pace)
             fixes = compare(ledger, index, report, examples)
             report.repaired = repair(ledger, fixes, index, run_id)
-            ledger.mark_repair(finished=True)
+            ledger.trust.mark_repair(finished=True)
             from zsync.truth.trust import anchor_of_listing  # trust builds on this module
 
-            own = ledger.own_signal_count()
+            own = ledger.trust.own_signal_count()
             anchor, made = anchor_of_listing(client, retry, index, own, run_id)
             report.requests += made
             if anchor is not None:
-                ledger.set_trust_anchor(anchor)
+                ledger.trust.set_anchor(anchor)
             report.requests += recover_failure_reasons(ledger, client, retry)
             exit_code = report.exit_code
         except ZsyncError as exc:
@@ -330,7 +330,7 @@ def _repair_run(
             raise
         finally:
             counts = {f"repaired-{k}": v for k, v in (report.repaired or {}).items()}
-            ledger.finish_run(run_id, counts, int(exit_code))
+            ledger.runs.finish(run_id, counts, int(exit_code))
     finally:
         ledger.close()
 
