@@ -79,6 +79,7 @@ class RawRecord:
 
     @property
     def origin(self) -> str:
+        """Where the record is (``file:line``, ``file[3]``), worked out when asked."""
         return self.place if isinstance(self.place, str) else self.place.origin()
 
 
@@ -143,6 +144,7 @@ class Place:
     pos: int
 
     def origin(self) -> str:
+        """``FILE:LINE`` of the row's first line (lines counted now)."""
         return self.lines.origin(self.pos)
 
 
