@@ -57,9 +57,10 @@ def test_each_input_is_one_source_whose_format_is_told_once(tmp_path: Path) -> N
     (tmp_path / "d.txt").write_text('{"x": 2}\n')
     assert found[3].format == "json"
     assert [type(i).__name__ for i in found[3].records()] == ["Problem"]
-    (program,) = sources(InputSpec(source_cmd="fetch --all", fmt="singer"))
+    (program,) = sources(InputSpec(source_cmd="fetch --token=s3cret", fmt="singer"))
     assert program.format == "singer" and program.stream and program.cut() is None
-    assert program.name.startswith("cmd:fetch:")
+    assert program.name.startswith("cmd:fetch:") and "s3cret" not in program.name
+    assert "s3cret" not in repr(program)  # a command line may carry a token
 
 
 def test_an_unknown_format_is_refused_by_name(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from zsync.errors import UsageError, ZsyncError
 from zsync.model import Idle, Item, Problem, Record, Warn
-from zsync.read.command import pipe_records, run_command
+from zsync.read.command import pipe_records, program_name, run_command
 from zsync.read.csvfile import read_csv
 from zsync.read.cut import Cut, cut_file
 from zsync.read.files import display, is_stream, open_binary, read_head, sniff
@@ -44,7 +44,9 @@ class Source:
         self.path = path
 
     def __repr__(self) -> str:
-        return f"Source({self.path if self.path is not None else self.spec.source_cmd!r})"
+        # The program's name only: a command line may carry a token.
+        shown = self.path if self.path is not None else program_name(self.spec.source_cmd or "")
+        return f"Source({shown!r})"
 
     @cached_property
     def name(self) -> str:
