@@ -11,9 +11,12 @@ import-linter's layers contract in pyproject.toml, which ``make lint`` checks:
                          the ledger, with read-only queries of its own
     operations, views    the run skeleton of push/reconcile/retry-failed; read-only views
     plan/                read -> shape -> diff against the ledger -> intents, then jobs;
-                         skip: records matched as bytes before they are parsed (the
-                         first file cut and hashed while the ledger's check runs)
-    read/                files, stdin, source programs -> Record / Problem / StateMessage
+                         skip: each input's cut records hashed and matched against the
+                         ledger before they are parsed (the first file cut and hashed
+                         while the ledger's check runs)
+    read/                one Source per input (a file, stdin, a source program), its
+                         format decided once: records() -> Record / Problem / StateMessage,
+                         and cut(): a regular file's records as bytes for the skip path
     shape/               mapping files, validation, canonical JSON, hashes and keys
     engine, worker       worker pool (worker, client, retry, pacing, limiter, polls)
                          -> outcomes -> one writer

@@ -21,7 +21,7 @@ from zsync.ledger import Ledger
 from zsync.model import Intent, Outcome, Prepared, Record
 from zsync.plan import skip
 from zsync.plan.options import PlanOptions
-from zsync.read import InputSpec
+from zsync.read import InputSpec, Source
 from zsync.read.jsonl import parse_jsonl_line
 from zsync.read.raw import jsonl_records
 from zsync.shape.body import prepare
@@ -134,7 +134,8 @@ def fill_ledgers(source: Path, targets: list[tuple[Path, int]]) -> None:
             ledger.items.apply_outcomes([processed(i.external_id) for i in mine], run_id)
             entry[3] = written + len(mine)
 
-    cut = skip.cut(PlanOptions(source=InputSpec((str(source),))), str(source))
+    spec = InputSpec((str(source),))
+    cut = skip.hashed(PlanOptions(source=spec), Source(spec, str(source)))
     assert cut is not None
     try:
         for line in jsonl_records(str(source)):

@@ -23,7 +23,7 @@ from zsync.ledger.schema import LedgerUnusable
 from zsync.model import Intent, Outcome, Problem, Record, Status
 from zsync.plan import skip
 from zsync.plan.options import PlanOptions
-from zsync.read import InputSpec, read
+from zsync.read import InputSpec, Source, read
 from zsync.read.jsonl import parse_jsonl_line
 from zsync.read.raw import RawCsv, Unsure, json_elements, jsonl_records
 
@@ -94,12 +94,12 @@ def _ledger_knowing(tmp_path: Path, options: PlanOptions, path: str, every: int)
     """A ledger holding every ``every``-th record of each chunk of ``path`` as processed."""
     ledger = Ledger.open(tmp_path / "l.db")
     run_id = ledger.runs.start("test", {})
-    records = skip.cut(options, path)
+    records = skip.hashed(options, Source(options.source, path))
     assert records is not None
     intents = []
     while chunk := records.read().records:
         intents += [r for k, r in enumerate(chunk) if k % every == 0]
-    cut_again = skip.cut(options, path)
+    cut_again = skip.hashed(options, Source(options.source, path))
     assert cut_again is not None
     hashes = {bytes(r.raw): cut_again.digest(r.raw) for r in intents}
     rows = [
@@ -138,12 +138,14 @@ def test_records_read_ahead_are_the_records_read_without_it(tmp_path: Path, suff
     options = PlanOptions(source=InputSpec((str(path),)))
     ledger = _ledger_knowing(tmp_path, options, str(path), every=3)
     try:
-        plain = list(skip.raw_items(ledger, options, str(path), "s", print))
+        plain = list(skip.matched(ledger, options, Source(options.source, str(path)), print))
         ahead = skip.read_ahead(options)
         assert ahead is not None
         checks = iter([False, False, True])  # the check ends after two chunks
         ahead(lambda: next(checks))
-        overlapped = list(skip.raw_items(ledger, options, str(path), "s", print, ahead))
+        overlapped = list(
+            skip.matched(ledger, options, Source(options.source, str(path)), print, ahead)
+        )
     finally:
         ledger.close()
     assert _flat(overlapped) == _flat(plain)
@@ -162,21 +164,21 @@ def test_a_read_ahead_that_fails_leaves_the_file_to_be_read_as_usual(
     options = PlanOptions(source=InputSpec((str(path),)))
     ledger = _ledger_knowing(tmp_path, options, str(path), every=2)
     try:
-        plain = list(skip.raw_items(ledger, options, str(path), "s", print))
+        plain = list(skip.matched(ledger, options, Source(options.source, str(path)), print))
         calls = [0]
-        real = skip.Cut.read
+        real = skip.HashedCut.read
 
-        def failing(self: skip.Cut) -> skip.Chunk:
+        def failing(self: skip.HashedCut) -> skip.Chunk:
             calls[0] += 1
             if calls[0] == 2:
                 raise OSError("the disk went away for a moment")
             return real(self)
 
-        monkeypatch.setattr(skip.Cut, "read", failing)
+        monkeypatch.setattr(skip.HashedCut, "read", failing)
         ahead = skip.ReadAhead(options)
         ahead(lambda: False)
-        monkeypatch.setattr(skip.Cut, "read", real)
-        again = list(skip.raw_items(ledger, options, str(path), "s", print, ahead))
+        monkeypatch.setattr(skip.HashedCut, "read", real)
+        again = list(skip.matched(ledger, options, Source(options.source, str(path)), print, ahead))
     finally:
         ledger.close()
     assert calls[0] == 2

@@ -33,10 +33,9 @@ from zsync.plan.skip import (
     KnownRun,
     ReadAhead,
     fast_path,
-    raw_items,
+    matched,
 )
-from zsync.read import InputSpec
-from zsync.read.files import detect_format, open_binary
+from zsync.read import sources
 from zsync.shape import Shaper
 
 Planned = Prepared | Invalid | StateMessage | Idle
@@ -50,25 +49,14 @@ def _inputs(
     ahead: ReadAhead | None,
 ) -> Iterator[tuple[str, Iterable[KnownRun | Hashed | Item]]]:
     """Each input with the name of its source, read the fast way where it can be."""
-    spec = options.source
-    if spec.source_cmd:
-        yield read.input_source(spec, ""), _read(spec, options, bookmark, warn)
-        return
     fast = fast_path(options, ledger)
-    for path in spec.inputs:
-        source = read.input_source(spec, path)
+    for source in sources(options.source):
         if fast:
             assert ledger is not None
-            yield source, raw_items(ledger, options, path, source, warn, ahead)
+            yield source.name, matched(ledger, options, source, warn, ahead)
         else:
-            one = replace(spec, inputs=(path,))
-            yield source, _read(one, options, bookmark, warn)
-
-
-def _read(
-    spec: InputSpec, options: PlanOptions, bookmark: str | None, warn: Warn
-) -> Iterator[Item]:
-    return read.read(spec, bookmark=bookmark, state_file=options.state_file, warn=warn)
+            items = source.records(bookmark=bookmark, state_file=options.state_file, warn=warn)
+            yield source.name, items
 
 
 def planned_stream(
@@ -211,9 +199,9 @@ def estimate_total(options: PlanOptions) -> int | None:
         if path == "-" or not os.path.isfile(path):
             return None  # a pipe or a device (/dev/zero) may never end
         try:
-            if detect_format(path, spec.fmt) != "jsonl":
+            if read.Source(spec, path).format != "jsonl":
                 return None
-            with open_binary(path) as handle:
+            with open(path, "rb") as handle:
                 while chunk := handle.read(1 << 20):
                     total += chunk.count(b"\n")
         except (OSError, ZsyncError):

@@ -46,6 +46,7 @@ def program_name(command: str) -> str:
 
 
 def check_command(command: str) -> list[str]:
+    """The program's argv; UsageError (exit 2) when it cannot be split or found."""
     try:
         argv = shlex.split(command)
     except ValueError as exc:
@@ -67,6 +68,7 @@ def pipe_records(
     max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     warn: Callable[[str], None] = lambda _m: None,
 ) -> Iterator[Record | Problem | Idle]:
+    """The JSONL lines of a pipe as they arrive, parsed; an IDLE after each quiet spell."""
     for got in pipe_lines(fd, name, IDLE_SECONDS, max_bytes):
         if got is None:
             yield IDLE

@@ -42,6 +42,7 @@ class Oversized(bytes):
 
 
 def oversized_message(limit: int) -> str:
+    """The Problem text of a record longer than ``limit`` bytes."""
     return f"record is longer than {limit:,} bytes (--max-record-bytes); skipped"
 
 
@@ -90,6 +91,7 @@ def is_stream(path: str) -> bool:
 
 
 def open_binary(path: str) -> BinaryIO:
+    """``path`` opened for reading bytes; InputError naming it and why when it cannot be."""
     try:
         # Closed by the caller (_read closes in its finally). A buffer of one read chunk, not
         # the default 8 KB: lines of transcripts run to kilobytes, and reading them through
@@ -100,6 +102,7 @@ def open_binary(path: str) -> BinaryIO:
 
 
 def reason(exc: OSError) -> str:
+    """Why an input could not be opened or read, in a few plain words."""
     if isinstance(exc, FileNotFoundError):
         return "no such file"
     if isinstance(exc, IsADirectoryError):
@@ -115,6 +118,7 @@ def display(path: str) -> str:
 
 
 def has_known_extension(path: str) -> bool:
+    """The name ends in .json, .jsonl or .ndjson."""
     return path != "-" and any(path.lower().endswith(ext) for ext in _EXTENSIONS)
 
 
@@ -136,6 +140,7 @@ def read_head(stream: BinaryIO, name: str) -> bytes:
 
 
 def sniff(head: bytes) -> str:
+    """json when the first non-blank byte (after a BOM) is ``[``, else jsonl."""
     if head.startswith(BOM):
         head = head[3:]
     return "json" if head.lstrip(_JSON_WS)[:1] == b"[" else "jsonl"
@@ -150,9 +155,11 @@ class Prepend(io.RawIOBase):
         self._read = getattr(rest, "read1", rest.read)
 
     def readable(self) -> bool:
+        """Always: this stream is read, never written."""
         return True
 
     def readinto(self, b: Any) -> int:
+        """The replayed bytes first, then the original's."""
         if self._head:
             n = min(len(b), len(self._head))
             b[:n] = self._head[:n]
@@ -187,9 +194,11 @@ class CrAsLf(io.RawIOBase):
         self._done = False
 
     def readable(self) -> bool:
+        """Always: this stream is read, never written."""
         return True
 
     def readinto(self, b: Any) -> int:
+        """The next bytes, lone CRs made LFs."""
         while not self._pending:
             if self._done:
                 return 0

@@ -188,6 +188,8 @@ def json_array(
     max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     warn: Callable[[str], None] = lambda _m: None,
 ) -> Iterator[Record | Problem | Idle]:
+    """Each element of the JSON array on ``stream``, a Record or its Problem, as it is
+    read; elements are named ``name[index]``."""
     # One long loop on purpose (over 60 lines): it runs once per element on the hot path,
     # and its locals (buf, pos, index, final) are shared by every branch; helpers take the
     # rare paths (_skip, _after_array, fatal).

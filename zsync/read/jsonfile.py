@@ -35,13 +35,15 @@ def read_records(
 ) -> Iterator[Record | Problem | Idle]:
     """Stream the records of one input.
 
-    Raises InputError at once when the file cannot be opened (or UsageError for an
-    unknown ``fmt``); reading itself starts, and the file is held open, only while the
-    records are being iterated, so an iterator that is never used leaks nothing.
-    ``name`` is what origins call stdin (a source program's name when it is its pipe).
+    ``fmt``: json or jsonl (ndjson), as :class:`~zsync.read.Source` decided it; None: the
+    extension, else the first non-blank byte, read without losing it. Raises InputError at
+    once when the file cannot be opened (or UsageError for an unknown ``fmt``); reading
+    itself starts, and the file is held open, only while the records are being iterated,
+    so an iterator that is never used leaks nothing. ``name`` is what origins call stdin
+    (a source program's name when it is its pipe).
     """
-    if fmt is not None:
-        detect_format(path, fmt)
+    if fmt is not None or has_known_extension(path):
+        fmt = detect_format(path, fmt)  # the flag or the extension: nothing is opened
     if path == "-":
         if stdin is None:
             raise InputError(f"{name}: no standard input to read")
@@ -61,14 +63,12 @@ def _read(
     owned = open_binary(path) if path is not None else None
     try:
         source = owned if owned is not None else cast(BinaryIO, stream)
-        if fmt is not None or (path is not None and has_known_extension(path)):
-            found = detect_format(path or "-", fmt)
-        else:
+        if fmt is None:
             # Sniff without losing what was read: the bytes go back in front of the stream.
             head = read_head(source, name)
-            found = sniff(head)
+            fmt = sniff(head)
             source = io.BufferedReader(Prepend(head, source), buffer_size=CHUNK)
-        reader = json_array if found == "json" else jsonl
+        reader = json_array if fmt == "json" else jsonl
         yield from reader(source, name, max_bytes=max_bytes, warn=warn)
     except OSError as exc:
         raise InputError(f"{name}: read failed: {reason(exc)}") from exc

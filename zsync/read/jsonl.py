@@ -57,6 +57,8 @@ def jsonl(
     max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     warn: Warn = _ignore,
 ) -> Iterator[Record | Problem | Idle]:
+    """The records of a JSONL stream, a line at a time; an IDLE while an over-long line is
+    skipped."""
     for got in _jsonl_lines(stream, name, max_bytes):
         if got is None:
             yield IDLE

@@ -46,6 +46,7 @@ def duplicate_keys() -> list[str]:
 
 
 def duplicates_warning(origin: str, keys: list[str]) -> str:
+    """The warning for keys given twice in one object (the last value is kept)."""
     shown = ", ".join(repr(k) for k in keys[:5]) + (", ..." if len(keys) > 5 else "")
     noun = "key" if len(keys) == 1 else "keys"
     return f"{origin}: {noun} {shown} given twice in one object; the last value is used"
@@ -69,6 +70,7 @@ lenient_scan: _Scanner = json.JSONDecoder(  # type: ignore[attr-defined]
 
 
 def non_finite_at(buf: str, pos: int) -> int:
+    """Where in ``buf`` (from ``pos``) the NaN or Infinity the decoder refused starts."""
     for m in _NON_FINITE.finditer(buf, pos):
         if m.group(1):
             return m.start(1)
@@ -76,6 +78,7 @@ def non_finite_at(buf: str, pos: int) -> int:
 
 
 def value_error(exc: ValueError) -> str:
+    """The Problem text for a value the decoder refused."""
     if isinstance(exc, NonFinite):
         return f"{exc.args[0].lstrip('-')} is not valid JSON (use null or a string)"
     if "integer string conversion" in str(exc):
@@ -84,4 +87,5 @@ def value_error(exc: ValueError) -> str:
 
 
 def not_utf8(byte: int) -> str:
+    """The Problem text for a record holding ``byte``, which is not UTF-8."""
     return f"not UTF-8 (byte 0x{byte:02x})"

@@ -1,10 +1,11 @@
 """The bytes of each record of a JSONL, CSV or JSON array file, without parsing them.
 
-For the skip path of a re-run (``zsync.plan.stream``): a record whose bytes the ledger
-already holds, under the same header, mapping and switches, is unchanged and need not be
-parsed or mapped. Only the records the ledger does not know are parsed, one at a time, by
-the ordinary readers (:func:`parse_csv_row`, :func:`parse_json_element`), so what they
-accept or refuse is exactly what a full read accepts or refuses.
+For the skip path of a re-run (``zsync.plan.skip``, through :class:`zsync.read.Cut`): a
+record whose bytes the ledger already holds, under the same header, mapping and switches,
+is unchanged and need not be parsed or mapped. Only the records the ledger does not know
+are parsed, one at a time, by the ordinary readers (:meth:`RawCsv.parse`,
+:func:`parse_json_element`, the JSONL reader's line parser), so what they accept or refuse
+is exactly what a full read accepts or refuses.
 
 Where a record ends is found from its bytes alone: a JSONL record at its line end; a CSV
 row at the first line end outside double quotes; a JSON array element at the first ``}``
@@ -79,6 +80,7 @@ class RawRecord:
 
     @property
     def origin(self) -> str:
+        """Where the record is (``file:line``, ``file[3]``), worked out when asked."""
         return self.place if isinstance(self.place, str) else self.place.origin()
 
 
@@ -143,6 +145,7 @@ class Place:
     pos: int
 
     def origin(self) -> str:
+        """``FILE:LINE`` of the row's first line (lines counted now)."""
         return self.lines.origin(self.pos)
 
 

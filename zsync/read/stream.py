@@ -28,9 +28,7 @@ from zsync.read.files import (
     BOM,
     CHUNK,
     Prepend,
-    detect_format,
     display,
-    has_known_extension,
     reason,
     sniff,
 )
@@ -52,11 +50,10 @@ def read_stream(
     max_bytes: int,
     warn: Warn,
 ) -> Items:
-    """Every item of the stream at ``path``. ``fmt``: csv, json, jsonl (singer reads as
-    jsonl) or None (told from the first non-blank byte)."""
+    """Every item of the stream at ``path``. ``fmt``, as :class:`~zsync.read.Source`
+    decided it: csv, json, jsonl (singer reads as jsonl) or None (told here from the first
+    non-blank byte)."""
     name = display(path)
-    if fmt is None and has_known_extension(path):
-        fmt = detect_format(path, None)  # by the extension: nothing is opened
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
@@ -75,7 +72,7 @@ def _items(
         os.set_blocking(fd, True)
         yield from read_csv("-", delimiter, stdin=_stream(fd, b""), max_bytes=max_bytes, name=name)
         return
-    kind = "jsonl" if fmt == "singer" else (detect_format("-", fmt) if fmt else None)
+    kind = "jsonl" if fmt == "singer" else fmt
     head = b""
     if kind is None:
         head = yield from _head(fd, name)
