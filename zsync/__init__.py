@@ -10,21 +10,21 @@ import-linter's layers contract in pyproject.toml, which ``make lint`` checks:
     ui/                  `zsync ui` (the ui extra): a read-only Datasette dashboard over
                          the ledger, with read-only queries of its own
     operations, views    the run skeleton of push/reconcile/retry-failed; read-only views
+    report, metrics      what a person or a scraper reads about a run
     plan/                read -> shape -> diff against the ledger -> intents, then jobs;
                          skip: records matched as bytes before they are parsed (the
                          first file cut and hashed while the ledger's check runs)
-    read/                files, stdin, source programs -> Record / Problem / StateMessage
-    shape/               mapping files, validation, canonical JSON, hashes and keys
-    engine, worker       worker pool (worker, client, retry, pacing, limiter, polls)
-                         -> outcomes -> one writer
     truth/               the server's list as an index, trusted only when proven
                          complete: verify, repair, rebuild; with plan/indoubt, sends in
                          doubt looked up (after their doubt horizon) before any resend
+    engine/              the run loop -> worker pool (worker, client, retry, pacing,
+                         limiter, polls) -> outcomes -> one writer that records and counts
+    read/                files, stdin, source programs -> Record / Problem / StateMessage
+    shape/               mapping files, validation, canonical JSON, hashes and keys
     ledger/              every SQL statement that writes, and the readers: open, check,
                          migrate, lease, runs, items
-    report, metrics      what a person or a scraper reads about a run
-    model, errors, config   shared leaves: value types and Status; exceptions and exit
-                         codes; settings and key redaction
+    model, config        shared leaves: value types and Status; settings and key redaction
+    proxy_rules, errors  which proxy the key may cross; exceptions and exit codes
     emulator/            a local Zentrik API for demos and tests (shares only config, errors)
 """
 

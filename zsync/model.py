@@ -242,9 +242,15 @@ def ignore(_: Event) -> None:
     """An Emit that shows nothing."""
 
 
+# The most requests the engine keeps in flight, adaptive or fixed (--concurrency 1 to this).
+CONCURRENCY_CEILING = 64
+
+
 @dataclass
 class RunOptions:
-    concurrency: int | None = None  # None: adaptive, up to zsync.limiter.CEILING
+    """How a run sends: concurrency, rate, delay, polling."""
+
+    concurrency: int | None = None  # None: adaptive, up to CONCURRENCY_CEILING
     rate: float | None = None
     delay_ms: int = 0
     poll: bool = True

@@ -16,14 +16,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from zsync import metrics, plan, read
-from zsync.client import ZentrikClient
 from zsync.config import Settings
-from zsync.engine import Engine
+from zsync.engine import Engine, RetryPolicy, ZentrikClient
 from zsync.errors import ApiUnavailable, TransientError, ZsyncError
 from zsync.ledger import Ledger, Meanwhile, ledger_errors
 from zsync.model import Emit, Event, Job, RunOptions, RunResult, ServerIndex, Status, ignore
 from zsync.plan import PlanOptions, indoubt
-from zsync.retry import RetryPolicy
 from zsync.truth.verify import load_index
 
 _READYZ_BUDGET = 30.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zsync.limiter import CEILING, Limiter
+from zsync.engine.limiter import CEILING, Limiter
 
 
 class Clock:

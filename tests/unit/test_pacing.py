@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from zsync.pacing import Pacer, probe_factor
+from zsync.engine.pacing import Pacer, probe_factor
 
 
 class Clock:

@@ -8,10 +8,8 @@ import threading
 import time
 from dataclasses import replace
 
-from zsync.client import ZentrikClient
 from zsync.config import Settings
-from zsync.pacing import Pacer
-from zsync.retry import RetryPolicy
+from zsync.engine import Pacer, RetryPolicy, ZentrikClient
 from zsync.truth.verify import VerifyReport, verify
 
 

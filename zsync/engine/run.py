@@ -16,6 +16,11 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from zsync.engine.limiter import CEILING, INITIAL, Limiter
+from zsync.engine.pacing import Pacer
+from zsync.engine.polls import PollSchedule
+from zsync.engine.retry import RetryPolicy
+from zsync.engine.worker import ClientFactory, Worker
 from zsync.errors import (
     ApiUnavailable,
     AuthError,
@@ -23,7 +28,6 @@ from zsync.errors import (
     ZsyncError,
 )
 from zsync.ledger import Ledger
-from zsync.limiter import CEILING, INITIAL, Limiter
 from zsync.model import (
     TERMINAL,
     Emit,
@@ -36,10 +40,6 @@ from zsync.model import (
     SendJob,
     ignore,
 )
-from zsync.pacing import Pacer
-from zsync.polls import PollSchedule
-from zsync.retry import RetryPolicy
-from zsync.worker import ClientFactory, Worker
 
 _FLUSH_EVERY = 200
 _FLUSH_SECONDS = 0.25

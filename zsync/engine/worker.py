@@ -13,7 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from zsync.client import Receipt, ZentrikClient
+from zsync.engine.client import Receipt, ZentrikClient
+from zsync.engine.limiter import Change, Limiter
+from zsync.engine.pacing import Pacer
+from zsync.engine.retry import RetryPolicy
 from zsync.errors import (
     ApiError,
     Conflict,
@@ -24,7 +27,6 @@ from zsync.errors import (
     TransientError,
     TransportError,
 )
-from zsync.limiter import Change, Limiter
 from zsync.model import (
     TERMINAL,
     DeleteJob,
@@ -39,8 +41,6 @@ from zsync.model import (
     Status,
     UpdateJob,
 )
-from zsync.pacing import Pacer
-from zsync.retry import RetryPolicy
 
 ClientFactory = Callable[[], ZentrikClient]
 

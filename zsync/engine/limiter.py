@@ -33,7 +33,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-CEILING = 64
+from zsync.model import CONCURRENCY_CEILING
+
+CEILING = CONCURRENCY_CEILING
 INITIAL = 8
 # How long a window's latency counts as "the latency with no queue" (the server may change).
 _MIN_RTT_SECONDS = 30.0

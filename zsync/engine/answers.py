@@ -1,7 +1,7 @@
 """Reading the API's answers: JSON bodies, ids and scalars, and the one-line, redacted
 text of an error (its status, code, message and field, from JSON, HTML or plain text).
 
-Nothing here sends a request; :mod:`zsync.client` does, and turns answers into results or
+Nothing here sends a request; :mod:`zsync.engine.client` does, and turns answers into results or
 exceptions with these helpers.
 """
 
