@@ -9,7 +9,6 @@ Idempotency-Key next run) or settled.
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 import time
@@ -45,8 +44,6 @@ _FLUSH_EVERY = 200
 _FLUSH_SECONDS = 0.25
 _HEARTBEAT_SECONDS = 15.0
 _PROGRESS_SECONDS = 0.5
-# Concurrency allowed above what a known rate needs (see Engine.limit).
-_RATE_HEADROOM = 1.25
 
 
 class Engine:
@@ -75,9 +72,9 @@ class Engine:
             rate = min(rate, delay_rate) if rate else delay_rate
         fixed = options.concurrency
         ceiling = fixed or CEILING
-        # The pacer's AIMD halving on 429 stays; the limiter adds latency and the other
-        # refusals. The tighter of the two decides.
-        self.pacer = Pacer(rate=rate, concurrency=ceiling, stop_event=self.stop)
+        # The pacer only spaces requests; the limiter alone decides how many are in flight
+        # (latency, refusals, and the backoff after a 429).
+        self.pacer = Pacer(rate=rate, stop_event=self.stop)
         self.limiter = Limiter(adaptive=fixed is None, initial=fixed or INITIAL, ceiling=ceiling)
         self.polls = PollSchedule(first=options.first_poll, longest=options.poll_interval)
         self.emit = emit
@@ -109,13 +106,8 @@ class Engine:
 
     @property
     def limit(self) -> int:
-        limit = min(self.pacer.limit, self.limiter.limit)
-        rate, rtt = self.pacer.current_rate(), self.limiter.min_rtt
-        if rate is not None and rtt is not None and self.limiter.adaptive:
-            # Little's law: more in flight than the rate cap times the round trip only queues
-            # at the pacer, and lets an upward probe of the rate overshoot by that much.
-            limit = min(limit, math.ceil(rate * rtt * _RATE_HEADROOM) + 1)
-        return limit
+        """How many jobs may be in flight now (the limiter's, at the pacer's rate)."""
+        return self.limiter.allowed(self.pacer.current_rate())
 
     # -- writer side -----------------------------------------------------------------
 

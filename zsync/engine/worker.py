@@ -122,22 +122,27 @@ class Worker:
                 raise _Stopped
             counter[0] += 1
             rtt: float | None = None
+            succeeded = throttled = False
             self.limiter.started()
             sent = time.monotonic()
             try:
                 value = fn()
                 rtt = time.monotonic() - sent
+                succeeded = True
             except ApiError as exc:
                 self.result.requests[str(exc.status or "transport")] += 1
                 if isinstance(exc, RateLimited):
+                    # The pacer learns the rate from it; the limiter backs off (below).
                     self.pacer.throttle()
+                    throttled = True
                 if isinstance(exc, TransientError):
                     self.failures_since_success += 1
                 else:
                     rtt = time.monotonic() - sent  # an answer, if not the one hoped for
                 raise
             finally:
-                self._limit_changed(self.limiter.finished(rtt))
+                change = self.limiter.finished(rtt, succeeded=succeeded, throttled=throttled)
+                self._limit_changed(change)
             self.last_success = time.monotonic()
             self.failures_since_success = 0
             self.pacer.success()

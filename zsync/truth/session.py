@@ -26,7 +26,7 @@ def verify_ledger(
     second. Raises the :mod:`zsync.errors` a command turns into its exit code."""
     started = time.monotonic()
     stop = stop_event or threading.Event()
-    pacer = Pacer(rate=rate, concurrency=1, stop_event=stop)
+    pacer = Pacer(rate=rate, stop_event=stop)
     retry = replace(RetryPolicy.for_run(settings.wait_budget), stop_event=stop)
     with ZentrikClient(settings.api_base, settings.require_key()) as client:
         report = verify(
