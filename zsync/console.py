@@ -14,13 +14,15 @@ from typing import Any
 import click
 
 from zsync import config, report
-from zsync.model import Event
+from zsync.model import Event, EventKind
 
 # Per-item problems shown on stderr before the rest are only counted (cron mail stays short).
 _MAX_ITEM_LINES = 20
 
 
 class State:
+    """The global output options (-v, -q, --debug, ...), shared by every command."""
+
     def __init__(self) -> None:
         self.debug = False
         self.verbose = 0
@@ -83,6 +85,8 @@ class Console:
         click.echo(json.dumps(record, ensure_ascii=False), err=True)
 
     def emit(self, event: Event) -> None:
+        """Show an event as the options say: dry-run lines on stdout, problems and (with -v)
+        progress on stderr."""
         state = self.state
         if event.kind == "would-send":
             click.echo(event.message)
@@ -141,11 +145,12 @@ class Console:
                 return
             self._last_progress_line = elapsed
             if state.log_format == "json":
-                self._log(Event("progress", message=line, data={}), "info")
+                self._log(Event(EventKind.PROGRESS, message=line, data={}), "info")
             else:
                 click.echo(f"progress: {line}", err=True)
 
     def close(self) -> None:
+        """Clear the progress bar, if one is shown."""
         with self.lock:
             if self._bar_visible:
                 click.echo("\r\033[K", nl=False, err=True)
