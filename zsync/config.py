@@ -36,6 +36,8 @@ ENV_FILE_NAMES = frozenset({"ZENTRIK_API_BASE", "ZENTRIK_API_KEY"})
 
 @dataclass(frozen=True)
 class Settings:
+    """Where to send, with which key, and where the ledger is (see :func:`load`)."""
+
     api_base: str = DEFAULT_API_BASE
     api_key: str | None = field(default=None, repr=False)
     ledger_path: Path = Path(DEFAULT_LEDGER)
@@ -48,6 +50,7 @@ class Settings:
     doubt_horizon: float = DEFAULT_DOUBT_HORIZON
 
     def require_key(self) -> str:
+        """The API key; ConfigError (exit 3) when none is set."""
         if not self.api_key:
             raise ConfigError(
                 "ZENTRIK_API_KEY is not set: create a key in Zentrik under "
@@ -56,6 +59,7 @@ class Settings:
         return self.api_key
 
     def redact(self, text: str) -> str:
+        """``text`` without the API key."""
         return redact(text, self.api_key)
 
 
@@ -93,6 +97,9 @@ def load(
     new_ledger: bool = False,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
+    """The settings from the arguments, then ``environ`` (the process environment when None),
+    then ``env_file`` (API base and key only), then the defaults; the base and its proxy
+    judged before any ledger is opened (ConfigError, exit 3)."""
     env = dict(os.environ if environ is None else environ)
     warnings: list[str] = []
     if env_file is not None:
@@ -175,6 +182,8 @@ def _doubt_horizon(raw: str | None) -> float:
 
 
 def check_api_base(base: str, allow_insecure_http: bool) -> None:
+    """Refuse (ConfigError) a base that is not http(s), carries a user or password, or
+    is plain http to another machine without ``allow_insecure_http``."""
     parts = urlsplit(base)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ConfigError(f"ZENTRIK_API_BASE {base!r} is not an http(s) URL")

@@ -44,6 +44,7 @@ def _duration(started: str | None, finished: str | None) -> float | None:
 
 
 def runs(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
+    """The last ``limit`` runs, newest first."""
     with reading(settings.ledger_path) as ledger:
         return _runs(ledger, limit)
 
@@ -64,6 +65,7 @@ def _runs(ledger: Ledger, limit: int) -> list[dict[str, Any]]:
 
 
 def show(settings: Settings, external_id: str) -> dict[str, Any] | None:
+    """One item with its events; None when the ledger has no such externalId."""
     with reading(settings.ledger_path) as ledger:
         item = ledger.get_item(external_id)
         if item is None:
@@ -95,6 +97,8 @@ def cause_of(status: str, http_status: int | None, error: str | None) -> str:
 
 @dataclass
 class Cause:
+    """Items failing for the same reason: the reason, how many, and a few examples."""
+
     cause: str
     status: str
     http_status: int | None
@@ -105,6 +109,7 @@ class Cause:
 
 
 def errors(settings: Settings, samples: int = 3) -> list[Cause]:
+    """Failing items grouped by cause, with up to ``samples`` examples each."""
     groups: dict[str, Cause] = {}
     with reading(settings.ledger_path) as ledger:
         for external_id, status, http_status, error, at in ledger.iter_failures():
@@ -150,6 +155,8 @@ def export(settings: Settings, fmt: str, statuses: tuple[str, ...] = ()) -> Iter
 
 @dataclass
 class Check:
+    """One check of `zsync check`: its name, whether it passed, and what it found."""
+
     name: str
     ok: bool
     detail: str
@@ -157,11 +164,14 @@ class Check:
 
 @dataclass
 class CheckReport:
+    """The checks of `zsync check`, and the error that stopped them (if any)."""
+
     checks: list[Check]
     error: ZsyncError | None = None
 
     @property
     def ok(self) -> bool:
+        """Every check passed."""
         return all(c.ok for c in self.checks)
 
 
@@ -245,6 +255,8 @@ def _ledger_check(settings: Settings, workspace: str | None) -> Check:
 
 
 def status(settings: Settings) -> dict[str, Any]:
+    """What `zsync status` shows: counts by status, recent runs, the lease, bookmarks and
+    the items that need a look."""
     with reading(settings.ledger_path) as ledger:
         ledger.raise_if_damaged()  # damage is never reported as a healthy ledger
         holder = ledger.lease_holder()
@@ -273,6 +285,8 @@ def retry_candidates(
 
 @dataclass
 class Preview:
+    """What a dry preview read: the shaped (or invalid) records and the warnings."""
+
     items: list[Prepared | Invalid]
     warnings: list[str]
 

@@ -35,6 +35,7 @@ def _decorate(fn: F, options: list[Callable[[Any], Any]]) -> F:
 
 
 def common_options(fn: F) -> F:
+    """The options every command takes (ledger, env file, API base, output)."""
     options = [
         click.option(
             "--ledger",
@@ -89,6 +90,7 @@ class _Concurrency(_ParamType):  # type: ignore[misc]
 
 
 def run_options(fn: F) -> F:
+    """The options of a command that sends (concurrency, rate, delay, polling, ...)."""
     options = [
         click.option(
             "--concurrency",
@@ -133,6 +135,7 @@ def run_options(fn: F) -> F:
 
 
 def input_options(fn: F) -> F:
+    """The options that name the input (--input, format, mapping, ...)."""
     options = [
         click.option(
             "--input",
@@ -179,6 +182,7 @@ def input_options(fn: F) -> F:
 
 
 def source_options(fn: F) -> F:
+    """The options of a source program (--source-cmd, ...)."""
     options = [
         click.option(
             "--source-cmd",
@@ -208,6 +212,7 @@ def settings_from(
     allow_insecure_http: bool,
     new_ledger: bool = False,
 ) -> config.Settings:
+    """The settings for a command from its options and the environment; warnings shown."""
     settings = config.load(
         api_base=api_base,
         ledger=ledger,
@@ -269,6 +274,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def render_run(state: State, result: RunResult, as_json: bool, console: Console) -> None:
+    """Show a run's result: the summary (or JSON) and its warnings."""
     console.close()
     if not state.quiet:
         for line in report.dropped_warnings(result):

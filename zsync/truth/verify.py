@@ -36,12 +36,16 @@ CLASSES = ("unknown", "gone", "status", "content", "duplicated")
 
 @dataclass
 class Drift:
+    """One class of disagreement between ledger and server: how many, and examples."""
+
     count: int = 0
     examples: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
 class VerifyReport:
+    """What verify found (and what --repair did): counts, drift by class, completeness."""
+
     ledger: str
     server_signals: int = 0
     ledger_items: int = 0
@@ -56,10 +60,13 @@ class VerifyReport:
 
     @property
     def drift(self) -> int:
+        """Items that disagree, over every class."""
         return sum(d.count for d in self.classes.values())
 
     @property
     def exit_code(self) -> ExitCode:
+        """ITEMS_FAILED for drift left unrepaired, UNAVAILABLE for a listing not proven
+        complete, else OK."""
         if self.drift and self.repaired is None:
             return ExitCode.ITEMS_FAILED
         if not self.complete:
@@ -67,6 +74,7 @@ class VerifyReport:
         return ExitCode.OK
 
     def as_json(self) -> dict[str, Any]:
+        """The report as ``zsync verify --json`` prints it."""
         return {
             "ledger": self.ledger,
             "agree": not self.drift and self.complete,
