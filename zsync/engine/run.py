@@ -1,7 +1,9 @@
 """Stage 4, engine: jobs from a feeder -> a worker pool (paced, retried) -> outcomes -> ledger.
 
-Threads: the caller's thread owns the ledger and does all planning and writing; worker
-threads only make HTTP requests and hand back :class:`~zsync.model.Outcome` objects.
+Threads: the caller's thread owns the ledger and the run's counts, and does all planning
+and writing (the writer); worker threads only make HTTP requests and hand back values
+(:class:`~zsync.engine.worker.Done`: the :class:`~zsync.model.Outcome` and what its
+requests got), which the writer records and counts.
 Intents are committed before their request is submitted to a worker, so a crash at any
 moment leaves every record either untouched, ``pending`` (resent with the same body and
 Idempotency-Key next run) or settled.
