@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from tests.emulator.testing import emulator_fixture
-from zsync import retry
 from zsync.cli import main
+from zsync.engine import retry
 
 __all__ = ["CliResult", "emulator", "emulator_fixture", "run_cli"]
 

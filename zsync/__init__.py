@@ -13,23 +13,25 @@ import-linter's layers contract in pyproject.toml, which ``make lint`` checks:
     plan/                read -> shape -> diff against the ledger -> intents, then jobs;
                          skip: each input's cut records hashed and matched against the
                          ledger before they are parsed (the first file cut and hashed
-                         while the ledger's check runs)
-    read/                one Source per input (a file, stdin, a source program), its
-                         format decided once: records() -> Record / Problem / StateMessage,
-                         and cut(): a regular file's records as bytes for the skip path
-    shape/               mapping files, validation, canonical JSON, hashes and keys
-    engine, worker       worker pool (worker, client, retry, pacing, limiter, polls)
-                         -> outcomes -> one writer
+                         while the ledger's check runs); upsert: Singer's last version wins
     truth/               the server's list as an index, trusted only when proven
                          complete: verify, repair, rebuild; trust: can the ledger vouch
                          for itself before a push creates (else adopt first); with
                          plan/indoubt, sends in doubt looked up (after their doubt horizon)
                          before any resend
-    ledger/              every SQL statement that writes, and the readers: open, check,
-                         migrate, lease, runs, items, the trust anchor
     report, metrics      what a person or a scraper reads about a run
-    model, errors, config   shared leaves: value types and Status; exceptions and exit
-                         codes; settings and key redaction
+    engine/              the run loop -> worker pool (worker, client, retry, pacing,
+                         limiter, polls) -> outcomes -> one writer that records and counts
+    read/                one Source per input (a file, stdin, a source program), its
+                         format decided once: records() -> Record / Problem / StateMessage,
+                         and cut(): a regular file's records as bytes for the skip path
+    shape/               mapping files, validation, canonical JSON, hashes and keys;
+                         singer_body: a Singer record's identity and body without a mapping
+    ledger/              every SQL statement that writes, and the readers: a thin handle
+                         with one small object per table (items, runs, lease, server,
+                         trust, meta); open, check, migrate
+    model, config        shared leaves: value types and Status; settings and key redaction
+    proxy_rules, errors  which proxy the key may cross; exceptions and exit codes
     emulator/            a local Zentrik API for demos and tests (shares only config, errors)
 """
 

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 from zsync import config, operations, views
 from zsync.errors import ExitCode, UsageError, ZsyncError
-from zsync.limiter import CEILING
+from zsync.model import CONCURRENCY_CEILING as CEILING
 from zsync.model import Event, RunOptions, RunResult
 from zsync.plan import ON_CHANGE, PlanOptions
 from zsync.read import DEFAULT_MAX_RECORD_BYTES, FORMATS, InputSpec

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from zsync import proxies
+from zsync import proxy_rules
 from zsync.errors import ConfigError, UsageError
-from zsync.proxies import is_loopback as is_loopback  # the emulator reads it here
+from zsync.proxy_rules import is_loopback as is_loopback  # the emulator reads it here
 
 # The address `zsync emulator` binds, spelt the same way: the ledger remembers the base it
 # was used with, so one spelling here and another in the emulator (or in an example) made
@@ -123,9 +123,9 @@ def load(
     insecure = allow_insecure_http
     wait_budget = _wait_budget(env.get("EVAL_API_WAIT_SECONDS") or env.get("ZSYNC_WAIT_SECONDS"))
     check_api_base(base, insecure)
-    if proxies.uses_proxy(base):
+    if proxy_rules.uses_proxy(base):
         # Refused here, before a ledger is opened; the client judges the same proxy again.
-        proxies.check(base, proxies.environ_proxy(base, env))
+        proxy_rules.check(base, proxy_rules.environ_proxy(base, env))
     return Settings(
         api_base=base,
         api_key=key,

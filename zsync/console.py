@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from zsync import config, report
-from zsync.model import Event
+from zsync.model import Event, EventKind
 
 # Per-item problems shown on stderr before the rest are only counted (cron mail stays short).
 _MAX_ITEM_LINES = 20
@@ -148,7 +148,7 @@ class Console:
                 return
             self._last_progress_line = elapsed
             if state.log_format == "json":
-                self._log(Event("progress", message=line, data={}), "info")
+                self._log(Event(EventKind.PROGRESS, message=line, data={}), "info")
             else:
                 click.echo(f"progress: {line}", err=True)
 

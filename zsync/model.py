@@ -13,7 +13,7 @@ This module imports nothing of zsync but the exit-code enum.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -51,11 +51,71 @@ NEEDS_LOOK = frozenset(
 )
 
 
+class OutcomeKind(StrEnum):
+    """What one job came to: an :class:`Outcome`'s kind, and the kind of the ledger event
+    the writer records for it (the values are the events table's, logs' and JSON's)."""
+
+    CREATED = "created"  # a new signal (201)
+    REPLAYED = "replayed"  # a create answered with an existing signal (a replay, dedupe)
+    ADOPTED = "adopted"  # a 409 naming the signal that holds the record
+    UPDATED = "updated"  # PATCHed, then processing re-queued
+    REQUEUED = "requeued"  # processing re-queued (retry-failed)
+    PROCESSED = "processed"  # a poll saw processing finish
+    FAILED = "failed"  # a poll saw processing fail
+    POLLING = "polling"  # a poll saw it still processing (or the poll failed, transiently)
+    POLL_REJECTED = "poll-rejected"  # a poll answered with a permanent error
+    DELETED = "deleted"  # deleted by --prune
+    GONE = "gone"  # the server no longer holds the signal (404)
+    CONFLICT = "conflict"
+    REJECTED = "rejected"
+    ERROR = "error"  # transient failures outlasted the budget: resent next run
+
+
+class EventKind(StrEnum):
+    """What an :class:`Event` tells: an item's outcome (the :class:`OutcomeKind` values), a
+    planning note about an item, or news of the run itself."""
+
+    CREATED = "created"
+    REPLAYED = "replayed"
+    ADOPTED = "adopted"
+    UPDATED = "updated"
+    REQUEUED = "requeued"
+    PROCESSED = "processed"
+    FAILED = "failed"
+    POLLING = "polling"
+    POLL_REJECTED = "poll-rejected"
+    DELETED = "deleted"
+    GONE = "gone"
+    CONFLICT = "conflict"
+    REJECTED = "rejected"
+    ERROR = "error"
+    # Planning, per item.
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+    CHANGED = "changed"
+    DEFERRED = "deferred"
+    WOULD_SEND = "would-send"
+    WOULD_UPDATE = "would-update"
+    WOULD_DELETE = "would-delete"
+    PRUNE_REFUSED = "prune-refused"
+    # The run.
+    RETRY = "retry"
+    CONCURRENCY = "concurrency"
+    PROGRESS = "progress"
+    TIMEOUT = "timeout"
+    API_DOWN = "api-down"
+    BOOKMARK = "bookmark"
+    NOTICE = "notice"
+    WARNING = "warning"
+
+
 # -- read -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Record:
+    """One record as read: where it came from and its parsed JSON value."""
+
     origin: str  # "in.jsonl:12" (1-based line), "in.json[3]" (0-based index), "<stdin>:4"
     data: Any  # the parsed JSON value; shape checks that it is an object
     stream: str | None = None  # the Singer stream it came from
@@ -65,6 +125,8 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
+    """Input that is not a record (bad JSON, an unreadable line): where, and what."""
+
     origin: str  # "in.json:3:17" (line:column when known), "in.jsonl:5"
     message: str  # one line, without the origin
 
@@ -103,6 +165,8 @@ Item = Record | Problem | Schema | StateMessage | Idle
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
+    """A record shaped for sending: its create body, canonical bytes, hashes and key."""
+
     origin: str
     external_id: str
     body: dict[str, Any]  # the create body: the template's fields for the kind
@@ -115,13 +179,18 @@ class Prepared:
 
 @dataclass(frozen=True, slots=True)
 class Invalid:
+    """A record that is not sent: where, which field, why; a duplicate of an earlier record
+    of the same input is its own kind."""
+
     origin: str
     external_id: str | None
     field: str | None
     message: str  # one line, starting with the origin
+    kind: EventKind = EventKind.INVALID  # or DUPLICATE
 
 
 def problem_to_invalid(p: Problem) -> Invalid:
+    """An input problem as an invalid record (never sent)."""
     return Invalid(p.origin, None, None, f"{p.origin}: {p.message}")
 
 
@@ -142,6 +211,8 @@ class ItemRow:
 
 @dataclass(frozen=True, slots=True)
 class StoredItem:
+    """An item as the ledger holds it, with its stored body and key (for a resend)."""
+
     external_id: str
     status: str
     payload: str | None
@@ -167,6 +238,8 @@ class Intent:
 
 @dataclass(frozen=True, slots=True)
 class SendJob:
+    """Create a signal: the exact canonical bytes with their Idempotency-Key."""
+
     external_id: str
     payload: bytes
     idempotency_key: str
@@ -174,6 +247,8 @@ class SendJob:
 
 @dataclass(frozen=True, slots=True)
 class PollJob:
+    """Ask the server how a signal's processing is going."""
+
     external_id: str
     public_id: str
     interval: float  # seconds until this poll is due (the engine schedules it)
@@ -181,6 +256,8 @@ class PollJob:
 
 @dataclass(frozen=True, slots=True)
 class RequeueJob:
+    """Re-queue a signal's processing (retry-failed)."""
+
     external_id: str
     public_id: str
 
@@ -197,6 +274,8 @@ class UpdateJob:
 
 @dataclass(frozen=True, slots=True)
 class DeleteJob:
+    """Delete a signal on the server (--prune)."""
+
     external_id: str
     public_id: str
 
@@ -212,7 +291,7 @@ class Outcome:
     """What one request settled for one item; applied by the writer in batches."""
 
     external_id: str
-    kind: str  # created | replayed | processed | failed | rejected | conflict | error | ...
+    kind: OutcomeKind
     status: str | None = None  # the item's new status (None: leave it)
     http_status: int | None = None
     public_id: str | None = None
@@ -227,7 +306,7 @@ class Outcome:
 class Event:
     """Something a person may want to see; the CLI decides how (or whether) to show it."""
 
-    kind: str
+    kind: EventKind
     external_id: str | None = None
     message: str = ""
     data: dict[str, Any] = field(default_factory=dict)
@@ -242,9 +321,15 @@ def ignore(_: Event) -> None:
     """An Emit that shows nothing."""
 
 
+# The most requests the engine keeps in flight, adaptive or fixed (--concurrency 1 to this).
+CONCURRENCY_CEILING = 64
+
+
 @dataclass
 class RunOptions:
-    concurrency: int | None = None  # None: adaptive, up to zsync.limiter.CEILING
+    """How a run sends: concurrency, rate, delay, polling."""
+
+    concurrency: int | None = None  # None: adaptive, up to CONCURRENCY_CEILING
     rate: float | None = None
     delay_ms: int = 0
     poll: bool = True
@@ -263,6 +348,9 @@ _UNFINISHED_KINDS = ("error", "pending", "deferred")
 
 @dataclass
 class RunResult:
+    """What a run did: counts by outcome, requests by answer, and how it ended. Changed on
+    the caller's thread only; :attr:`exit_code` is the command's exit code."""
+
     command: str
     run_id: int | None = None
     counts: Counter[str] = field(default_factory=Counter)
@@ -286,6 +374,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> ExitCode:
+        """The command's exit code: fatal error, interrupted, items failed, pending, or OK."""
         if self.fatal is not None:
             return self.fatal.exit_code
         if self.interrupted:
@@ -298,7 +387,25 @@ class RunResult:
             return ExitCode.PENDING
         return ExitCode.OK
 
+    def count(self, kind: str, n: int = 1) -> None:
+        """Add ``n`` to the count of ``kind`` (an outcome, a planning verdict, ``submitted``).
+
+        Called on the caller's thread only (the planner and the engine's writer): worker
+        threads hand their counts back inside what they return."""
+        self.counts[kind] += n
+
+    def settle_submitted(self) -> None:
+        """One item counted ``submitted`` in this run has settled (processed, failed, gone)."""
+        if self.counts["submitted"] > 0:
+            self.counts["submitted"] -= 1
+
+    def add_requests(self, statuses: Iterable[str], retries: int = 0) -> None:
+        """Count the answers of a job's requests (status codes, ``transport``) and retries."""
+        self.requests.update(statuses)
+        self.retries += retries
+
     def note_problem(self, message: str, keep: int = 50) -> None:
+        """Keep a problem's one line for the summary (the first ``keep`` only)."""
         if len(self.problems) < keep:
             self.problems.append(message)
 

@@ -17,14 +17,22 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from zsync import metrics, plan, read
-from zsync.client import ZentrikClient
 from zsync.config import Settings
-from zsync.engine import Engine
+from zsync.engine import Engine, RetryPolicy, ZentrikClient
 from zsync.errors import ApiUnavailable, TransientError, ZsyncError
 from zsync.ledger import Ledger, Meanwhile, ledger_errors
-from zsync.model import Emit, Event, Job, RunOptions, RunResult, ServerIndex, Status, ignore
+from zsync.model import (
+    Emit,
+    Event,
+    EventKind,
+    Job,
+    RunOptions,
+    RunResult,
+    ServerIndex,
+    Status,
+    ignore,
+)
 from zsync.plan import PlanOptions, indoubt
-from zsync.retry import RetryPolicy
 from zsync.truth.trust import TrustGate
 from zsync.truth.verify import load_index
 
@@ -88,7 +96,7 @@ def preflight(ctx: Context, ledger: Ledger, *, skip_readyz: bool) -> None:
         if was and was != ctx.settings.api_base:  # same workspace (bind refuses another)
             ctx.emit(
                 Event(
-                    "warning",
+                    EventKind.WARNING,
                     message=f"ledger {ledger.path} was used with {was}; it now follows "
                     f"{ctx.settings.api_base} (the same workspace {workspace})",
                 )
@@ -118,13 +126,13 @@ def _run(
         new = not path.exists()
         ledger = Ledger.open(path, new_ledger=ctx.settings.new_ledger, meanwhile=meanwhile)
         if new:  # a cron job in the wrong directory would otherwise start over unnoticed
-            ctx.emit(Event("notice", message=f"created a new ledger at {path.resolve()}"))
+            ctx.emit(Event(EventKind.NOTICE, message=f"created a new ledger at {path.resolve()}"))
         try:
             if ledger.replaced is not None:
                 message = (
                     f"ledger {path} was not usable: kept as {ledger.replaced}; a new one starts"
                 )
-                ctx.emit(Event("warning", None, message))
+                ctx.emit(Event(EventKind.WARNING, None, message))
             ledger.lease.acquire(command)
             run_id = result.run_id = ledger.runs.start(command, arguments)
             try:
@@ -216,7 +224,9 @@ def _settle_in_doubt(
         if not after:
             raise  # nothing in doubt may be resent unchecked
         # After the run's sends: the items stay as they are for the next run to check.
-        ctx.emit(Event("warning", message=f"{len(items)} send(s) in doubt stay unchecked: {exc}"))
+        ctx.emit(
+            Event(EventKind.WARNING, message=f"{len(items)} send(s) in doubt stay unchecked: {exc}")
+        )
         return []
 
 

@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from zsync import plan, read
-from zsync.client import ZentrikClient
 from zsync.config import Settings
+from zsync.engine import ZentrikClient
 from zsync.errors import ApiError, ApiUnavailable, AuthError, LedgerError, ZsyncError
 from zsync.ledger import Ledger, reading
 from zsync.model import NEEDS_LOOK, Idle, Invalid, Prepared, StateMessage, Status

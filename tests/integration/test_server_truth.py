@@ -124,7 +124,11 @@ def test_a_signal_deleted_on_the_server_is_deleted_and_not_created_again() -> No
     with running_emulator(dedupe="off", process_seconds=0.5) as emu:
         env = _env(emu)
         assert run_cli(["push", "-i", "in.jsonl", "--no-poll"], env=env).code == 0
-        _server(emu, "DELETE", "SIGNAL-2")
+        # t-001's signal: creates run concurrently, so which record became SIGNAL-2 is chance.
+        db = sqlite3.connect("zsync.db")
+        [(public_id,)] = db.execute("SELECT public_id FROM items WHERE external_id = 't-001'")
+        db.close()
+        _server(emu, "DELETE", public_id)
         pushed = run_cli(["push", "-i", "in.jsonl", "--poll-seconds", "20"], env=env)
         assert pushed.code == 0, pushed.out + pushed.err
         assert "deleted on the server" in pushed.out + pushed.err

@@ -288,10 +288,9 @@ def test_a_run_killed_before_its_adoption_is_in_leaves_the_anchor_where_it_was(
     """The anchor moves past the signals the ledger lacked only once they are adopted: a
     run that dies in between leaves the next run the same work, not a ledger that trusts
     itself without them."""
-    from zsync.client import ZentrikClient
+    from zsync.engine import RetryPolicy, ZentrikClient
     from zsync.ledger import Ledger
     from zsync.model import RunResult
-    from zsync.retry import RetryPolicy
     from zsync.truth.trust import TrustGate
 
     _write(0, 200)

@@ -14,8 +14,8 @@ import pytest
 from tests.conftest import TEST_KEY, run_cli
 from tests.emulator.testing import running_emulator
 from tests.waiting import wait_until
-from zsync.client import ZentrikClient
 from zsync.emulator.server import RunningEmulator
+from zsync.engine.client import ZentrikClient
 
 
 def _records(n: int) -> list[dict[str, Any]]:

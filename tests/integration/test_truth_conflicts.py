@@ -90,7 +90,7 @@ def test_conflict_without_a_signal_on_the_server_says_why() -> None:
         db.execute("UPDATE items SET status = 'conflict', last_error = '409 in progress'")
         db.commit()
         public_id = emu.truth()["signals"][0]["publicId"]
-        from zsync.client import ZentrikClient
+        from zsync.engine.client import ZentrikClient
 
         with ZentrikClient(emu.url, TEST_KEY) as client:
             client.delete_signal(public_id)

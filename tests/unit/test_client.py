@@ -14,7 +14,7 @@ import requests
 import responses
 import urllib3.exceptions
 
-from zsync.client import USER_AGENT, Receipt, SignalState, ZentrikClient
+from zsync.engine.client import USER_AGENT, Receipt, SignalState, ZentrikClient
 from zsync.errors import (
     ApiError,
     ApiUnavailable,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zsync.limiter import CEILING, Limiter
+from zsync.engine.limiter import CEILING, Limiter
 
 
 class Clock:
@@ -103,6 +103,41 @@ def test_a_fixed_limit_never_moves() -> None:
         _round(limiter, clock, 0.2)
     _round(limiter, clock, 0.2, refused=5)
     assert limiter.limit == 5 and limiter.peak == 5 and not limiter.changes
+
+
+def test_a_429_halves_even_a_fixed_limit_once_per_burst() -> None:
+    clock = Clock()
+    limiter = Limiter(adaptive=False, initial=8, ceiling=8, clock=clock)
+    for _ in range(8):  # the whole burst in flight is answered 429: one cut
+        limiter.started()
+        limiter.finished(None, throttled=True)
+    assert limiter.limit == 4 and limiter.allowed(1000.0) == 4
+    clock.now += 1
+    limiter.started()
+    limiter.finished(None, throttled=True)  # a second burst
+    assert limiter.limit == 2
+
+
+def test_successes_bring_the_concurrency_back_after_429s() -> None:
+    clock = Clock()
+    limiter = Limiter(adaptive=False, initial=8, ceiling=8, clock=clock)
+    limiter.finished(0.01, succeeded=True)
+    limiter.finished(None, throttled=True)
+    clock.now += 1
+    limiter.finished(None, throttled=True)
+    assert limiter.limit == 2
+    for _ in range(40):
+        limiter.finished(0.01, succeeded=True)
+    assert limiter.limit == 8
+
+
+def test_a_known_rate_caps_an_adaptive_limit_by_the_round_trip() -> None:
+    clock = Clock()
+    limiter = Limiter(clock=clock)
+    for _ in range(3):
+        _round(limiter, clock, 0.1)
+    assert limiter.allowed(None) == limiter.limit > 4
+    assert limiter.allowed(20.0) == 4  # 20/s for 0.1 s, with a quarter's headroom, plus one
 
 
 def test_changes_are_reported_with_a_reason() -> None:

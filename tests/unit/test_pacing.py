@@ -1,8 +1,9 @@
 """The pacer on a fake clock: the user's cap, what a 429 teaches it, and how it recovers.
 
-The last tests drive it against a simulated server token bucket (the emulator's: a burst of
-one second's worth) the way the engine does, and check what a user would notice: the run
-takes about requests / rate, and few requests are answered 429.
+The last tests drive it, with the limiter that decides the concurrency, against a simulated
+server token bucket (the emulator's: a burst of one second's worth) the way the engine does,
+and check what a user would notice: the run takes about requests / rate, and few requests
+are answered 429.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import math
 
 import pytest
 
-from zsync.pacing import Pacer, probe_factor
+from zsync.engine.limiter import Limiter
+from zsync.engine.pacing import Pacer, probe_factor
 
 
 class Clock:
@@ -25,9 +27,8 @@ class Clock:
 
 def test_without_a_rate_or_a_429_nothing_waits() -> None:
     clock = Clock()
-    pacer = Pacer(concurrency=8, clock=clock)
+    pacer = Pacer(clock=clock)
     assert [pacer.reserve() for _ in range(100)] == [0.0] * 100
-    assert pacer.limit == 8
 
 
 def test_a_rate_spaces_requests_evenly() -> None:
@@ -40,21 +41,21 @@ def test_a_rate_spaces_requests_evenly() -> None:
 def test_the_first_429_discounts_the_burst_of_a_full_bucket() -> None:
     """A server granting 100/s with a burst of 100: 200 successes in the first second."""
     clock = Clock()
-    pacer = Pacer(concurrency=8, clock=clock)
+    pacer = Pacer(clock=clock)
     for _ in range(200):
         clock.now += 0.005
         pacer.success()
     pacer.throttle()
     assert pacer.current_rate() == pytest.approx(100 * 0.97)
-    assert pacer.limit == 4  # multiplicative decrease
     for _ in range(7):  # the rest of the burst: counted, but one cut
         pacer.throttle()
-    assert pacer.throttled == 8 and pacer.limit == 4
+    assert pacer.throttled == 8
+    assert pacer.current_rate() == pytest.approx(100 * 0.97)
 
 
 def test_later_429s_measure_what_was_granted_since_the_last_one() -> None:
     clock = Clock()
-    pacer = Pacer(concurrency=8, clock=clock)
+    pacer = Pacer(clock=clock)
     for _ in range(100):
         clock.now += 0.002  # a fast burst: 100 in 0.2 s
         pacer.success()
@@ -68,14 +69,14 @@ def test_later_429s_measure_what_was_granted_since_the_last_one() -> None:
 
 def test_a_429_before_any_success_starts_slow() -> None:
     clock = Clock()
-    pacer = Pacer(concurrency=8, clock=clock)
+    pacer = Pacer(clock=clock)
     pacer.throttle()
     assert pacer.current_rate() == pytest.approx(10.0)
 
 
 def test_the_user_rate_is_never_exceeded() -> None:
     clock = Clock()
-    pacer = Pacer(rate=20, concurrency=8, clock=clock)
+    pacer = Pacer(rate=20, clock=clock)
     for _ in range(100):
         clock.now += 0.01
         pacer.success()
@@ -91,31 +92,20 @@ def test_the_probe_is_gentle_at_first_and_then_speeds_up() -> None:
     assert probe_factor(1e6) == pytest.approx(math.exp(50))
 
 
-def test_successes_bring_the_concurrency_back() -> None:
-    clock = Clock()
-    pacer = Pacer(concurrency=8, clock=clock)
-    pacer.success()
-    pacer.throttle()
-    clock.now += 1
-    pacer.throttle()
-    assert pacer.limit == 2
-    for _ in range(40):
-        pacer.success()
-    assert pacer.limit == 8
-
-
 def simulate(
     requests: int, rate: float, burst: float, latency: float, concurrency: int = 8
 ) -> tuple[float, int]:
     """(seconds, 429 answers) for ``requests`` through a token bucket of ``rate``/``burst``.
 
-    Like the engine: a job starts while fewer than ``pacer.limit`` are in flight; every
-    attempt takes a slot from the pacer; a 429 throttles and waits its Retry-After (whole
-    seconds, at least one, as the emulator sends) before the same job tries again.
+    Like the engine with ``--concurrency``: a job starts while fewer than the limiter's limit
+    are in flight; every attempt takes a slot from the pacer; a 429 throttles both (the pacer
+    learns the rate, the limiter backs off) and waits its Retry-After (whole seconds, at least
+    one, as the emulator sends) before the same job tries again.
     """
     clock = Clock()
     start = clock.now
-    pacer = Pacer(concurrency=concurrency, clock=clock)
+    pacer = Pacer(clock=clock)
+    limiter = Limiter(adaptive=False, initial=concurrency, ceiling=concurrency, clock=clock)
     tokens, refilled = burst, clock.now
     events: list[tuple[float, int, str]] = []
     seq = waiting = inflight = limited = 0
@@ -128,7 +118,7 @@ def simulate(
 
     def start_jobs() -> None:
         nonlocal waiting, inflight
-        while waiting and inflight < pacer.limit:
+        while waiting and inflight < limiter.allowed(pacer.current_rate()):
             waiting -= 1
             inflight += 1
             later(pacer.reserve() + latency / 2, "arrive")
@@ -147,10 +137,12 @@ def simulate(
                 later(latency / 2, "429")
         elif kind == "ok":
             pacer.success()
+            limiter.finished(latency, succeeded=True)
             inflight -= 1
             start_jobs()
         elif kind == "429":
             pacer.throttle()
+            limiter.finished(None, throttled=True)
             retry_after = max(1, math.ceil((1 - tokens) / rate))
             later(retry_after + pacer.reserve() + latency / 2, "arrive")
     return clock.now - start, limited

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from zsync.engine.polls import PollSchedule
 from zsync.model import PollJob
-from zsync.polls import PollSchedule
 
 
 def _simulate(

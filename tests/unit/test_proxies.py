@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_KEY, run_cli
-from zsync import config, proxies
-from zsync.client import ZentrikClient
+from zsync import config, proxy_rules
+from zsync.engine.client import ZentrikClient
 from zsync.errors import ConfigError
 
 PROXY_WITH_PASSWORD = "http://proxyuser:proxy-s3cret@proxy.corp.example:3128"
@@ -135,7 +135,7 @@ def test_https_through_a_proxy_keeps_working(monkeypatch: pytest.MonkeyPatch) ->
 def test_the_proxy_a_request_would_take(
     base: str, environ: dict[str, str], expected: str | None
 ) -> None:
-    assert proxies.environ_proxy(base, environ) == expected
+    assert proxy_rules.environ_proxy(base, environ) == expected
 
 
 def test_config_refuses_the_proxy_before_anything_is_opened() -> None:

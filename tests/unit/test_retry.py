@@ -11,7 +11,8 @@ from email.utils import formatdate
 import pytest
 import responses
 
-from zsync.client import ZentrikClient
+from zsync.engine.client import ZentrikClient
+from zsync.engine.retry import RetryPolicy, parse_retry_after
 from zsync.errors import (
     AuthError,
     Rejected,
@@ -23,7 +24,6 @@ from zsync.errors import (
 from zsync.errors import (
     RateLimited as RateLimitedError,
 )
-from zsync.retry import RetryPolicy, parse_retry_after
 
 BASE = "https://zentrik.test/api"
 KEY = "zk_test_retry_key_0123"

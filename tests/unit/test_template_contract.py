@@ -16,9 +16,9 @@ import responses
 
 from tests.conftest import run_cli
 from zsync import config
-from zsync.client import ZentrikClient
+from zsync.engine.client import ZentrikClient
+from zsync.engine.retry import RetryPolicy
 from zsync.errors import ApiUnavailable, ServerUnavailable
-from zsync.retry import RetryPolicy
 
 BASE = "http://127.0.0.1:8999/api"
 KEY = "unit-secret-key"
@@ -197,7 +197,7 @@ def test_dry_run_json_puts_its_summary_on_stdout_with_ok() -> None:
 
 
 def test_a_real_runs_policy_has_no_attempt_cap() -> None:
-    from zsync import retry
+    from zsync.engine import retry
 
     retry.set_testing(None)  # as outside the test suite (the autouse fixture restores it)
     try:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import responses
 
-from zsync.client import ZentrikClient
+from zsync.engine.client import ZentrikClient
 from zsync.errors import ApiUnavailable, Conflict, MalformedResponse, WrongWorkspace
 from zsync.model import Invalid, Prepared, Record
 from zsync.shape.body import prepare

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import responses
 
-from zsync.client import ZentrikClient
+from zsync.engine.client import ZentrikClient
+from zsync.engine.retry import RetryPolicy
 from zsync.errors import ApiUnavailable, IncompleteListing
-from zsync.retry import RetryPolicy
 from zsync.truth.index import read_index, to_signal
 from zsync.truth.verify import load_index
 

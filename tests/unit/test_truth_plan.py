@@ -34,13 +34,13 @@ def _prepared(**changes: Any) -> Prepared:
 
 def _plan(ledger: Ledger, prepared: Prepared) -> tuple[Any, list[Intent], list[Any], RunResult]:
     result = RunResult("push")
-    intents: list[Intent] = []
-    learned: list[Any] = []
     row = ledger.items.lookup([prepared.external_id]).get(prepared.external_id)
-    job = plan_one(
-        ledger, PlanOptions(), prepared, row, result, lambda e: None, [None], intents, learned
-    )
-    return job, intents, learned, result
+    decision = plan_one(ledger, PlanOptions(), prepared, row)
+    for kind in decision.counts:
+        result.count(kind)
+    intents: list[Intent] = [decision.intent] if decision.intent else []
+    learned: list[Any] = [decision.learned] if decision.learned else []
+    return decision.job, intents, learned, result
 
 
 def test_a_signal_known_gone_is_sent_again_whatever_its_hash() -> None:

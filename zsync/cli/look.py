@@ -105,7 +105,7 @@ def check(state: State, /, needs: str, as_json: bool, **common: Any) -> None:
       zsync check --for "push --prune"
     """
     settings = settings_from(state, **common)
-    from zsync.client import ZentrikClient
+    from zsync.engine import ZentrikClient
 
     with ZentrikClient(settings.api_base, settings.require_key()) as client:
         result = views.check(settings, client, needs)

@@ -21,7 +21,7 @@ import click
 from zsync import config, operations, report
 from zsync.console import Console, State
 from zsync.errors import ExitCode
-from zsync.limiter import CEILING
+from zsync.model import CONCURRENCY_CEILING as CEILING
 from zsync.model import RunOptions, RunResult
 from zsync.read import DEFAULT_MAX_RECORD_BYTES, FORMATS, InputSpec
 

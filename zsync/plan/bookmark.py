@@ -9,7 +9,7 @@ import tempfile
 from zsync import read
 from zsync.errors import UsageError
 from zsync.ledger import Ledger
-from zsync.model import Emit, Event, StateMessage
+from zsync.model import Emit, Event, EventKind, StateMessage
 from zsync.plan.options import PlanOptions
 from zsync.shape.canonical import canonical_json
 
@@ -36,6 +36,8 @@ class Bookmark:
                 _write_state_file(options.state_file, "{}")  # a tap's --state needs a file
 
     def batch_closed(self, unrecorded: bool) -> None:
+        """A batch was planned; ``unrecorded``: it left records unrecorded, so no later
+        bookmark may be saved this run."""
         if unrecorded and not self.held and self.key is not None:
             self.held = True
             if self.writes:
@@ -46,6 +48,7 @@ class Bookmark:
                 )
 
     def save(self, state: StateMessage) -> None:
+        """Save the Singer state after a batch whose records are all recorded."""
         if not self.writes or self.held:
             return
         assert self.ledger is not None and self.key is not None
@@ -54,7 +57,12 @@ class Bookmark:
             self.ledger.meta.set(self.key, text)
         self.saved = text
         self.emit(
-            Event("bookmark", None, f"saved after {state.origin}: {text}", {"value": state.value})
+            Event(
+                EventKind.BOOKMARK,
+                None,
+                f"saved after {state.origin}: {text}",
+                {"value": state.value},
+            )
         )
         if self.options.state_file:
             try:
@@ -63,7 +71,8 @@ class Bookmark:
                 self.emit_warning(str(exc))
 
     def emit_warning(self, message: str) -> None:
-        self.emit(Event("warning", None, message))
+        """Say something about the bookmark that is not a record's problem."""
+        self.emit(Event(EventKind.WARNING, None, message))
 
 
 def _write_state_file(path: str, text: str) -> None:

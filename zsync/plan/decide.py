@@ -1,13 +1,14 @@
 """The diff: one shaped record against what the ledger holds -> unchanged, a job, or a note.
 
 ``decide`` is the whole rule (send | unchanged | changed); ``plan_one`` turns its answer into
-a create (with its intent), an update, a resend of an unsettled body, or nothing.
+a :class:`Decision`: a create (with its intent), an update, a resend of an unsettled body,
+or nothing, with the counts and the note it adds. It returns values; the planner applies them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from zsync.ledger import Ledger
@@ -17,11 +18,11 @@ from zsync.model import (
     GONE_HASH_PREFIX,
     UNSETTLED,
     Event,
+    EventKind,
     Intent,
     ItemRow,
     Job,
     Prepared,
-    RunResult,
     SendJob,
     Status,
     UpdateJob,
@@ -32,6 +33,8 @@ from zsync.shape.canonical import field_hashes, idempotency_key
 
 
 def intent_for(prepared: Prepared, nonce: str = "") -> Intent:
+    """The intent a send of ``prepared`` commits first: its body, hashes and key (a
+    ``nonce`` gives a deliberate resend a key of its own)."""
     return Intent(
         prepared.external_id,
         prepared.payload_hash,
@@ -44,66 +47,77 @@ def intent_for(prepared: Prepared, nonce: str = "") -> Intent:
     )
 
 
+# An adopted row's hashes learned from the record: (externalId, payload hash, field hashes,
+# raw hash).
+Learned = tuple[str, str, str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What became of one record at planning, as a value the planner applies: the job to
+    run (None: nothing to send now), the counts it adds, a note for the person, the intent
+    to commit before the job is sent, an adopted row's hashes to learn, and whether it
+    spends one of ``--limit``."""
+
+    job: Job | None = None
+    counts: tuple[str, ...] = ()
+    event: Event | None = None
+    intent: Intent | None = None
+    learned: Learned | None = None
+    spends: bool = False
+
+
 def plan_one(
     ledger: Ledger | None,
     options: PlanOptions,
     prepared: Prepared,
     row: ItemRow | None,
-    result: RunResult,
-    emit: Callable[[Event], None],
-    budget: list[int | None],
-    intents: list[Intent],
-    learn: list[tuple[str, str, str, str | None]] | None = None,
-) -> Job | None:
-    learn = [] if learn is None else learn
+    budget: int | None = None,
+) -> Decision:
+    """The :class:`Decision` for one shaped record against its ledger row (None: unknown);
+    ``budget`` is what is left of ``--limit`` (None: no limit)."""
+    ext = prepared.external_id
     decision = decide(prepared, row)
     if decision == "adopted":
         assert row is not None
         decision, learned = _match_adopted(ledger, prepared, row)
         if learned is not None:
-            learn.append(learned)
+            return Decision(counts=("unchanged",), learned=learned)
     if decision == "unchanged":
-        result.counts["unchanged"] += 1
-        return None
+        return Decision(counts=("unchanged",))
     if decision == "changed":
-        stored = _unsettled_stored(ledger, prepared.external_id)
+        stored = _unsettled_stored(ledger, ext)
         if stored is not None:
             # The old body may have reached the server: settle it first, with its own key;
             # the change is picked up by the run after it is accepted.
-            result.counts["changed"] += 1
-            emit(Event("changed", prepared.external_id, "changed while unsettled: settling first"))
-            return stored
+            note = Event(EventKind.CHANGED, ext, "changed while unsettled: settling first")
+            return Decision(stored, ("changed",), note)
         if options.on_change == "skip" or row is None or not row.public_id:
-            result.counts["changed"] += 1
-            emit(Event("changed", prepared.external_id, "content changed since it was sent"))
-            return None
-    if budget[0] is not None:
-        if budget[0] <= 0:
-            result.counts["deferred"] += 1
-            return None
-        budget[0] -= 1
-    result.counts["attempted"] += 1
+            note = Event(EventKind.CHANGED, ext, "content changed since it was sent")
+            return Decision(None, ("changed",), note)
+    if budget is not None and budget <= 0:
+        return Decision(counts=("deferred",))
+    spends = budget is not None
     if decision == "changed" and options.on_change == "update":
         assert row is not None and row.public_id is not None
         fields = _changed_fields(ledger, prepared)
         if options.dry_run:
-            result.counts["would-update"] += 1
-            emit(Event("would-update", prepared.external_id, json.dumps(fields, sort_keys=True)))
-            return None
-        return UpdateJob(prepared.external_id, row.public_id, fields, intent_for(prepared))
+            note = Event(EventKind.WOULD_UPDATE, ext, json.dumps(fields, sort_keys=True))
+            return Decision(None, ("attempted", "would-update"), note, spends=spends)
+        update = UpdateJob(ext, row.public_id, fields, intent_for(prepared))
+        return Decision(update, ("attempted",), spends=spends)
     if options.dry_run:
-        result.counts["would-send"] += 1
-        emit(Event("would-send", prepared.external_id, prepared.canonical.decode()))
-        return None
+        note = Event(EventKind.WOULD_SEND, ext, prepared.canonical.decode())
+        return Decision(None, ("attempted", "would-send"), note, spends=spends)
     # A deliberate resend of changed content needs a key the server has not seen; so does
     # re-creating a signal known to be gone (a server that keeps keys would replay the old,
     # deleted signal).
     nonce = f"resend:{row.public_id}" if decision == "changed" and row is not None else ""
     if row is not None and row.status == Status.DELETED:
-        nonce = f"recreate:{row.public_id or ''}:{_deleted_times(ledger, prepared.external_id)}"
+        nonce = f"recreate:{row.public_id or ''}:{_deleted_times(ledger, ext)}"
     intent = intent_for(prepared, nonce)
-    intents.append(intent)
-    return SendJob(prepared.external_id, prepared.canonical, intent.idempotency_key)
+    send = SendJob(ext, prepared.canonical, intent.idempotency_key)
+    return Decision(send, ("attempted",), intent=intent, spends=spends)
 
 
 def raw_hashes_to_learn(batch: list[Prepared], known: dict[str, ItemRow]) -> list[tuple[str, str]]:
@@ -196,6 +210,7 @@ def _changed_fields(ledger: Ledger | None, prepared: Prepared) -> dict[str, Any]
 
 
 def _unsettled_stored(ledger: Ledger | None, external_id: str) -> SendJob | None:
+    """The stored send of an unsettled item, to be settled before a change is sent."""
     if ledger is None:
         return None
     item = ledger.items.get_item(external_id)

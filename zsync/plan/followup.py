@@ -29,12 +29,12 @@ def ledger_feeder(
         ):
             if item.payload and item.idempotency_key:
                 job = SendJob(item.external_id, item.payload.encode(), item.idempotency_key)
-                result.counts["attempted"] += 1
+                result.count("attempted")
         elif item.status == Status.SUBMITTED and item.public_id:
             job = PollJob(item.external_id, item.public_id, 0.0)
         elif item.status == Status.FAILED and item.public_id:
             job = RequeueJob(item.external_id, item.public_id)
-            result.counts["attempted"] += 1
+            result.count("attempted")
         if job is not None:
             batch.append(job)
         if len(batch) >= 200:
@@ -53,13 +53,13 @@ def earlier_runs(
     batch: list[Job] = []
     for item in ledger.items.iter_items(statuses, before_run=run_id):
         if item.status == Status.SUBMITTED and item.public_id:
-            result.counts["followed-up"] += 1
-            result.counts["submitted"] += 1  # until a poll finds it settled
+            result.count("followed-up")
+            result.count("submitted")  # until a poll finds it settled
             batch.append(PollJob(item.external_id, item.public_id, 0.0))
         elif item.status in UNSETTLED and hash(item.external_id) not in seen.ids:
             if not item.payload or not item.idempotency_key:
                 continue
-            result.counts["attempted"] += 1
+            result.count("attempted")
             batch.append(SendJob(item.external_id, item.payload.encode(), item.idempotency_key))
         if len(batch) >= BATCH:
             yield batch

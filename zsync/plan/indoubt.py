@@ -27,6 +27,7 @@ from zsync.model import (
     TERMINAL,
     Emit,
     Event,
+    EventKind,
     Job,
     PollJob,
     RunResult,
@@ -68,11 +69,11 @@ def settle(
         return []
     index = load()
     for problem in index.problems:
-        emit(Event("warning", message=f"server list: {problem}"))
+        emit(Event(EventKind.WARNING, message=f"server list: {problem}"))
     if not index.shows_external_id:
         emit(
             Event(
-                "warning",
+                EventKind.WARNING,
                 message="in-doubt sends and conflicts cannot be looked up (the list shows no "
                 "externalId): resent with their own key",
             )
@@ -87,14 +88,16 @@ def settle(
     for item, signal in found:
         if signal is None:
             continue
-        result.counts["adopted"] += 1
+        result.count("adopted")
         if item.status == Status.ERROR and result.counts["error"] > 0:
-            result.counts["error"] -= 1  # errored earlier in this run; settled now
-        emit(Event("adopted", item.external_id, f"{signal.public_id} (found on the server)"))
+            result.count("error", -1)  # errored earlier in this run; settled now
+        emit(
+            Event(EventKind.ADOPTED, item.external_id, f"{signal.public_id} (found on the server)")
+        )
         if signal.status in TERMINAL:
-            result.counts[signal.status] += 1
+            result.count(signal.status)
         elif poll:
-            result.counts["submitted"] += 1
+            result.count("submitted")
             jobs.append(PollJob(item.external_id, signal.public_id, 0.0))
     unsettled = [i for i in missing if i.status != Status.CONFLICT]
     _say_why(ledger, [i for i in missing if i.status == Status.CONFLICT], emit)
@@ -172,14 +175,14 @@ def past_horizon(
         if ext in ends:
             continue
         del result.held[ext]
-        result.counts["pending"] -= 1  # waited out: looked up below
+        result.count("pending", -1)  # waited out: looked up below
     fresh = [ext for ext in ends if ext not in result.held]
     result.held.update(ends)
-    result.counts["pending"] += len(fresh)
+    result.count("pending", len(fresh))
     if fresh:
         emit(
             Event(
-                "warning",
+                EventKind.WARNING,
                 message=f"{len(fresh)} send(s) in doubt are held for up to "
                 f"{max(ends.values()) - now:.0f}s more (the server may still be committing "
                 "them): not looked up or resent by this run; the next run continues",
@@ -204,8 +207,8 @@ def _resends(items: Sequence[StoredItem], result: RunResult) -> list[Job]:
         if item.status == Status.CONFLICT or not item.payload or not item.idempotency_key:
             continue
         if item.status == Status.ERROR and result.counts["error"] > 0:
-            result.counts["error"] -= 1  # counted again by its resend's outcome
-        result.counts["attempted"] += 1
+            result.count("error", -1)  # counted again by its resend's outcome
+        result.count("attempted")
         jobs.append(SendJob(item.external_id, item.payload.encode(), item.idempotency_key))
     return jobs
 
@@ -218,7 +221,7 @@ def _say_why(ledger: Ledger, conflicts: Sequence[StoredItem], emit: Emit) -> Non
         said = str(row.get("last_error") or "no reason given") if row else "no reason given"
         emit(
             Event(
-                "conflict",
+                EventKind.CONFLICT,
                 item.external_id,
                 f"the server lists no signal with this externalId; resending (the 409 said: "
                 f"{said})",

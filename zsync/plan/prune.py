@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from zsync.ledger import Ledger
-from zsync.model import ACCEPTED, ADOPTED_HASH, DeleteJob, Emit, Event, Job, RunResult
+from zsync.model import ACCEPTED, ADOPTED_HASH, DeleteJob, Emit, Event, EventKind, Job, RunResult
 from zsync.plan.options import PlanOptions
 from zsync.plan.seen import Seen
 
@@ -56,7 +56,7 @@ def prune(
     if ledger.items.has_unsourced():
         emit(
             Event(
-                "warning",
+                EventKind.WARNING,
                 None,
                 "prune leaves alone the signals whose source this ledger never recorded "
                 "(sent by an older zsync, and not in this input)",
@@ -66,8 +66,8 @@ def prune(
     for item in gone:
         assert item.public_id is not None
         if options.dry_run:
-            result.counts["would-delete"] += 1
-            emit(Event("would-delete", item.external_id, item.public_id))
+            result.count("would-delete")
+            emit(Event(EventKind.WOULD_DELETE, item.external_id, item.public_id))
             continue
         batch.append(DeleteJob(item.external_id, item.public_id))
         if len(batch) >= 200:
@@ -78,6 +78,6 @@ def prune(
 
 def _refuse(result: RunResult, emit: Emit, why: str) -> None:
     message = f"prune refused: {why}"
-    result.counts["prune-refused"] += 1
+    result.count("prune-refused")
     result.note_problem(message)
-    emit(Event("prune-refused", None, message))
+    emit(Event(EventKind.PRUNE_REFUSED, None, message))

@@ -28,7 +28,13 @@ from zsync.model import (
     UpdateJob,
 )
 from zsync.plan.bookmark import Bookmark
-from zsync.plan.decide import plan_one, raw_hashes_to_learn, sources_to_learn
+from zsync.plan.decide import (
+    Decision,
+    Learned,
+    plan_one,
+    raw_hashes_to_learn,
+    sources_to_learn,
+)
 from zsync.plan.followup import earlier_runs
 from zsync.plan.options import BATCH, PlanOptions
 from zsync.plan.prune import prune
@@ -104,7 +110,7 @@ def push_feeder(
         planner.upserts = Upserts(options.on_change)
     while True:
         batch = _take(stream, upsert=planner.upserts is not None)
-        result.counts["unchanged"] += len(batch.unchanged)
+        result.count("unchanged", len(batch.unchanged))
         if batch.empty:
             if batch.idle:
                 yield []  # the source is quiet: the engine records and polls meanwhile
@@ -187,12 +193,12 @@ class _Planner:
     emit: Emit
     run_id: int
     bookmark: Bookmark
-    budget: list[int | None] = field(default_factory=list)
+    budget: int | None = None  # what is left of --limit
     upserts: Upserts | None = None  # Singer: the last version of a record wins
     vouch: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
-        self.budget = [self.options.limit]
+        self.budget = self.options.limit
         self.writes = self.ledger is not None and not self.options.dry_run
         # Rows from before the ledger kept sources learn theirs as their records pass by.
         self.learning = (
@@ -212,17 +218,16 @@ class _Planner:
                 known = ledger.items.lookup(ids)
         jobs: list[Job] = []
         intents: list[Intent] = []
-        adopted: list[tuple[str, str, str, str | None]] = []  # rows adopted from the server
+        adopted: list[Learned] = []  # rows adopted from the server
         deferred, changed = result.counts["deferred"], result.counts["changed"]
         upserts = self.upserts
-        result.counts["superseded"] += batch.superseded
+        result.count("superseded", batch.superseded)
         for prepared in batch.prepared:
             row = known.get(prepared.external_id)
             if upserts is not None and upserts.hold(prepared, row, result):
                 continue
-            job = plan_one(
-                ledger, options, prepared, row, result, self.emit, self.budget, intents, adopted
-            )
+            decision = plan_one(ledger, options, prepared, row, self.budget)
+            job = self.take(decision, intents, adopted)
             if job is not None:
                 jobs.append(job)
                 if upserts is not None and isinstance(job, SendJob):
@@ -246,6 +251,20 @@ class _Planner:
             self.bookmark.save(batch.state)
         return jobs
 
+    def take(self, decision: Decision, intents: list[Intent], adopted: list[Learned]) -> Job | None:
+        """Count, show and keep what ``plan_one`` decided for a record; its job."""
+        if decision.spends and self.budget is not None:
+            self.budget -= 1
+        for kind in decision.counts:
+            self.result.count(kind)
+        if decision.event is not None:
+            self.emit(decision.event)
+        if decision.intent is not None:
+            intents.append(decision.intent)
+        if decision.learned is not None:
+            adopted.append(decision.learned)
+        return decision.job
+
     def learn_sources(self, batch: _Batch) -> None:
         if self.learning and self.ledger is not None:
             pairs = [(k.external_id, k.source) for k in batch.unchanged if k.learn_source]
@@ -261,8 +280,8 @@ def _report_invalid(
     run_id: int,
 ) -> None:
     for bad in invalid:
-        kind = "duplicate" if bad.message.endswith("not sent twice") else "invalid"
-        result.counts[kind] += 1
+        kind = bad.kind
+        result.count(kind)
         result.note_problem(bad.message)
         emit(Event(kind, bad.external_id, bad.message, {"run_id": run_id}))
     if ledger is not None and not options.dry_run and invalid:

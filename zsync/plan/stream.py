@@ -16,6 +16,7 @@ from zsync import read
 from zsync.errors import ZsyncError
 from zsync.ledger import Ledger
 from zsync.model import (
+    EventKind,
     Idle,
     Invalid,
     Item,
@@ -172,13 +173,14 @@ def _repeat(seen: Seen, result: RunResult, external_id: str, body: str | None) -
     latest = seen.versions.get(external_id)
     same = latest == body if latest is not None else hash((external_id, body)) in seen.bodies
     if same:
-        result.counts["repeated"] += 1
+        result.count("repeated")
     elif body is not None:
         seen.versions[external_id] = body  # a new version: the next repeat is of this one
     return same
 
 
 def duplicate(item: Prepared | Known) -> Invalid:
+    """The record is a second one with an externalId this input already had: not sent."""
     origin, external_id = item.origin, item.external_id
     return Invalid(
         origin,
@@ -186,6 +188,7 @@ def duplicate(item: Prepared | Known) -> Invalid:
         "externalId",
         f"{origin}: field 'externalId': duplicate {external_id!r} (an earlier record in this "
         "input has it); not sent twice",
+        EventKind.DUPLICATE,
     )
 
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from zsync.ledger import Ledger
-from zsync.model import Event, ItemRow, Prepared, RunResult, StateMessage, Status
+from zsync.model import Event, EventKind, ItemRow, Prepared, RunResult, StateMessage, Status
 from zsync.plan.decide import decide
 from zsync.plan.options import BATCH
 from zsync.plan.seen import IdSet
@@ -54,7 +54,7 @@ class Upserts:
         external_id = prepared.external_id
         changed = row is not None and decide(prepared, row) == "changed"
         if external_id in self.held:
-            result.counts["superseded"] += 1
+            result.count("superseded")
             if not changed:  # back to what the ledger holds: nothing left to record
                 del self.held[external_id]
                 return False
@@ -98,10 +98,10 @@ class Upserts:
             rows = ledger.items.lookup([p.external_id for p in chunk]) if ledger is not None else {}
             for prepared in chunk:
                 if self.in_flight(prepared.external_id, rows.get(prepared.external_id)):
-                    result.counts["deferred"] += 1
+                    result.count("deferred")
                     emit(
                         Event(
-                            "deferred",
+                            EventKind.DEFERRED,
                             prepared.external_id,
                             "changed while its create is still unanswered: the next run updates it",
                         )

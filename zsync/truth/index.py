@@ -18,9 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from zsync.client import ListPage, ZentrikClient
+from zsync.engine import ListPage, RetryPolicy, ZentrikClient
 from zsync.model import ServerIndex, ServerSignal
-from zsync.retry import RetryPolicy
 from zsync.shape.canonical import field_hashes
 
 PAGE = 100  # the documented maximum

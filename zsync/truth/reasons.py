@@ -5,10 +5,9 @@ its processing error (redacted by the client, like every server value) becomes t
 
 from __future__ import annotations
 
-from zsync.client import SignalState, ZentrikClient
+from zsync.engine import RetryPolicy, SignalState, ZentrikClient
 from zsync.errors import ApiError
 from zsync.ledger import Ledger
-from zsync.retry import RetryPolicy
 
 # At most this many signals are read per call: a workspace of many failures is told its
 # reasons over a few runs rather than one long one.

@@ -8,10 +8,8 @@ import threading
 import time
 from dataclasses import replace
 
-from zsync.client import ZentrikClient
 from zsync.config import Settings
-from zsync.pacing import Pacer
-from zsync.retry import RetryPolicy
+from zsync.engine import Pacer, RetryPolicy, ZentrikClient
 from zsync.truth.verify import VerifyReport, verify
 
 
@@ -28,7 +26,7 @@ def verify_ledger(
     second. Raises the :mod:`zsync.errors` a command turns into its exit code."""
     started = time.monotonic()
     stop = stop_event or threading.Event()
-    pacer = Pacer(rate=rate, concurrency=1, stop_event=stop)
+    pacer = Pacer(rate=rate, stop_event=stop)
     retry = replace(RetryPolicy.for_run(settings.wait_budget), stop_event=stop)
     with ZentrikClient(settings.api_base, settings.require_key()) as client:
         report = verify(

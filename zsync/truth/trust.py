@@ -25,11 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from zsync.client import ZentrikClient
+from zsync.engine import RetryPolicy, ZentrikClient
 from zsync.errors import ApiError, ApiUnavailable, AuthError, TransientError
 from zsync.ledger import Anchor, Ledger
-from zsync.model import Emit, Event, RunResult, ServerIndex, ServerSignal, Status
-from zsync.retry import RetryPolicy
+from zsync.model import Emit, Event, EventKind, RunResult, ServerIndex, ServerSignal, Status
 from zsync.truth.index import PAGE, to_signal
 from zsync.truth.reasons import recover_failure_reasons
 from zsync.truth.verify import VerifyReport, compare, load_index, repair
@@ -76,7 +75,7 @@ class TrustGate:
                 self.verdict = Verdict.TRUSTED
                 self.emit(
                     Event(
-                        "warning",
+                        EventKind.WARNING,
                         message=f"ledger {self.ledger.path} was not checked against the server "
                         f"(the list: {exc}); records sent under a lost or older ledger may be "
                         "created again",
@@ -91,7 +90,7 @@ class TrustGate:
             for signal in found:
                 self.result.counts["adopted"] += 1
                 what = f"{signal.public_id} (already on the server: adopted, not created again)"
-                self.emit(Event("adopted", signal.external_id, what))
+                self.emit(Event(EventKind.ADOPTED, signal.external_id, what))
             if self.verdict != Verdict.TRUSTED:
                 self.requests += recover_failure_reasons(self.ledger, client, self.retry)
 
@@ -221,7 +220,7 @@ class TrustGate:
         self.verdict, self.why = Verdict.FULL, why
         self.emit(
             Event(
-                "notice",
+                EventKind.NOTICE,
                 message=f"ledger {self.ledger.path} cannot vouch for this workspace ({why}): "
                 "what the server holds is adopted before anything is created",
             )
@@ -230,7 +229,7 @@ class TrustGate:
             index = load_index(client, self.retry)
             self.requests += index.requests
             for problem in index.problems:
-                self.emit(Event("warning", message=f"server list: {problem}"))
+                self.emit(Event(EventKind.WARNING, message=f"server list: {problem}"))
             if not index.complete:
                 raise ApiUnavailable(
                     "the ledger cannot vouch for this workspace and the server's list is not "
@@ -242,7 +241,9 @@ class TrustGate:
             report = VerifyReport(str(self.ledger.path))
             repair(self.ledger, compare(self.ledger, index, report, 0), index, self.run_id)
             self.ledger.trust.mark_repair(finished=True)
-            self.emit(Event("notice", message="the unfinished `verify --repair` is finished"))
+            self.emit(
+                Event(EventKind.NOTICE, message="the unfinished `verify --repair` is finished")
+            )
         found = self._unknown([s for group in index.by_external_id.values() for s in group])
         self._anchor_after(client, index)
         return found

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zsync.client import ZentrikClient
+from zsync.engine import RetryPolicy, ZentrikClient
 from zsync.errors import (
     ApiError,
     ApiUnavailable,
@@ -29,7 +29,6 @@ from zsync.errors import (
 from zsync.ledger import Ledger, ledger_errors
 from zsync.ledger.server import server_status
 from zsync.model import ACCEPTED, GONE_HASH_PREFIX, ServerIndex, ServerSignal, Status
-from zsync.retry import RetryPolicy
 from zsync.truth.index import read_index
 from zsync.truth.reasons import recover_failure_reasons
 

@@ -19,13 +19,20 @@ into windows of about one round trip each. At the end of a window:
   was limited by its input or by the rate cap, and says nothing about the server.
 
 The limit stays within [1, ceiling]. A fixed limit (``--concurrency N``) is the same object
-with ``adaptive=False``: it records samples for the report and never moves. Whatever the
-limit does, it only decides when the next request starts; a request's retries keep their
-body and Idempotency-Key.
+with ``adaptive=False``: it records samples for the report and never moves.
+
+Beside the learned limit, a 429 backs off at once, adaptive or fixed (AIMD): the first 429 of
+a burst halves the requests in flight, and each success gives back about one slot per window
+of successes. :attr:`Limiter.limit` is the lower of the two, and :meth:`Limiter.allowed`
+also caps it by what a known request rate can use. The limiter is the one owner of the
+concurrency; the pacer (:mod:`zsync.engine.pacing`) only spaces requests. Whatever the limit
+does, it only decides when the next request starts; a request's retries keep their body and
+Idempotency-Key.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 import time
@@ -33,7 +40,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-CEILING = 64
+from zsync.model import CONCURRENCY_CEILING
+
+CEILING = CONCURRENCY_CEILING
 INITIAL = 8
 # How long a window's latency counts as "the latency with no queue" (the server may change).
 _MIN_RTT_SECONDS = 30.0
@@ -53,6 +62,11 @@ _MAX_CUT = 0.5
 _HOLD_WINDOWS = 20
 # Any window with a refusal cuts at least this much.
 _MIN_CUT = 0.9
+# 429s within this long of a backoff belong to the same burst: one cut per burst, not one per
+# request that was already in flight.
+_THROTTLE_HOLD = 0.5
+# Concurrency allowed above what a known rate needs (see Limiter.allowed).
+_RATE_HEADROOM = 1.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,15 +105,38 @@ class Limiter:
         self._window_peak = 0  # most requests on the wire at once during the window
         self._on_wire = 0
         self._minima: deque[tuple[float, float]] = deque()  # (when, window median)
-        self.peak = self.limit
+        # The 429 backoff (AIMD), adaptive or fixed: starts at the ceiling, so it only ever
+        # lowers the limit after a 429.
+        self._backoff = float(self.ceiling)
+        self._last_throttle = -1e9
+        self.peak = self._learned
         self.changes: list[Change] = []
 
     @property
-    def limit(self) -> int:
+    def _learned(self) -> int:
         return max(1, int(self._limit))
 
     @property
+    def limit(self) -> int:
+        """How many requests may be in flight: the learned limit, lowered by 429 backoff."""
+        return max(1, int(min(self._limit, self._backoff)))
+
+    def allowed(self, rate: float | None) -> int:
+        """:attr:`limit`, for requests paced at ``rate`` per second (None: not paced).
+
+        Little's law: more in flight than the rate times the round trip only queues at the
+        pacer, and lets an upward probe of the rate overshoot by that much (adaptive only;
+        a fixed limit is the user's).
+        """
+        limit = self.limit
+        rtt = self.min_rtt
+        if rate is not None and rtt is not None and self.adaptive:
+            limit = min(limit, math.ceil(rate * rtt * _RATE_HEADROOM) + 1)
+        return limit
+
+    @property
     def min_rtt(self) -> float | None:
+        """The lowest window median latency of the last half-minute (None before one)."""
         # The deque's medians rise from front to back (see _close_window): its front is the least.
         # Read without the lock (the engine asks on every loop).
         try:
@@ -115,10 +152,19 @@ class Limiter:
             self._on_wire += 1
             self._window_peak = max(self._window_peak, self._on_wire)
 
-    def finished(self, rtt: float | None) -> Change | None:
-        """The request came back: ``rtt`` seconds, or None when it was refused or lost."""
+    def finished(
+        self, rtt: float | None, *, succeeded: bool = False, throttled: bool = False
+    ) -> Change | None:
+        """The request came back: ``rtt`` seconds, or None when it was refused or lost;
+        ``succeeded`` (a 2xx) gives back some of a 429 backoff, ``throttled`` (a 429) backs
+        off. A change of the learned limit is returned for the ``-v`` log."""
         with self._lock:
             self._on_wire -= 1
+            if throttled:
+                self._throttle()
+            elif succeeded:
+                # Additive increase: about one more slot per window of successes.
+                self._backoff = min(float(self.ceiling), self._backoff + 1.0 / self._backoff)
             if rtt is None:
                 self._drops += 1
             else:
@@ -129,7 +175,7 @@ class Limiter:
                 return None
             now = self._clock()
             n = len(self._window) + self._drops
-            if n < max(_MIN_SAMPLES, self.limit) and (
+            if n < max(_MIN_SAMPLES, self._learned) and (
                 n == 0 or now - self._window_started < _MAX_WINDOW_SECONDS
             ):
                 return None
@@ -137,13 +183,21 @@ class Limiter:
 
     # -- the update (under the lock) ---------------------------------------------------
 
+    def _throttle(self) -> None:
+        """A 429: once per burst, halve the backoff limit (multiplicative decrease)."""
+        now = self._clock()
+        if now - self._last_throttle < _THROTTLE_HOLD:
+            return
+        self._last_throttle = now
+        self._backoff = max(1.0, self._backoff / 2)
+
     def _close_window(self, now: float) -> Change | None:
         samples, drops, peak = self._window, self._drops, self._window_peak
         throughput = (len(samples) + drops) / max(now - self._window_started, 1e-6)
         self._window, self._drops = [], 0
         self._window_started = now
         self._window_peak = self._on_wire
-        old = self.limit
+        old = self._learned
         self._since_drop += 1
         if drops:
             cut = max(_MAX_CUT, min(_MIN_CUT, 1.0 - drops / (drops + len(samples))))
@@ -187,7 +241,7 @@ class Limiter:
         return self._changed(old, f"latency {median * 1000:.0f} ms, lowest {floor * 1000:.0f} ms")
 
     def _changed(self, old: int, reason: str) -> Change | None:
-        new = self.limit
+        new = self._learned
         if new == old:
             return None
         self.peak = max(self.peak, new)

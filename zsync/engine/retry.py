@@ -139,6 +139,8 @@ class _CallState:
 
 @dataclass
 class RetryPolicy:
+    """How one call is retried: the time budget, the backoff, the attempts (see the module)."""
+
     budget: float = 120.0
     max_attempts: int | None = None  # None: only the budget ends a call, as in the template
     initial: float = 0.5

@@ -76,9 +76,11 @@ class PollSchedule:
         return statistics.median(self._settled) if self._settled else None
 
     def next_due(self) -> float | None:
+        """When the next poll is due (monotonic seconds); None when none is queued."""
         return self._heap[0][0] if self._heap else None
 
     def clear(self) -> None:
+        """Forget every queued poll (the poll budget is spent)."""
         self._heap.clear()
         self._watch.clear()
         self._open = None
@@ -112,6 +114,7 @@ class PollSchedule:
     # -- taking and hearing back -------------------------------------------------------
 
     def pop_due(self, now: float) -> PollJob | None:
+        """The next poll due by ``now``, taken off the queue; None when none is."""
         if self._heap and self._heap[0][0] <= now:
             return heapq.heappop(self._heap)[2]
         return None

@@ -1,10 +1,12 @@
-"""Request pacing: a shared token bucket and an adaptive (AIMD) concurrency limit.
+"""Request pacing: a shared token bucket, the rate learned from 429s.
 
 Workers call :meth:`Pacer.acquire` before every request (first attempts and retries
-alike), so creates and polls share one budget. Without ``--rate`` nothing is paced until
-the server answers 429; then the pacer learns the rate the server granted, settles just
-below it and halves the concurrency. Successes raise the concurrency back one slot per
-window, and the rate is probed upwards: gently for the first seconds after a 429 (the
+alike), so creates and polls share one budget. Without ``--rate`` (or ``--delay-ms``) nothing
+is paced until the server answers 429; then the pacer learns the rate the server granted,
+settles just below it and holds every request back until the server has had a moment to
+refill. The pacer only spaces requests: how many are in flight is the limiter's alone
+(:mod:`zsync.engine.limiter`, which also backs off on a 429). After a 429 the rate is probed
+upwards: gently for the first seconds (the
 limit is probably where it was), then faster and faster while no 429 comes (the estimate
 was low, or the limit was raised), so a low first guess costs seconds, not the whole run.
 
@@ -62,16 +64,17 @@ def probe_factor(quiet: float) -> float:
 
 
 class Pacer:
+    """Thread-safe: every worker takes its request's slot here; 429s teach it the rate."""
+
     def __init__(
         self,
         *,
         rate: float | None = None,
-        concurrency: int = 8,
         clock: Callable[[], float] = time.monotonic,
         stop_event: threading.Event | None = None,
     ) -> None:
-        self.max_concurrency = max(1, concurrency)
-        self._limit = float(self.max_concurrency)
+        """``rate``: the user's cap in requests per second (None: none until a 429);
+        ``stop_event`` ends a wait for a slot early."""
         self._user_rate = rate if rate and rate > 0 else None
         self._learned_rate: float | None = None
         self._learned_at = 0.0
@@ -88,6 +91,8 @@ class Pacer:
     # -- rate ----------------------------------------------------------------------
 
     def current_rate(self) -> float | None:
+        """The pace now: the lower of the user's cap and the learned rate (probed upwards
+        since the last 429); None when nothing is paced."""
         learned = self._learned_rate
         if learned is not None:
             quiet = self._clock() - self._learned_at
@@ -116,17 +121,16 @@ class Pacer:
     # -- feedback ------------------------------------------------------------------
 
     def success(self) -> None:
+        """A request succeeded: counted towards the rate the server grants."""
         now = self._clock()
         with self._lock:
             self._successes.append(now)
             self._since_cut += 1
             while self._successes and self._successes[0] < now - _WINDOW:
                 self._successes.popleft()
-            # Additive increase: about one more slot per window of successes.
-            self._limit = min(float(self.max_concurrency), self._limit + 1.0 / self._limit)
 
     def throttle(self) -> None:
-        """A 429: count it, and once per burst cut the concurrency and learn the rate."""
+        """A 429: count it, and once per burst learn the rate the server granted."""
         now = self._clock()
         with self._lock:
             self.throttled += 1
@@ -146,7 +150,6 @@ class Pacer:
                 granted = min(recent, since_start) if since_start else recent
             self._last_cut = now
             self._since_cut = 0
-            self._limit = max(1.0, self._limit / 2)
             if granted:
                 estimate = max(1.0, granted * _SETTLE)
             else:
@@ -155,7 +158,3 @@ class Pacer:
             self._learned_at = now
             # Nobody should fire before the server has had a moment to refill.
             self._next_slot = max(self._next_slot, now + 1.0 / estimate)
-
-    @property
-    def limit(self) -> int:
-        return max(1, int(self._limit))

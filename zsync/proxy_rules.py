@@ -1,5 +1,8 @@
 """Which proxy a request to the API base goes through, and whether that is allowed.
 
+The rules only (no requests): :mod:`zsync.config` judges the settings by them before a
+ledger is opened, and :mod:`zsync.engine.proxies` builds the session the client sends on.
+
 The plain-http guard (:func:`zsync.config.check_api_base`) judges the base URL; a proxy is a
 second hop the key travels over. So, for an ``http://`` base:
 
@@ -18,9 +21,6 @@ import ipaddress
 import urllib.request
 from collections.abc import Mapping
 from urllib.parse import urlsplit
-
-import requests
-import requests.utils
 
 from zsync.errors import ConfigError
 
@@ -105,24 +105,3 @@ def uses_proxy(base: str) -> bool:
     """False for a plain-http base on this machine: it is always reached directly."""
     parts = urlsplit(base)
     return not (parts.scheme == "http" and is_loopback(parts.hostname or ""))
-
-
-def session_for(base: str) -> requests.Session:
-    """A session whose proxy and CA settings are resolved from the environment once.
-
-    requests otherwise rescans the whole environment for proxies twice per request: at 0 ms
-    latency that was a third of the CPU each create cost. The proxy is then judged by
-    :func:`check`; a plain-http base on this machine gets none.
-    """
-    session = requests.Session()
-    settings = session.merge_environment_settings(base, {}, None, None, None)
-    proxies: dict[str, str] = dict(settings["proxies"])
-    if not uses_proxy(base):
-        proxies = {}
-    else:
-        check(base, requests.utils.select_proxy(base, proxies))
-    session.proxies.clear()
-    session.proxies.update(proxies)
-    session.verify = settings["verify"]
-    session.trust_env = False
-    return session

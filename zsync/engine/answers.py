@@ -1,7 +1,7 @@
 """Reading the API's answers: JSON bodies, ids and scalars, and the one-line, redacted
 text of an error (its status, code, message and field, from JSON, HTML or plain text).
 
-Nothing here sends a request; :mod:`zsync.client` does, and turns answers into results or
+Nothing here sends a request; :mod:`zsync.engine.client` does, and turns answers into results or
 exceptions with these helpers.
 """
 
@@ -35,6 +35,7 @@ def shorten(text: str, secret: str | None, *, limit: int = MAX_MESSAGE) -> str:
 
 
 def is_header_token(value: str) -> bool:
+    """Can ``value`` go into a header as is: printable ASCII without spaces."""
     # For ASCII text, isprintable() already refuses every whitespace character but the space.
     return value.isascii() and value.isprintable() and " " not in value
 
@@ -69,6 +70,7 @@ def json_body(resp: requests.Response) -> Any:
 
 
 def json_body_or_none(resp: requests.Response) -> Any:
+    """The answer's JSON body, or None when it is not JSON."""
     try:
         return json_body(resp)
     except ValueError:
@@ -85,6 +87,7 @@ def ident(value: object) -> str | None:
 
 
 def scalar(value: object) -> str | None:
+    """A non-blank string, or a number as text; None for anything else."""
     if isinstance(value, str):
         return value if value.strip() else None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -93,6 +96,7 @@ def scalar(value: object) -> str | None:
 
 
 def non_negative_int(value: str | None) -> int | None:
+    """A header value as a whole number of at least 0; None when absent or not one."""
     if value is None:
         return None
     try:
@@ -103,6 +107,7 @@ def non_negative_int(value: str | None) -> int | None:
 
 
 def kind_of(value: object) -> str:
+    """What a JSON value is, for a message (``object``, ``list``, ``str``, ...)."""
     return "object" if isinstance(value, dict) else type(value).__name__
 
 
@@ -121,6 +126,7 @@ def named_signal(resp: requests.Response) -> str | None:
 
 
 def check_state(value: object) -> str:
+    """A readiness check's state: its text, or an object's ``status`` (else ``unknown``)."""
     if isinstance(value, dict):
         value = value.get("status")
     return value if isinstance(value, str) else "unknown"
@@ -139,6 +145,7 @@ def status_text(status: int, code: str | None, message: str | None, field: str |
 
 
 def phrase(status: int) -> str:
+    """The reason phrase of an HTTP status, in lower case (``error`` if unknown)."""
     try:
         return http.HTTPStatus(status).phrase.lower()
     except ValueError:
@@ -155,6 +162,7 @@ def error_parts(resp: requests.Response) -> tuple[str | None, str | None, str | 
 
 
 def parts_from_json(data: Any, depth: int = 0) -> tuple[str | None, str | None, str | None]:
+    """(code, message, field) of an error body, from the usual JSON shapes."""
     if depth > 3:
         return None, None, None
     if isinstance(data, list):
@@ -199,6 +207,7 @@ _TAG = re.compile(r"<[^>]*>")
 
 
 def text_summary(text: str) -> str | None:
+    """One line from a body that is not JSON: an HTML page's title, or its text."""
     stripped = text.strip()
     if stripped.startswith("<"):
         title = _TITLE.search(stripped)

@@ -1,7 +1,9 @@
 """Stage 4, engine: jobs from a feeder -> a worker pool (paced, retried) -> outcomes -> ledger.
 
-Threads: the caller's thread owns the ledger and does all planning and writing; worker
-threads only make HTTP requests and hand back :class:`~zsync.model.Outcome` objects.
+Threads: the caller's thread owns the ledger and the run's counts, and does all planning
+and writing (the writer); worker threads only make HTTP requests and hand back values
+(:class:`~zsync.engine.worker.Done`: the :class:`~zsync.model.Outcome` and what its
+requests got), which the writer records and counts.
 Intents are committed before their request is submitted to a worker, so a crash at any
 moment leaves every record either untouched, ``pending`` (resent with the same body and
 Idempotency-Key next run) or settled.
@@ -9,44 +11,42 @@ Idempotency-Key next run) or settled.
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from zsync.errors import (
-    ApiUnavailable,
-    AuthError,
-    RedirectRefused,
-    ZsyncError,
-)
+from zsync.engine.limiter import CEILING, INITIAL, Limiter
+from zsync.engine.pacing import Pacer
+from zsync.engine.polls import PollSchedule
+from zsync.engine.retry import RetryPolicy
+from zsync.engine.worker import ClientFactory, Done, Worker, judge_gone
+from zsync.errors import ZsyncError
 from zsync.ledger import Ledger
-from zsync.limiter import CEILING, INITIAL, Limiter
 from zsync.model import (
-    TERMINAL,
     Emit,
     Event,
+    EventKind,
     Job,
     Outcome,
+    OutcomeKind,
     PollJob,
     RunOptions,
     RunResult,
     SendJob,
     ignore,
 )
-from zsync.pacing import Pacer
-from zsync.polls import PollSchedule
-from zsync.retry import RetryPolicy
-from zsync.worker import ClientFactory, Worker
 
 _FLUSH_EVERY = 200
 _FLUSH_SECONDS = 0.25
 _HEARTBEAT_SECONDS = 15.0
 _PROGRESS_SECONDS = 0.5
-# Concurrency allowed above what a known rate needs (see Engine.limit).
-_RATE_HEADROOM = 1.25
+# Outcomes that leave the item submitted: its signal was made (or found), or re-queued.
+_SENT = frozenset({OutcomeKind.CREATED, OutcomeKind.REPLAYED, OutcomeKind.ADOPTED})
+_QUEUED = frozenset({OutcomeKind.REQUEUED, OutcomeKind.UPDATED})
+# Outcomes of a poll that saw processing end.
+_POLLED = frozenset({OutcomeKind.PROCESSED, OutcomeKind.FAILED})
 
 
 class Engine:
@@ -75,9 +75,9 @@ class Engine:
             rate = min(rate, delay_rate) if rate else delay_rate
         fixed = options.concurrency
         ceiling = fixed or CEILING
-        # The pacer's AIMD halving on 429 stays; the limiter adds latency and the other
-        # refusals. The tighter of the two decides.
-        self.pacer = Pacer(rate=rate, concurrency=ceiling, stop_event=self.stop)
+        # The pacer only spaces requests; the limiter alone decides how many are in flight
+        # (latency, refusals, and the backoff after a 429).
+        self.pacer = Pacer(rate=rate, stop_event=self.stop)
         self.limiter = Limiter(adaptive=fixed is None, initial=fixed or INITIAL, ceiling=ceiling)
         self.polls = PollSchedule(first=options.first_poll, longest=options.poll_interval)
         self.emit = emit
@@ -88,12 +88,15 @@ class Engine:
             pacer=self.pacer,
             limiter=self.limiter,
             retry=self.retry,
-            result=result,
             emit=emit,
+            held=result.held,
             workspace=ledger.meta.get("workspace_id"),
             replay_safe=ledger.server.replay_observed() is not None,
         )
         self._poll_deadline = 0.0
+        # Creates this run answered with an existing signal (a replay, identity dedupe) not
+        # yet seen alive by a poll: a 404 for one is a conflict, not a deletion.
+        self._answered_existing: set[str] = set()
         self._buffer: list[Outcome] = []
         self._last_flush = time.monotonic()
         self._last_beat = time.monotonic()
@@ -102,20 +105,15 @@ class Engine:
         # The run loop's state (see run()).
         self._queue: list[Job] = []
         self._feeder_done = False
-        self._inflight: dict[Future[Outcome | None], Job] = {}
-        self._done: queue.SimpleQueue[Future[Outcome | None]] = queue.SimpleQueue()
+        self._inflight: dict[Future[Done], Job] = {}
+        self._done: queue.SimpleQueue[Future[Done]] = queue.SimpleQueue()
         self._fatal: BaseException | None = None
         self._deadline: float | None = None
 
     @property
     def limit(self) -> int:
-        limit = min(self.pacer.limit, self.limiter.limit)
-        rate, rtt = self.pacer.current_rate(), self.limiter.min_rtt
-        if rate is not None and rtt is not None and self.limiter.adaptive:
-            # Little's law: more in flight than the rate cap times the round trip only queues
-            # at the pacer, and lets an upward probe of the rate overshoot by that much.
-            limit = min(limit, math.ceil(rate * rtt * _RATE_HEADROOM) + 1)
-        return limit
+        """How many jobs may be in flight now (the limiter's, at the pacer's rate)."""
+        return self.limiter.allowed(self.pacer.current_rate())
 
     # -- writer side -----------------------------------------------------------------
 
@@ -131,17 +129,35 @@ class Engine:
             self.polls.add(PollJob(external_id, public_id, delay), now + delay)
         self._poll_deadline = max(self._poll_deadline, now + self.options.poll_seconds)
 
-    def _record(self, outcome: Outcome) -> None:
-        counts = self.result.counts
-        if outcome.kind == "polling":
+    def _take(self, job: Job, done: Done) -> None:
+        """What a worker handed back: counted here, on the writer's thread, then recorded."""
+        self.result.add_requests(done.requests, done.retries)
+        if done.fatal is not None:
+            self._fatal = self._fatal or done.fatal
+            self.stop.set()
             return
-        if outcome.kind == "gone":
+        outcome = done.outcome
+        if outcome is None:
+            return
+        if done.polled_alive:
+            self._answered_existing.discard(outcome.external_id)
+        elif outcome.kind == OutcomeKind.REPLAYED:
+            self._answered_existing.add(outcome.external_id)
+        if isinstance(job, PollJob):
+            self.polls.seen(job, outcome.kind != OutcomeKind.POLLING, time.monotonic())
+        self._record(outcome)
+
+    def _record(self, outcome: Outcome) -> None:
+        result = self.result
+        if outcome.kind == OutcomeKind.POLLING:
+            return
+        if outcome.kind == OutcomeKind.GONE:
             # Deleted on the server, or (answered with a signal already gone) a conflict.
-            outcome = self.worker.judge_gone(
-                outcome, self.ledger.items.events_for(outcome.external_id)
-            )
-            if counts["submitted"] > 0:
-                counts["submitted"] -= 1
+            ext = outcome.external_id
+            answered = ext in self._answered_existing
+            self._answered_existing.discard(ext)
+            outcome = judge_gone(outcome, answered, self.ledger.items.events_for(ext))
+            result.settle_submitted()
         if outcome.kind == "poll-rejected":
             self._buffer.append(outcome)
             return
@@ -150,32 +166,31 @@ class Engine:
             how = "409 naming the signal" if outcome.kind == "adopted" else "replayed create"
             self.ledger.server.note_replay(f"{how}, {outcome.external_id}")
             self.worker.replay_safe = True
-        if outcome.kind in ("created", "replayed", "adopted"):
-            counts[outcome.kind] += 1
-            counts["submitted"] += 1
+        if outcome.kind in _SENT:
+            result.count(outcome.kind)
+            result.count("submitted")
             if outcome.public_id:
                 self.schedule_poll(outcome.external_id, outcome.public_id)
-        elif outcome.kind in ("requeued", "updated"):
-            counts[outcome.kind] += 1
-            counts["submitted"] += 1
+        elif outcome.kind in _QUEUED:
+            result.count(outcome.kind)
+            result.count("submitted")
             public_id = outcome.public_id
             if public_id is None:
                 item = self.ledger.items.get_item(outcome.external_id)
                 public_id = str(item["public_id"]) if item and item.get("public_id") else None
             if public_id:
                 self.schedule_poll(outcome.external_id, public_id)
-        elif outcome.kind == "deleted":
-            counts["deleted"] += 1
-        elif outcome.kind in TERMINAL:
-            counts[outcome.kind] += 1
-            if counts["submitted"] > 0:
-                counts["submitted"] -= 1
+        elif outcome.kind == OutcomeKind.DELETED:
+            result.count(outcome.kind)
+        elif outcome.kind in _POLLED:
+            result.count(outcome.kind)
+            result.settle_submitted()
         else:
-            counts[outcome.kind] += 1
-            self.result.note_problem(f"{outcome.external_id}: {outcome.kind}: {outcome.detail}")
+            result.count(outcome.kind)
+            result.note_problem(f"{outcome.external_id}: {outcome.kind}: {outcome.detail}")
         self.emit(
             Event(
-                outcome.kind,
+                EventKind(outcome.kind),
                 outcome.external_id,
                 outcome.detail or "",
                 {
@@ -188,6 +203,8 @@ class Engine:
         self._buffer.append(outcome)
 
     def flush(self, force: bool = False) -> None:
+        """Write the outcomes recorded so far when the batch is full or old enough (every
+        one when ``force``), beat the lease's heartbeat, and show progress."""
         now = time.monotonic()
         if self._buffer and (
             force or len(self._buffer) >= _FLUSH_EVERY or now - self._last_flush >= _FLUSH_SECONDS
@@ -209,7 +226,7 @@ class Engine:
         r = self.result
         self.emit(
             Event(
-                "progress",
+                EventKind.PROGRESS,
                 data={
                     "elapsed": now - self._started,
                     "seen": r.seen,
@@ -256,13 +273,13 @@ class Engine:
         """The time budget (--max-duration) and an API that stopped answering."""
         if self._deadline is not None and now >= self._deadline and not self.result.timed_out:
             self.result.timed_out = True
-            self.emit(Event("timeout", message="time budget reached"))
+            self.emit(Event(EventKind.TIMEOUT, message="time budget reached"))
         if self._api_gone(now):
             self.result.api_down = True
             self.stop.set()  # also ends retries in flight
             self.emit(
                 Event(
-                    "api-down",
+                    EventKind.API_DOWN,
                     message=f"every request failed for {self.retry.budget:g}s; "
                     "stopping, unfinished records stay pending for the next run",
                 )
@@ -291,7 +308,7 @@ class Engine:
             self._inflight[future] = job
             future.add_done_callback(self._done.put)
 
-    def _wait(self, now: float) -> set[Future[Outcome | None]]:
+    def _wait(self, now: float) -> set[Future[Done]]:
         timeout = 0.5
         due = self.polls.next_due()
         if due is not None:
@@ -314,27 +331,19 @@ class Engine:
             except queue.Empty:
                 return done
 
-    def _collect(self, done: set[Future[Outcome | None]]) -> None:
+    def _collect(self, done: set[Future[Done]]) -> None:
         for fut in done:
             job = self._inflight.pop(fut)
-            try:
-                outcome = fut.result()
-            except (AuthError, ApiUnavailable, RedirectRefused) as exc:
-                self._fatal = self._fatal or exc
-                self.stop.set()
-                continue
-            if outcome is None:
-                continue
-            if isinstance(job, PollJob):
-                self.polls.seen(job, outcome.kind != "polling", time.monotonic())
-            self._record(outcome)
+            self._take(job, fut.result())
 
     def _finish(self) -> None:
-        for fut, _job in list(self._inflight.items()):
+        for fut, job in list(self._inflight.items()):
             if fut.done() and not fut.cancelled() and fut.exception() is None:
-                outcome = fut.result()
-                if outcome is not None:
-                    self._record(outcome)
+                finished = fut.result()
+                if finished.fatal is None:
+                    self._take(job, finished)
+                else:
+                    self.result.add_requests(finished.requests, finished.retries)
         self.flush(force=True)
         self.worker.close()
         result = self.result
@@ -346,14 +355,14 @@ class Engine:
         }
         self.emit(
             Event(
-                "concurrency",
+                EventKind.CONCURRENCY,
                 message=f"limit reached {self.limiter.peak}, {self.limit} at the end"
                 + (" (adaptive)" if self.limiter.adaptive else " (fixed)"),
                 data=dict(result.concurrency),
             )
         )
         # Jobs never started stay as they are in the ledger (pending/submitted).
-        result.counts["pending"] += sum(isinstance(j, SendJob) for j in self._queue)
+        result.count("pending", sum(isinstance(j, SendJob) for j in self._queue))
         fatal = self._fatal
         if fatal is not None and isinstance(fatal, ZsyncError):
             result.fatal = fatal
@@ -371,11 +380,8 @@ class Engine:
         return others
 
     def _api_gone(self, now: float) -> bool:
-        return (
-            not self.result.api_down
-            and self.worker.failures_since_success > 0
-            and now - self.worker.last_success >= max(self.retry.budget, 1.0)
-        )
+        budget = max(self.retry.budget, 1.0)
+        return not self.result.api_down and self.worker.health.gone(now, budget)
 
     def _polls_alive(self, now: float) -> bool:
         if not self.polls:

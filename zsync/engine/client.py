@@ -1,28 +1,21 @@
 """ZentrikClient: one method per endpoint of the Signals API, one request per call.
 
 Every answer is either a validated result or an exception from :mod:`zsync.errors`; nothing
-here retries (see :mod:`zsync.retry`) and nothing follows a redirect. Text that came from the
-server goes through :func:`zsync.config.redact` and is shortened to one line before it is put
-into an exception, so an error body that echoes the key cannot leak it.
+here retries (see :mod:`zsync.engine.retry`) and nothing follows a redirect. How one request
+is sent, and its answer first judged, is :mod:`zsync.engine.request`. Text that came from
+the server goes through :func:`zsync.config.redact` and is shortened to one line before it is
+put into an exception, so an error body that echoes the key cannot leak it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
-from http.client import HTTPException
-from types import TracebackType
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-import requests
-import requests.auth
-import urllib3.exceptions
-
-import zsync
-from zsync.answers import (
-    MAX_MESSAGE,
+from zsync.config import redact
+from zsync.engine.answers import (
     error_parts,
     ident,
     is_header_token,
@@ -32,27 +25,25 @@ from zsync.answers import (
     non_negative_int,
     parts_from_json,
     scalar,
-    shorten,
     status_text,
 )
-from zsync.config import redact
+from zsync.engine.failures import (
+    FRONT_END_MARKER,
+    SERVER_UNAVAILABLE,
+)
+from zsync.engine.request import SIGNALS_PATH, USER_AGENT, Requester
+from zsync.engine.retry import parse_retry_after
 from zsync.errors import (
     ApiUnavailable,
-    ConfigError,
     MalformedResponse,
     RateLimited,
     ServerUnavailable,
     WarmingUp,
     WrongWorkspace,
-    ZsyncError,
 )
-from zsync.failures import FRONT_END_MARKER, SERVER_UNAVAILABLE, status_error, transport_error
-from zsync.proxies import session_for
-from zsync.retry import parse_retry_after
 
-USER_AGENT = f"zsync/{zsync.__version__}"
+__all__ = ["USER_AGENT", "ListPage", "Receipt", "SignalState", "ZentrikClient"]
 
-SIGNALS_PATH = "/external/v1/signals"
 AUTH_CONTEXT_PATH = "/external/v1/auth/context"
 READYZ_PATH = "/readyz"
 
@@ -61,15 +52,14 @@ READYZ_PATH = "/readyz"
 _PROCESSING_REASON_KEYS = ("error", "errorMessage", "failureReason", "reason", "message")
 _REASON_KEYS = ("error", "processingError", "errorMessage", "failureReason", "lastError")
 
-
-_HEADERS = {"Accept": "application/json", "User-Agent": USER_AGENT}
-
 # The readiness checks the import template requires; any other check may say what it likes.
 REQUIRED_CHECKS = ("database", "workspaceQueue")
 
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
+    """What a create answered: the signal's id, its job and workspace, and the status."""
+
     public_id: str
     job_id: str | None  # Zentrik's own client does not require it; stored as null
     workspace_id: str | None
@@ -91,74 +81,17 @@ class ListPage:
 
 @dataclass(frozen=True, slots=True)
 class SignalState:
+    """What a get answered: the signal's status, why it failed (if it did) and its job."""
+
     public_id: str
     status: str
     error: str | None
     job_id: str | None
 
 
-class _BearerAuth(requests.auth.AuthBase):
-    """Sets the bearer header as an auth object, so a ~/.netrc entry cannot replace it."""
-
-    def __init__(self, key: str) -> None:
-        self._key = key
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers["Authorization"] = f"Bearer {self._key}"
-        return r
-
-    def __repr__(self) -> str:
-        return "_BearerAuth(***)"
-
-
-class ZentrikClient:
-    def __init__(
-        self,
-        base: str,
-        api_key: str,
-        *,
-        timeout: float = 30.0,
-        connect_timeout: float = 5.0,
-        session: requests.Session | None = None,
-    ) -> None:
-        # requests would quote a malformed header value, key included, in its own error.
-        if not api_key or not is_header_token(api_key):
-            raise ConfigError(
-                "ZENTRIK_API_KEY is empty or contains spaces, control or non-ASCII characters; "
-                "copy the key again from Settings → API Keys"
-            )
-        self._base = base.strip().rstrip("/")
-        parts = urlsplit(self._base)
-        host = parts.hostname or self._base
-        self._host = f"{host}:{parts.port}" if parts.port else host
-        self._key = api_key
-        self._auth = _BearerAuth(api_key)
-        self._timeout = (connect_timeout, timeout)
-        self._owns_session = session is None
-        self._session = session if session is not None else session_for(self._base)
-        # Set by the first request (see _prepared).
-        self._template: requests.PreparedRequest | None = None
-        self._url_root = ""
-        # The workspace the ledger is bound to: a receipt naming another one is refused.
-        self.workspace_id: str | None = None
-
-    def __repr__(self) -> str:
-        return f"ZentrikClient({self._base!r})"
-
-    def __enter__(self) -> ZentrikClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._owns_session:
-            self._session.close()
+class ZentrikClient(Requester):
+    """One method per endpoint of the Signals API, one request per call (see
+    :class:`~zsync.engine.request.Requester` for the sending)."""
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -253,6 +186,7 @@ class ZentrikClient:
         )
 
     def get_signal(self, public_id: str) -> SignalState:
+        """The signal's state; MalformedResponse when the answer is for another signal."""
         op = f"get {public_id}"
         resp = self._send("GET", self._signal_path(public_id))
         self._raise_for_status(resp, "get", "GET")
@@ -284,6 +218,7 @@ class ZentrikClient:
         return self._redacted(ident(data.get("jobId"))) if isinstance(data, dict) else None
 
     def update_signal(self, public_id: str, fields: dict[str, Any]) -> None:
+        """PATCH the signal with ``fields`` (as compact JSON)."""
         body = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         resp = self._send("PATCH", self._signal_path(public_id), data=body)
         self._raise_for_status(resp, "update", "PATCH")
@@ -327,111 +262,11 @@ class ZentrikClient:
             non_negative_int(headers.get("X-Offset")),
         )
 
-    # -- one request -------------------------------------------------------------------------
-
     def _signal_path(self, public_id: str) -> str:
         # "." and ".." would be resolved away by URL normalisation and hit another endpoint.
         if public_id in ("", ".", ".."):
             raise ValueError(f"not a signal id: {public_id!r}")
         return f"{SIGNALS_PATH}/{quote(public_id, safe='')}"
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        data: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, int] | None = None,
-    ) -> requests.Response:
-        try:
-            session = self._session
-            if params is None and not session.trust_env and not session.cookies:
-                prepared = self._prepared(method, path, data, headers)
-                return session.send(prepared, timeout=self._timeout, allow_redirects=False)
-            request_headers = dict(_HEADERS)
-            if data is not None:
-                request_headers["Content-Type"] = "application/json"
-            if headers:
-                request_headers.update(headers)
-            return session.request(
-                method,
-                self._base + path,
-                data=data,
-                params=params,
-                headers=request_headers,
-                auth=self._auth,
-                timeout=self._timeout,
-                allow_redirects=False,
-            )
-        except (
-            requests.RequestException,
-            urllib3.exceptions.HTTPError,
-            HTTPException,
-            OSError,
-        ) as exc:
-            # No chaining: the requests exception carries the prepared request and its headers.
-            raise self._transport_error(exc) from None
-
-    def _prepared(
-        self, method: str, path: str, data: bytes | None, headers: Mapping[str, str] | None
-    ) -> requests.PreparedRequest:
-        """What ``Session.request`` would prepare, from headers merged once per client.
-
-        Merging the session's settings into every request cost a fifth of the CPU of a create
-        at 0 ms latency. Only used while the session holds no cookies (a server that sets one
-        gets the full path, which sends it back) and reads nothing from the environment per
-        request (our own sessions; a borrowed one that does keeps the full path).
-        """
-        if self._template is None:
-            template = self._session.prepare_request(
-                requests.Request(
-                    "GET", self._base + SIGNALS_PATH, headers=_HEADERS, auth=self._auth
-                )
-            )
-            # The base as requests normalises it; every path is appended already quoted.
-            self._url_root = str(template.url).removesuffix(SIGNALS_PATH)
-            self._template = template
-        prepared = requests.PreparedRequest()
-        prepared.method = method
-        prepared.url = self._url_root + path
-        prepared.headers = self._template.headers.copy()
-        if data is not None:
-            prepared.headers["Content-Type"] = "application/json"
-        if headers:
-            prepared.headers.update(headers)
-        prepared.prepare_body(data, None)
-        prepared.prepare_cookies(requests.cookies.RequestsCookieJar())
-        prepared.hooks = self._template.hooks
-        return prepared
-
-    def _transport_error(self, exc: BaseException) -> ZsyncError:
-        return transport_error(exc, self._base, self._host, self._timeout, self._clean)
-
-    # -- answers -----------------------------------------------------------------------------
-
-    def _raise_for_status(self, resp: requests.Response, op: str, method: str) -> None:
-        if 200 <= resp.status_code < 300:
-            return
-        raise self._status_error(resp, op, method)
-
-    def _status_error(self, resp: requests.Response, op: str, method: str) -> ZsyncError:
-        return status_error(resp, op, method, self._clean)
-
-    def _json_object(self, resp: requests.Response, op: str) -> dict[str, Any]:
-        try:
-            data = json_body(resp)
-        except ValueError:
-            raise MalformedResponse(
-                self._clean(f"{op} answered {resp.status_code} with a body that is not JSON"),
-                resp.status_code,
-            ) from None
-        if not isinstance(data, dict):
-            raise MalformedResponse(
-                self._clean(f"{op} answered {resp.status_code} with JSON that is not an object"),
-                resp.status_code,
-            )
-        return data
 
     def _processing_error(self, data: dict[str, Any]) -> str | None:
         """Why processing failed, wherever the signal carries it: inside its ``processing``
@@ -454,14 +289,6 @@ class ZentrikClient:
             if text.strip():
                 return self._clean(text)
         return None
-
-    def _clean(self, text: str, *, limit: int = MAX_MESSAGE) -> str:
-        return shorten(text, self._key, limit=limit)
-
-    def _redacted(self, value: str | None) -> str | None:
-        """A value the server chose (an id, a name), without the key should it echo it:
-        such values are stored in the ledger and shown by export and show."""
-        return None if value is None else redact(value, self._key)
 
 
 def _check_state(value: object) -> str:

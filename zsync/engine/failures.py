@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 import requests
 import urllib3.exceptions
 
-from zsync.answers import cause_chain, error_parts, named_signal, status_text
+from zsync.engine.answers import cause_chain, error_parts, named_signal, status_text
+from zsync.engine.retry import parse_retry_after
 from zsync.errors import (
     AuthError,
     ConfigError,
@@ -27,7 +28,6 @@ from zsync.errors import (
     WarmingUp,
     ZsyncError,
 )
-from zsync.retry import parse_retry_after
 
 Clean = Callable[..., str]
 
