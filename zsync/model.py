@@ -442,6 +442,7 @@ class ServerIndex:
     complete: bool = True  # False: some signals may be missing (see problems)
     problems: list[str] = field(default_factory=list)  # one line each, for warnings
     requests: int = 0
+    last_public_id: str | None = None  # listed last by the pass that counts: the list's end
 
     def find(self, external_id: str) -> ServerSignal | None:
         """The signal for a record: the oldest when the server holds several."""

@@ -75,6 +75,7 @@ class _Pass:
         self.shrank = False  # a short page with more pages after it
         self.offset_ignored = False
         self.capped = False
+        self.last: str | None = None  # the publicId listed last, at the list's end
 
     @property
     def moved(self) -> bool:
@@ -112,6 +113,7 @@ def read_index(
 
         before = len(index.by_public_id)
         saw_external_key |= _read_pass(index, current, fetch, max_signals, policy, redact)
+        index.last_public_id = current.last
         # Another pass only while passes still find signals (an order that shifts per read),
         # or, without a total, until two passes in a row agree.
         stalled = number > 0 and len(index.by_public_id) == before and bool(current.totals)
@@ -172,6 +174,7 @@ def _read_pass(
                 continue
             fresh += 1
             current.ids.add(signal.public_id)
+            current.last = signal.public_id
             _add(index, signal)
         if signals and not fresh:
             current.offset_ignored = True  # nothing new at this offset: it is not honoured

@@ -257,14 +257,16 @@ class TrustGate:
 def anchor_of_listing(
     client: ZentrikClient, retry: RetryPolicy, index: ServerIndex, own: int, run_id: int
 ) -> tuple[Anchor | None, int]:
-    """The anchor at the end of a complete listing (one request for the last signal listed),
-    and the requests made; None when there is none to be had (the ledger then reads the
-    list again the next time it creates)."""
+    """The anchor at the end of a complete listing, and the requests made for it: none when
+    the listing saw its last signal, else one request for it; None when there is none to be
+    had (the ledger then reads the list again the next time it creates)."""
     count = len(index.by_public_id)
     if not index.complete:
         return None, 0
     if count == 0:
         return Anchor(0, "", own, run_id), 0
+    if index.last_public_id in index.by_public_id:
+        return Anchor(count, index.last_public_id, own, run_id), 0
     try:
         page = retry.call(lambda: client.list_page(1, count - 1))
     except (TransientError, ApiError):
