@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from zsync.version import __version__
 
 __all__ = ["Result", "__version__", "push", "reconcile", "retry_failed", "status", "verify"]
 

@@ -20,14 +20,14 @@ import requests
 import requests.auth
 import urllib3.exceptions
 
-import zsync
 from zsync.config import redact
 from zsync.engine.answers import MAX_MESSAGE, is_header_token, json_body, shorten
 from zsync.engine.failures import status_error, transport_error
 from zsync.engine.proxies import session_for
 from zsync.errors import ConfigError, MalformedResponse, ZsyncError
+from zsync.version import __version__
 
-USER_AGENT = f"zsync/{zsync.__version__}"
+USER_AGENT = f"zsync/{__version__}"
 
 SIGNALS_PATH = "/external/v1/signals"
 

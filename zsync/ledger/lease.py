@@ -26,13 +26,9 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from zsync.errors import LedgerLocked
-from zsync.ledger.table import Table, now_iso
-
-if TYPE_CHECKING:
-    from zsync.ledger.store import Ledger
+from zsync.ledger.table import Handle, Table, now_iso
 
 HEARTBEAT_SECONDS = 10.0
 # A row from another host, where the lock may not reach, is honoured until it has missed
@@ -228,7 +224,7 @@ class LeaseTable(Table):
     """``ledger.lease``: the run lease (the lock beside the ledger and the row that names its
     holder) and the heartbeat thread that keeps the row fresh while this handle holds it."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Handle) -> None:
         super().__init__(ledger)
         self._path = ledger.path
         self._held = False

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-from zsync import __version__
 from zsync.errors import ConfigError, LedgerError
 from zsync.ledger import migrate
 from zsync.ledger.items import ItemsTable
@@ -38,6 +37,7 @@ from zsync.ledger.schema import (
 from zsync.ledger.server import ServerTable
 from zsync.ledger.trust import TrustTable
 from zsync.model import Status
+from zsync.version import __version__
 
 if TYPE_CHECKING:
     import sqlite_utils

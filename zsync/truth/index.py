@@ -19,6 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from zsync.engine import ListPage, RetryPolicy, ZentrikClient
+from zsync.errors import ApiError, TransientError
+from zsync.ledger import Anchor
 from zsync.model import ServerIndex, ServerSignal
 from zsync.shape.canonical import field_hashes
 
@@ -268,3 +270,26 @@ def _unproven_without_total(current: _Pass, previous: _Pass | None) -> str | Non
             f"then {len(current.ids)} signals)"
         )
     return None
+
+
+def anchor_of_listing(
+    client: ZentrikClient, retry: RetryPolicy, index: ServerIndex, own: int, run_id: int
+) -> tuple[Anchor | None, int]:
+    """The anchor at the end of a complete listing, and the requests made for it: none when
+    the listing saw its last signal, else one request for it; None when there is none to be
+    had (the ledger then reads the list again the next time it creates)."""
+    count = len(index.by_public_id)
+    if not index.complete:
+        return None, 0
+    if count == 0:
+        return Anchor(0, "", own, run_id), 0
+    if index.last_public_id in index.by_public_id:
+        return Anchor(count, index.last_public_id, own, run_id), 0
+    try:
+        page = retry.call(lambda: client.list_page(1, count - 1))
+    except (TransientError, ApiError):
+        return None, 1
+    last = to_signal(page.items[0]) if page.items else None
+    if last is None or page.total not in (None, count):
+        return None, 1
+    return Anchor(count, last.public_id, own, run_id), 1

@@ -29,7 +29,7 @@ from zsync.engine import RetryPolicy, ZentrikClient
 from zsync.errors import ApiError, ApiUnavailable, AuthError, TransientError
 from zsync.ledger import Anchor, Ledger
 from zsync.model import Emit, Event, EventKind, RunResult, ServerIndex, ServerSignal, Status
-from zsync.truth.index import PAGE, to_signal
+from zsync.truth.index import PAGE, anchor_of_listing, to_signal
 from zsync.truth.reasons import recover_failure_reasons
 from zsync.truth.verify import VerifyReport, compare, load_index, repair
 
@@ -252,26 +252,3 @@ class TrustGate:
         own = self.ledger.trust.own_signal_count()
         self._anchor, made = anchor_of_listing(client, self.retry, index, own, self.run_id)
         self.requests += made
-
-
-def anchor_of_listing(
-    client: ZentrikClient, retry: RetryPolicy, index: ServerIndex, own: int, run_id: int
-) -> tuple[Anchor | None, int]:
-    """The anchor at the end of a complete listing, and the requests made for it: none when
-    the listing saw its last signal, else one request for it; None when there is none to be
-    had (the ledger then reads the list again the next time it creates)."""
-    count = len(index.by_public_id)
-    if not index.complete:
-        return None, 0
-    if count == 0:
-        return Anchor(0, "", own, run_id), 0
-    if index.last_public_id in index.by_public_id:
-        return Anchor(count, index.last_public_id, own, run_id), 0
-    try:
-        page = retry.call(lambda: client.list_page(1, count - 1))
-    except (TransientError, ApiError):
-        return None, 1
-    last = to_signal(page.items[0]) if page.items else None
-    if last is None or page.total not in (None, count):
-        return None, 1
-    return Anchor(count, last.public_id, own, run_id), 1

@@ -29,7 +29,7 @@ from zsync.errors import (
 from zsync.ledger import Ledger, ledger_errors
 from zsync.ledger.server import server_status
 from zsync.model import ACCEPTED, GONE_HASH_PREFIX, ServerIndex, ServerSignal, Status
-from zsync.truth.index import read_index
+from zsync.truth.index import anchor_of_listing, read_index
 from zsync.truth.reasons import recover_failure_reasons
 
 CLASSES = ("unknown", "gone", "status", "content", "duplicated")
@@ -315,8 +315,6 @@ def _repair_run(
             fixes = compare(ledger, index, report, examples)
             report.repaired = repair(ledger, fixes, index, run_id)
             ledger.trust.mark_repair(finished=True)
-            from zsync.truth.trust import anchor_of_listing  # trust builds on this module
-
             own = ledger.trust.own_signal_count()
             anchor, made = anchor_of_listing(client, retry, index, own, run_id)
             report.requests += made
