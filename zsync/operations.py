@@ -19,7 +19,7 @@ from typing import Any
 from zsync import metrics, plan, read
 from zsync.config import Settings
 from zsync.engine import Engine, RetryPolicy, ZentrikClient
-from zsync.errors import ApiUnavailable, TransientError, ZsyncError
+from zsync.errors import ApiUnavailable, ExitCode, TransientError, ZsyncError
 from zsync.ledger import Ledger, Meanwhile, ledger_errors
 from zsync.model import (
     Emit,
@@ -138,6 +138,7 @@ def _run(
             try:
                 preflight(ctx, ledger, skip_readyz=skip_readyz)
                 _drive(ctx, ledger, run_id, result, options, feeder(ledger, run_id, result))
+                _unconfirmed_is_pending(ctx, ledger, result)
             except ZsyncError as exc:
                 result.fatal = exc
             result.duration = time.monotonic() - started
@@ -285,6 +286,24 @@ def push(
         skip_readyz=skip_readyz,
         meanwhile=ahead,
     )
+
+
+def _unconfirmed_is_pending(ctx: Context, ledger: Ledger, result: RunResult) -> None:
+    """A run that would exit 0 while the ledger still holds intents the server never
+    confirmed (``pending``) exits 75 instead, with one line: whatever path left them
+    unsent, the next run sends or looks them up, and no cron job reads "done" over them."""
+    if result.exit_code != ExitCode.OK:
+        return
+    left = ledger.items.counts_by_status().get(Status.PENDING, 0)
+    if left:
+        result.count("pending", left)
+        ctx.emit(
+            Event(
+                EventKind.WARNING,
+                message=f"{left} item(s) still pending in the ledger (recorded, not confirmed "
+                "by the server): the next run sends or looks them up",
+            )
+        )
 
 
 def _dry_run(

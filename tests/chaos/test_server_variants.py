@@ -52,14 +52,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
 QUICK = ("keys-ignored-no-dedupe", "keys-ignored-409-bare", "list-unstable")
 
 
-def settle(args: list[str], env: dict[str, str], max_runs: int = 10) -> list[tuple[str, int]]:
+def settle(args: list[str], env: dict[str, str], max_runs: int = 16) -> list[tuple[str, int]]:
     """push, then reconcile, until a reconcile and the push after it both exit 0."""
     seen: list[tuple[str, int]] = []
     for n in range(max_runs):
         command = args if n % 2 == 0 else ["reconcile", "--poll-seconds", "30"]
         done = zsync(command, env)
         assert "Traceback" not in done.stderr, done.stderr
-        assert done.returncode in (0, 1, 75), (seen, done.stderr[-2000:])
+        # 4: a listing not proven complete (an order that moves under the reader) refuses to
+        # look up or resend anything; the next run reads it again.
+        assert done.returncode in (0, 1, 4, 75), (seen, done.stderr[-2000:])
         seen.append((command[0], done.returncode))
         if len(seen) >= 2 and seen[-1][1] == 0 and seen[-2][1] == 0:
             return seen
@@ -88,7 +90,7 @@ def campaign(tmp: Path, variant: dict[str, Any], *, records: int, kills: int, se
             _out, err = proc.communicate(timeout=60)
             assert "Traceback" not in err, err
             if proc.returncode != -signal.SIGKILL:
-                assert proc.returncode in (0, 1, 75), err
+                assert proc.returncode in (0, 1, 4, 75), err
         FIGURES["kills"] += killed
         settle(push, env)
         truth = check_exactly_once(emu, ledger, ids)
