@@ -224,9 +224,19 @@ def _settle_in_doubt(
     except ApiUnavailable as exc:
         if not after:
             raise  # nothing in doubt may be resent unchecked
-        # After the run's sends: the items stay as they are for the next run to check.
+        # After the run's sends: the items stay as they are for the next run to check, and
+        # this run counts them pending (settle may have stopped counting them: waited out).
+        left = [
+            i
+            for i in indoubt.in_doubt(ledger, conflicts=False)
+            if i.status == Status.PENDING and i.external_id not in result.held
+        ]
+        result.count("pending", len(left))
         ctx.emit(
-            Event(EventKind.WARNING, message=f"{len(items)} send(s) in doubt stay unchecked: {exc}")
+            Event(
+                EventKind.WARNING,
+                message=f"{len(left)} send(s) in doubt stay unchecked until the next run: {exc}",
+            )
         )
         return []
 

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_cli
+from zsync import operations
 from zsync.engine import worker
+from zsync.errors import IncompleteListing
 
 
 def _write(path: Path, n: int) -> None:
@@ -36,4 +38,32 @@ def test_items_a_run_left_pending_make_it_exit_75_and_the_next_run_sends_them(
 
     second = run_cli(["push", "-i", "in.jsonl", "--no-poll"], env=api_env)
     assert second.code == 0, second.err
+    assert emulator.truth()["creates_by_external_id"] == {f"u-{i}": 1 for i in range(3)}
+
+
+def test_sends_in_doubt_a_failed_lookup_leaves_are_counted_by_the_run_itself(
+    api_env: dict[str, str], emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the run's sends, the in-doubt step waits a horizon out, then its lookup fails
+    (a list that cannot be proven complete): the run says how many stay unchecked and counts
+    them pending. make chaos once found that run forgetting them (pending: 0, exit 0)."""
+    _write(Path("in.jsonl"), 3)
+    with monkeypatch.context() as patch:
+        patch.setattr(worker.Worker, "_create", lambda self, job, tally: None)
+        assert run_cli(["push", "-i", "in.jsonl", "--no-poll"], env=api_env).code == 75
+
+    def unprovable(*_args: Any) -> Any:
+        raise IncompleteListing("the server's list answered the same page for every offset")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(operations, "load_index", unprovable)
+        second = run_cli(["push", "-i", "in.jsonl", "--no-poll", "--json"], env=api_env)
+    assert second.code == 75, second.err
+    assert "3 send(s) in doubt stay unchecked until the next run" in second.err
+    assert json.loads(second.out)["counts"]["pending"] == 3
+    assert "still pending in the ledger" not in second.err  # not left to the last guard
+    assert emulator.truth()["creates_by_external_id"] == {}
+
+    third = run_cli(["push", "-i", "in.jsonl", "--no-poll"], env=api_env)
+    assert third.code == 0, third.err
     assert emulator.truth()["creates_by_external_id"] == {f"u-{i}": 1 for i in range(3)}

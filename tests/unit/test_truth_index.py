@@ -117,6 +117,32 @@ def test_a_server_that_ignores_offset_does_not_loop(rsps: Any, client: ZentrikCl
     assert index.requests <= 6
 
 
+def test_an_order_that_moves_on_every_read_is_read_again_not_called_offset_blind(
+    rsps: Any, client: ZentrikClient
+) -> None:
+    """A list reshuffled on every read (the emulator's list_order=unstable): its second page
+    may show only signals the first showed. That is a moved order, read again until the
+    signals seen reach the total; not "the same page for every offset" (make chaos: a run
+    refused to look anything up on that misreading)."""
+    import json
+    import random
+    from urllib.parse import parse_qs, urlsplit
+
+    signals = [_signal(n) for n in range(101)]
+    rng = random.Random(5)
+
+    def callback(request: Any) -> tuple[int, dict[str, str], str]:
+        query = parse_qs(urlsplit(request.url).query)
+        limit, offset = int(query["limit"][0]), int(query["offset"][0])
+        order = rng.sample(signals, len(signals))
+        return 200, {"X-Total-Count": str(len(signals))}, json.dumps(order[offset : offset + limit])
+
+    rsps.add_callback(responses.GET, SIGNALS, callback=callback)
+    index = read_index(client, retry=RetryPolicy.instant())
+    assert index.complete and len(index.by_public_id) == 101, index.problems
+    assert not any("same page for every offset" in p for p in index.problems)
+
+
 def test_a_list_that_is_not_an_array_is_one_line_exit_4(rsps: Any, client: ZentrikClient) -> None:
     rsps.get(SIGNALS, json={"data": [_signal(1)]})
     with pytest.raises(ApiUnavailable) as caught:

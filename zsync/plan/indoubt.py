@@ -184,11 +184,16 @@ def past_horizon(
             Event(
                 EventKind.WARNING,
                 message=f"{len(fresh)} send(s) in doubt are held for up to "
-                f"{max(ends.values()) - now:.0f}s more (the server may still be committing "
+                f"{_seconds(max(ends.values()) - now)} more (the server may still be committing "
                 "them): not looked up or resent by this run; the next run continues",
             )
         )
     return [i for i in items if i.external_id not in ends]
+
+
+def _seconds(seconds: float) -> str:
+    """``42s``; a tenth of a second below ten (``0.3s``, not ``0s``)."""
+    return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
 
 
 def _epoch(iso: str | None, now: float) -> float:

@@ -76,6 +76,7 @@ class _Pass:
         self.repeated = 0  # signals a page showed that an earlier page of this pass showed
         self.shrank = False  # a short page with more pages after it
         self.offset_ignored = False
+        self.first_page: list[str] | None = None  # the publicIds of the pass's first page
         self.capped = False
         self.last: str | None = None  # the publicId listed last, at the list's end
 
@@ -164,12 +165,14 @@ def _read_pass(
         if short_at is not None:
             current.shrank = True  # a short page, then more: signals may have slid past
         fresh = signals = 0
+        page_ids: list[str] = []
         for item in page.items:
             signal = to_signal(item, redact)
             if signal is None:
                 current.garbage += 1
                 continue
             signals += 1
+            page_ids.append(signal.public_id)
             saw_external_key |= "externalId" in item
             if signal.public_id in current.ids:
                 current.repeated += 1
@@ -178,8 +181,12 @@ def _read_pass(
             current.ids.add(signal.public_id)
             current.last = signal.public_id
             _add(index, signal)
-        if signals and not fresh:
-            current.offset_ignored = True  # nothing new at this offset: it is not honoured
+        if current.first_page is None:
+            current.first_page = page_ids
+        elif signals and not fresh:
+            # Nothing new at this offset: the first page again means the offset is not
+            # honoured; other signals already shown mean the order moved (another pass reads it).
+            current.offset_ignored = page_ids == current.first_page
             return saw_external_key
         current.items += len(page.items)
         offset += len(page.items)
