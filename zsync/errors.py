@@ -71,7 +71,11 @@ _MEANINGS = {
         "configuration or authentication: missing key, key refused (401/403), wrong "
         "workspace, the API base answers with a redirect"
     ),
-    ExitCode.UNAVAILABLE: "API not ready or unreachable",
+    ExitCode.UNAVAILABLE: (
+        "API not ready or unreachable, or its list cannot be proven complete where a run must "
+        "act on it (`verify --repair`, sends in doubt): nothing is adopted, deleted or resent "
+        "from it"
+    ),
     ExitCode.LEDGER: (
         "ledger locked by another run, or unusable (corrupt, newer schema, unwritable)"
     ),

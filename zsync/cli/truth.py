@@ -40,7 +40,8 @@ def verify(
 
     Read-only unless --repair, which adopts signals the ledger does not know, marks signals
     gone from the server so the next push re-creates them, and corrects statuses. On a
-    missing or empty ledger, --repair rebuilds it.
+    missing or empty ledger, --repair rebuilds it. A list that cannot be proven complete
+    repairs nothing and exits 4 (one line says why); a later run reads it again.
 
     \b
     Example:
