@@ -155,3 +155,50 @@ def test_a_ledger_reached_through_a_symlink_shares_the_lock(
     with pytest.raises(LedgerLocked, match=rf"pid {holder.pid} on"):
         ledger.lease.acquire("push")
     ledger.close()
+
+
+def test_a_run_refused_the_lock_names_the_holder_that_has_not_written_its_row_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs started together: the one refused the lock may look before the holder has
+    written its row; it waits for that row and names the holder (make chaos: "in use by
+    another run", naming nobody)."""
+    path = tmp_path / "l.db"
+    Ledger.open(path).close()
+    script = (
+        "import fcntl, os, sys, time; from pathlib import Path; from zsync.ledger import Ledger;"
+        "from zsync.ledger.lease import lock_path;"
+        "fd = os.open(lock_path(Path(sys.argv[1])), os.O_RDWR | os.O_CREAT);"
+        "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.readline();"
+        "os.close(fd); l = Ledger.open(Path(sys.argv[1])); l.lease.acquire('push');"
+        "print('named', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        real_sleep = time.sleep
+
+        def holder_writes_its_row(seconds: float) -> None:
+            # The refused run is waiting: now the holder writes its row.
+            if not proc.stdin.closed:  # type: ignore[union-attr]
+                proc.stdin.write("go\n")  # type: ignore[union-attr]
+                proc.stdin.close()  # type: ignore[union-attr]
+                assert proc.stdout.readline().strip() == "named"  # type: ignore[union-attr]
+            real_sleep(seconds)
+
+        monkeypatch.setattr(lease.time, "sleep", holder_writes_its_row)
+        ledger = Ledger.open(path)
+        with pytest.raises(LedgerLocked) as refused:
+            ledger.lease.acquire("push")
+        ledger.close()
+        assert f"pid {proc.pid}" in str(refused.value)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()

@@ -92,6 +92,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+# How long a run refused the lock waits for its holder's row to name it.
+NAME_WAIT_SECONDS = 2.0
+
+
 def holder_alive(holder: LeaseHolder, this_host: str, now: float | None = None) -> bool:
     """Can ``holder`` still be running, by its row alone? Asked only where the lock gives no
     answer: a row from another host, or a ledger no zsync with the lock has run on."""
@@ -243,7 +247,7 @@ class LeaseTable(Table):
                 f"ledger {path}: cannot lock {lock_path(path)}: {exc.strerror or exc}"
             ) from None
         if fd is None:
-            holder = self._holder_row()
+            holder = self._named_holder(host)
             who = holder.describe() if holder is not None else "another run"
             raise LedgerLocked(f"ledger {path} is in use by {who}; wait for it to finish")
         try:
@@ -267,6 +271,18 @@ class LeaseTable(Table):
         self._held = True
         self._heartbeat = Heartbeat(path, pid)
         self._heartbeat.start()
+
+    def _named_holder(self, host: str) -> LeaseHolder | None:
+        """The row naming the lock's holder. A run that has just taken the lock writes its
+        row a moment later (two runs started together): wait that moment, briefly, rather
+        than name nobody or the run before it."""
+        deadline = time.monotonic() + NAME_WAIT_SECONDS
+        while True:
+            holder = self._holder_row()
+            fresh = holder is not None and (holder.host != host or holder_alive(holder, host))
+            if fresh or time.monotonic() >= deadline:
+                return holder
+            time.sleep(0.05)
 
     def heartbeat(self) -> None:
         """Refresh the row's heartbeat from the writer (besides the heartbeat thread's)."""
