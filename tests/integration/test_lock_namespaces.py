@@ -110,3 +110,70 @@ def test_a_push_in_another_pid_namespace_is_refused_while_the_holder_lives(
     assert twice == 0, f"{twice} of {RECORDS} records created twice"
     assert first.returncode == 0, err
     assert len(creates) == RECORDS
+
+
+def _other_hostname(name: str) -> list[str]:
+    """The command prefix that runs a program under hostname ``name`` on this kernel (a
+    container of its own, sharing the ledger's volume)."""
+    tool = shutil.which("unshare")
+    if tool is None:
+        pytest.skip("no unshare(1) here: cannot make a UTS namespace")
+    argv = [tool, "--uts", "sh", "-c", f'hostname {name} && exec "$@"', "sh"]
+    probe = subprocess.run([*argv, "hostname"], capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0 or probe.stdout.strip() != name:
+        pytest.skip(f"unshare --uts is not permitted here: {probe.stderr.strip()}")
+    return argv
+
+
+def test_a_killed_holder_under_another_hostname_on_this_machine_is_taken_over_at_once(
+    tmp_path: Path,
+) -> None:
+    """Two containers on one machine, different hostnames, one volume: the lock answers for
+    both (one kernel), so the holder's row is honoured while it lives and not a moment after
+    a SIGKILL. (Before: its row was trusted like another machine's, for 300 s of beats.)"""
+    other = _other_hostname("zsync-box-b")
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps(
+                {"kind": "external_text", "externalId": f"h-{i}", "signalType": "t", "text": "x"}
+            )
+            + "\n"
+            for i in range(20)
+        )
+    )
+    ledger = tmp_path / "z.db"
+    with running_emulator(dedupe="off") as emu:
+        env = {
+            "ZENTRIK_API_BASE": emu.url,
+            "ZENTRIK_API_KEY": TEST_KEY,
+            "ZSYNC_LEDGER": str(ledger),
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        }
+        holder = subprocess.Popen(
+            [*other, *ZSYNC, "push", "-i", "-", "--format", "jsonl", "--no-poll"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while _holder_pid(ledger) is None:
+                assert holder.poll() is None, "the holder ended before it held the lease"
+                assert time.monotonic() < deadline, "the holder never took the lease"
+                time.sleep(0.05)
+            push = [*ZSYNC, "push", "-i", str(source), "--no-poll"]
+            refused = subprocess.run(push, env=env, capture_output=True, text=True, timeout=120)
+            assert refused.returncode == 5, refused.stderr
+            assert "on zsync-box-b" in refused.stderr, refused.stderr
+            holder.kill()
+            holder.wait()
+            after = subprocess.run(push, env=env, capture_output=True, text=True, timeout=120)
+        finally:
+            holder.kill()
+            holder.wait()
+            assert holder.stdin is not None
+            holder.stdin.close()
+        assert after.returncode == 0, after.stderr
+        assert sorted(emu.truth()["creates_by_external_id"]) == sorted(f"h-{i}" for i in range(20))

@@ -27,13 +27,15 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     proc.wait()
 
 
-def _hold(path: Path, pid: int, host: str, age: float, started: int | None = None) -> None:
+def _hold(
+    path: Path, pid: int, host: str, age: float, started: int | None = None, boot: str | None = None
+) -> None:
     ledger = Ledger.open(path)
     with ledger.transaction():
         ledger.conn.execute(
             "INSERT OR REPLACE INTO lease (id, pid, host, command, acquired_at, heartbeat_at, "
-            "started) VALUES (1, ?, ?, 'push', '2026-01-01T00:00:00Z', ?, ?)",
-            (pid, host, time.time() - age, started),
+            "started, boot) VALUES (1, ?, ?, 'push', '2026-01-01T00:00:00Z', ?, ?, ?)",
+            (pid, host, time.time() - age, started, boot),
         )
     ledger.close()
 
@@ -122,6 +124,25 @@ def test_another_hosts_holder_expires_only_past_the_stated_margin(tmp_path: Path
     ledger.close()
     _hold(path, 1, OTHER_HOST, age=lease.LEASE_EXPIRY_SECONDS + 30)
     ledger = Ledger.open(path)
+    ledger.lease.acquire("push")
+    ledger.close()
+
+
+def test_another_hostnames_row_from_this_kernel_is_answered_by_the_lock(tmp_path: Path) -> None:
+    """Another container on this machine (same boot id, another hostname): a free lock means
+    its holder is gone, whatever its heartbeat. From another kernel, the row still holds."""
+    if lease.boot_id() is None:
+        pytest.skip("no boot id here: every other hostname counts as another machine")
+    path = tmp_path / "l.db"
+    _hold(path, 1, OTHER_HOST, age=0, boot="another-kernel")
+    ledger = Ledger.open(path)
+    assert ledger.lease.holder() is not None  # status: running elsewhere
+    with pytest.raises(LedgerLocked, match=OTHER_HOST):
+        ledger.lease.acquire("push")
+    ledger.close()
+    _hold(path, 1, OTHER_HOST, age=0, boot=lease.boot_id())
+    ledger = Ledger.open(path)
+    assert ledger.lease.holder() is None  # status: lock free
     ledger.lease.acquire("push")
     ledger.close()
 

@@ -35,8 +35,8 @@ HEARTBEAT_SECONDS = 10.0
 # this many seconds of heartbeats (30 beats): far longer than any pause of a live process.
 LEASE_EXPIRY_SECONDS = 300.0
 
-_OLD_COLUMNS = "pid, host, command, acquired_at, heartbeat_at"  # before 0006_lease_started
-_COLUMNS = _OLD_COLUMNS + ", started"
+# The row's columns, newest last: a ledger of an older zsync opened read-only lacks the last.
+_COLUMNS = ("pid", "host", "command", "acquired_at", "heartbeat_at", "started", "boot")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,7 @@ class LeaseHolder:
     acquired_at: str
     heartbeat_at: float
     started: int | None = None
+    boot: str | None = None  # the holder's kernel boot id
 
     def describe(self) -> str:
         """The holder in a few words, for messages."""
@@ -65,6 +66,22 @@ def _stat(pid: int) -> list[bytes] | None:
         return None
     # The command name (field 2) may hold spaces and parentheses: count from its end.
     return stat[stat.rfind(b")") + 2 :].split()
+
+
+def boot_id() -> str | None:
+    """This kernel's boot id: shared by every container on the machine, whatever its
+    hostname or PID namespace; None where unknown."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def same_kernel(holder: LeaseHolder) -> bool:
+    """Was ``holder`` running on this kernel? Then the lock beside the ledger answers for it
+    whatever its hostname (another container on this machine)."""
+    return holder.boot is not None and holder.boot == boot_id()
 
 
 def process_state(pid: int) -> str | None:
@@ -255,14 +272,19 @@ class LeaseTable(Table):
                 holder = self._holder_row()
                 # The lock cannot answer for a row from another host: a network mount may
                 # keep locks per machine. On this host the lock is the whole answer.
-                if holder is not None and holder.host != host and holder_alive(holder, host):
+                if (
+                    holder is not None
+                    and holder.host != host
+                    and not same_kernel(holder)
+                    and holder_alive(holder, host)
+                ):
                     raise LedgerLocked(
                         f"ledger {path} is in use by {holder.describe()}; wait for it to finish"
                     )
                 self._conn.execute(
                     "INSERT OR REPLACE INTO lease (id, run_id, pid, host, command, acquired_at, "
-                    "heartbeat_at, started) VALUES (1, NULL, ?, ?, ?, ?, ?, ?)",
-                    (pid, host, command, now_iso(), time.time(), process_start(pid)),
+                    "heartbeat_at, started, boot) VALUES (1, NULL, ?, ?, ?, ?, ?, ?, ?)",
+                    (pid, host, command, now_iso(), time.time(), process_start(pid), boot_id()),
                 )
         except BaseException:
             _drop_lock(fd)
@@ -314,16 +336,16 @@ class LeaseTable(Table):
             return None
         host = socket.gethostname()
         held = lock_held(self._path)
-        if held or ((holder.host != host or held is None) and holder_alive(holder, host)):
+        if held:
+            return holder
+        lock_answers = held is not None and (holder.host == host or same_kernel(holder))
+        if not lock_answers and holder_alive(holder, host):
             return holder
         return None
 
     def _holder_row(self) -> LeaseHolder | None:
-        try:
-            row = self._conn.execute(f"SELECT {_COLUMNS} FROM lease WHERE id = 1").fetchone()
-        except sqlite3.OperationalError as exc:
-            if "no such column" not in str(exc):
-                raise
-            # A ledger of an older zsync opened read-only (not migrated): no start time.
-            row = self._conn.execute(f"SELECT {_OLD_COLUMNS} FROM lease WHERE id = 1").fetchone()
-        return None if row is None else LeaseHolder(*row)
+        # A ledger of an older zsync opened read-only (not migrated) lacks the newer columns.
+        have = {str(r[1]) for r in self._conn.execute("PRAGMA table_info(lease)")}
+        columns = [c for c in _COLUMNS if c in have]
+        row = self._conn.execute(f"SELECT {', '.join(columns)} FROM lease WHERE id = 1").fetchone()
+        return None if row is None else LeaseHolder(**dict(zip(columns, row, strict=True)))
