@@ -71,7 +71,12 @@ def test_serves_on_a_free_port_and_stops_cleanly(tmp_path: Path, stop_signal: in
         assert requests.get(f"http://127.0.0.1:{port}/__emulator/state", timeout=5).ok
     finally:
         process.send_signal(stop_signal)
-        stdout, stderr = process.communicate(timeout=10)
+        try:
+            stdout, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()  # not left running into the tests after this one
+            process.communicate()
+            raise AssertionError(f"the emulator ignored signal {stop_signal}") from None
     assert process.returncode == 0
     assert stdout.strip() == (
         f"zsync emulator listening on http://127.0.0.1:{port}/api (key: zsync-dev-key)"

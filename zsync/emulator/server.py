@@ -143,14 +143,6 @@ def _write_port_file(path: Path, port: int) -> None:
         raise
 
 
-class _Terminated(Exception):
-    pass
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise _Terminated
-
-
 def serve_forever(
     config: EmulatorConfig,
     *,
@@ -170,16 +162,23 @@ def serve_forever(
             print(line, flush=True)
         else:
             announce(line)
-        previous = None
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            # Ask the serving loop to end at its next poll. Raising from the handler instead
+            # could land inside socketserver's request handling, which swallows exceptions
+            # and serves on (a SIGTERM ignored under load).
+            threading.Thread(target=server.shutdown, name="emulator-stop", daemon=True).start()
+
+        previous = {}
         if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGTERM, _raise_terminated)
+            previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             server.serve_forever(poll_interval=_POLL_INTERVAL)
-        except (KeyboardInterrupt, _Terminated):
-            pass
+        except KeyboardInterrupt:
+            pass  # a Ctrl-C that came before the handler was set
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
     finally:
         server.server_close()
         server.close_connections()
