@@ -37,6 +37,30 @@ def _unshare() -> list[str]:
     return argv
 
 
+def _records(path: Path, prefix: str, n: int) -> Path:
+    """``n`` transcripts, ``PREFIX-0`` onwards, as JSONL."""
+    rows = (
+        {
+            "kind": "external_text",
+            "externalId": f"{prefix}-{i}",
+            "signalType": "transcript",
+            "text": f"call {i}",
+        }
+        for i in range(n)
+    )
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _env(url: str, ledger: Path) -> dict[str, str]:
+    return {
+        "ZENTRIK_API_BASE": url,
+        "ZENTRIK_API_KEY": TEST_KEY,
+        "ZSYNC_LEDGER": str(ledger),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+    }
+
+
 def _holder_pid(ledger: Path) -> int | None:
     try:
         db = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=1)
@@ -53,29 +77,10 @@ def test_a_push_in_another_pid_namespace_is_refused_while_the_holder_lives(
     tmp_path: Path,
 ) -> None:
     unshare = _unshare()
-    source = tmp_path / "in.jsonl"
-    source.write_text(
-        "".join(
-            json.dumps(
-                {
-                    "kind": "external_text",
-                    "externalId": f"ns-{i}",
-                    "signalType": "transcript",
-                    "text": f"call {i}",
-                }
-            )
-            + "\n"
-            for i in range(RECORDS)
-        )
-    )
+    source = _records(tmp_path / "in.jsonl", "ns", RECORDS)
     ledger = tmp_path / "z.db"
     with running_emulator(dedupe="off") as emu:
-        env = {
-            "ZENTRIK_API_BASE": emu.url,
-            "ZENTRIK_API_KEY": TEST_KEY,
-            "ZSYNC_LEDGER": str(ledger),
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        }
+        env = _env(emu.url, ledger)
         # The first run holds the lease while it waits for its producer: as long as the
         # test keeps the pipe open, whatever the machine's speed.
         first = subprocess.Popen(
@@ -132,24 +137,10 @@ def test_a_killed_holder_under_another_hostname_on_this_machine_is_taken_over_at
     both (one kernel), so the holder's row is honoured while it lives and not a moment after
     a SIGKILL. (Before: its row was trusted like another machine's, for 300 s of beats.)"""
     other = _other_hostname("zsync-box-b")
-    source = tmp_path / "in.jsonl"
-    source.write_text(
-        "".join(
-            json.dumps(
-                {"kind": "external_text", "externalId": f"h-{i}", "signalType": "t", "text": "x"}
-            )
-            + "\n"
-            for i in range(20)
-        )
-    )
+    source = _records(tmp_path / "in.jsonl", "h", 20)
     ledger = tmp_path / "z.db"
     with running_emulator(dedupe="off") as emu:
-        env = {
-            "ZENTRIK_API_BASE": emu.url,
-            "ZENTRIK_API_KEY": TEST_KEY,
-            "ZSYNC_LEDGER": str(ledger),
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        }
+        env = _env(emu.url, ledger)
         holder = subprocess.Popen(
             [*other, *ZSYNC, "push", "-i", "-", "--format", "jsonl", "--no-poll"],
             env=env,

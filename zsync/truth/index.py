@@ -164,14 +164,13 @@ def _read_pass(
             return saw_external_key
         if short_at is not None:
             current.shrank = True  # a short page, then more: signals may have slid past
-        fresh = signals = 0
-        page_ids: list[str] = []
+        fresh = 0
+        page_ids: list[str] = []  # the page's signals, in order
         for item in page.items:
             signal = to_signal(item, redact)
             if signal is None:
                 current.garbage += 1
                 continue
-            signals += 1
             page_ids.append(signal.public_id)
             saw_external_key |= "externalId" in item
             if signal.public_id in current.ids:
@@ -183,7 +182,7 @@ def _read_pass(
             _add(index, signal)
         if current.first_page is None:
             current.first_page = page_ids
-        elif signals and not fresh:
+        elif page_ids and not fresh:
             # Nothing new at this offset: the first page again means the offset is not
             # honoured; other signals already shown mean the order moved (another pass reads it).
             current.offset_ignored = page_ids == current.first_page
